@@ -1,0 +1,276 @@
+//! Actions, the envelopes that carry them, and their canonical signed encoding.
+//!
+//! The signed message is `SHA3-256(pad32("FLOWNET-V1-ENVELOPE") ‖ ledger id ‖ signer ‖
+//! sequence ‖ action)`, where every integer is big-endian and every string or byte
+//! string is prefixed by its u32 length. The ledger id binds an envelope to one ledger,
+//! the sequence number to one moment of its signer's history: an envelope cannot be
+//! replayed on another ledger or twice on the same one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Address, Amount, Digest32, OfferedModel, OutputRef, PublicKey, Signature, SigningKey, TaskId,
+    crypto::{self, ENVELOPE_TAG},
+};
+
+/// A state change, as its signer asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Action {
+    /// Registers the signer's key; the signer must be the key's derived address.
+    CreateAccount { public_key: PublicKey },
+    /// Takes the dev faucet's one-time welcome amount (embedded ledger only).
+    Faucet,
+    /// Sends tokens to another account.
+    Transfer { to: Address, amount: Amount },
+    /// Registers the signer's node, or replaces its name, endpoint and offers.
+    RegisterNode {
+        name: String,
+        endpoint: String,
+        models: Vec<OfferedModel>,
+    },
+    /// Pauses or resumes the signer's node.
+    SetNodeActive { active: bool },
+    /// Pays the node's listed price into escrow for one inference.
+    Submit {
+        node: Address,
+        model_id: String,
+        prompt: String,
+        params: String,
+        max_price: Amount,
+    },
+    /// The requester takes back an unclaimed task's escrow.
+    Cancel { task: TaskId },
+    /// The addressed node's owner takes the task.
+    Claim { task: TaskId },
+    /// The claimer delivers the output and is paid.
+    Fulfil { task: TaskId, result: OutputRef },
+    /// Anyone refunds a task whose deadline has passed.
+    Expire { task: TaskId },
+    /// Rates a fulfilled task, 1 to 5 stars.
+    Rate { task: TaskId, stars: u8 },
+    /// Anyone moves an old task's unclaimed bounty to the treasury.
+    Sweep { task: TaskId },
+}
+
+impl Action {
+    /// The action's name, as logs and receipts show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::CreateAccount { .. } => "create_account",
+            Self::Faucet => "faucet",
+            Self::Transfer { .. } => "transfer",
+            Self::RegisterNode { .. } => "register_node",
+            Self::SetNodeActive { .. } => "set_node_active",
+            Self::Submit { .. } => "submit",
+            Self::Cancel { .. } => "cancel",
+            Self::Claim { .. } => "claim",
+            Self::Fulfil { .. } => "fulfil",
+            Self::Expire { .. } => "expire",
+            Self::Rate { .. } => "rate",
+            Self::Sweep { .. } => "sweep",
+        }
+    }
+
+    fn encode(&self, e: &mut Encoder) {
+        match self {
+            Self::CreateAccount { public_key } => e.tag(1).bytes(public_key.as_bytes()),
+            Self::Faucet => e.tag(2),
+            Self::Transfer { to, amount } => e.tag(3).address(to).u64(amount.0),
+            Self::RegisterNode {
+                name,
+                endpoint,
+                models,
+            } => {
+                e.tag(4).str(name).str(endpoint).u32(models.len() as u32);
+                for m in models {
+                    e.str(&m.model_id).bytes(&m.weights_sha256.0).u64(m.price.0);
+                }
+                e
+            }
+            Self::SetNodeActive { active } => e.tag(5).u8(u8::from(*active)),
+            Self::Submit {
+                node,
+                model_id,
+                prompt,
+                params,
+                max_price,
+            } => e
+                .tag(6)
+                .address(node)
+                .str(model_id)
+                .str(prompt)
+                .str(params)
+                .u64(max_price.0),
+            Self::Cancel { task } => e.tag(7).u64(*task),
+            Self::Claim { task } => e.tag(8).u64(*task),
+            Self::Fulfil { task, result } => e
+                .tag(9)
+                .u64(*task)
+                .bytes(&result.sha256.0)
+                .str(&result.uri)
+                .str(&result.mime)
+                .u64(result.size),
+            Self::Expire { task } => e.tag(10).u64(*task),
+            Self::Rate { task, stars } => e.tag(11).u64(*task).u8(*stars),
+            Self::Sweep { task } => e.tag(12).u64(*task),
+        };
+    }
+}
+
+/// Identifies one ledger: the domain-tagged hash of its genesis parameters.
+pub type LedgerId = Digest32;
+
+/// An action with the fields that make its signature unique.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub ledger: LedgerId,
+    pub signer: Address,
+    pub sequence: u64,
+    pub action: Action,
+}
+
+impl Envelope {
+    /// The canonical bytes that are hashed for signing.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let mut e = Encoder::default();
+        e.bytes(&self.ledger.0)
+            .address(&self.signer)
+            .u64(self.sequence);
+        self.action.encode(&mut e);
+        e.0
+    }
+
+    /// The digest that is signed.
+    pub fn signing_digest(&self) -> [u8; 32] {
+        crypto::tagged_hash(ENVELOPE_TAG, &[&self.canonical_bytes()])
+    }
+
+    /// Signs the envelope.
+    pub fn sign(self, key: &SigningKey) -> SignedEnvelope {
+        let signature = key.sign_prehash(&self.signing_digest());
+        SignedEnvelope {
+            envelope: self,
+            signature,
+        }
+    }
+}
+
+/// An envelope with its signer's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedEnvelope {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub signature: Signature,
+}
+
+impl SignedEnvelope {
+    /// The envelope's identity: SHA3-256 of its signed digest and signature.
+    pub fn hash(&self) -> Digest32 {
+        Digest32(crypto::tagged_hash(
+            ENVELOPE_TAG,
+            &[&self.envelope.signing_digest(), &self.signature.0],
+        ))
+    }
+
+    /// Whether `key` signed this envelope.
+    pub fn verify(&self, key: &PublicKey) -> bool {
+        key.verify_prehash(&self.envelope.signing_digest(), &self.signature)
+    }
+}
+
+#[derive(Default)]
+struct Encoder(Vec<u8>);
+
+impl Encoder {
+    fn tag(&mut self, t: u8) -> &mut Self {
+        self.u8(t)
+    }
+    fn u8(&mut self, v: u8) -> &mut Self {
+        self.0.push(v);
+        self
+    }
+    fn u32(&mut self, v: u32) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn u64(&mut self, v: u64) -> &mut Self {
+        self.0.extend_from_slice(&v.to_be_bytes());
+        self
+    }
+    fn bytes(&mut self, b: &[u8]) -> &mut Self {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+        self
+    }
+    fn str(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+    fn address(&mut self, a: &Address) -> &mut Self {
+        self.0.extend_from_slice(&a.0);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(action: Action) -> Envelope {
+        Envelope {
+            ledger: Digest32([1; 32]),
+            signer: Address([2; 8]),
+            sequence: 7,
+            action,
+        }
+    }
+
+    #[test]
+    fn any_change_to_a_signed_envelope_breaks_its_signature() {
+        let key = SigningKey::generate();
+        let signed = env(Action::Rate { task: 3, stars: 4 }).sign(&key);
+        assert!(signed.verify(&key.public_key()));
+        let mut tampered = signed.clone();
+        tampered.envelope.action = Action::Rate { task: 3, stars: 5 };
+        assert!(!tampered.verify(&key.public_key()));
+        let mut replayed = signed.clone();
+        replayed.envelope.sequence = 8;
+        assert!(!replayed.verify(&key.public_key()));
+        let mut other_ledger = signed;
+        other_ledger.envelope.ledger = Digest32([9; 32]);
+        assert!(!other_ledger.verify(&key.public_key()));
+    }
+
+    #[test]
+    fn length_prefixes_keep_fields_apart() {
+        let a = env(Action::Submit {
+            node: Address([0; 8]),
+            model_id: "ab".into(),
+            prompt: "c".into(),
+            params: "{}".into(),
+            max_price: Amount(1),
+        });
+        let b = env(Action::Submit {
+            node: Address([0; 8]),
+            model_id: "a".into(),
+            prompt: "bc".into(),
+            params: "{}".into(),
+            max_price: Amount(1),
+        });
+        assert_ne!(a.canonical_bytes(), b.canonical_bytes());
+    }
+
+    #[test]
+    fn envelopes_round_trip_through_json() {
+        let key = SigningKey::generate();
+        let signed = env(Action::Transfer {
+            to: Address([3; 8]),
+            amount: Amount(5),
+        })
+        .sign(&key);
+        let json = serde_json::to_string(&signed).unwrap();
+        let back: SignedEnvelope = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, signed);
+        assert!(back.verify(&key.public_key()));
+    }
+}

@@ -1,0 +1,293 @@
+//! The node runtime's logic: find tasks addressed to this node, claim them, run the
+//! model, store the output by content address and fulfil. The frontends only supply
+//! the loop and the timer around [`NodeWorker::tick`].
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use crate::{
+    Amount, BlobStore, Digest32, Engine, Error, InferenceRequest, Ledger, ModelInfo, OutputRef,
+    Result, Task, TaskId, TaskQuery, TaskStatus, Wallet,
+};
+
+/// How often a failed inference is retried before the node leaves the task to expire.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// What the node did, for logs and progress displays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeEvent {
+    Claimed {
+        task: TaskId,
+        model: String,
+    },
+    Resumed {
+        task: TaskId,
+        model: String,
+    },
+    Running {
+        task: TaskId,
+        model: String,
+    },
+    Delivered {
+        task: TaskId,
+        sha256: Digest32,
+        size: u64,
+        inference_ms: u64,
+        paid: Amount,
+    },
+    Failed {
+        task: TaskId,
+        error: String,
+        will_retry: bool,
+    },
+    Skipped {
+        task: TaskId,
+        reason: String,
+    },
+}
+
+/// One node's worker. Calls to [`tick`](Self::tick) must not overlap.
+pub struct NodeWorker<L: ?Sized, E: ?Sized, B: ?Sized> {
+    wallet: Arc<Wallet<L>>,
+    engine: Arc<E>,
+    blobs: Arc<B>,
+    endpoint: String,
+    models: HashMap<String, ModelInfo>,
+    attempts: Mutex<HashMap<TaskId, u32>>,
+}
+
+impl<L: ?Sized, E: ?Sized, B: ?Sized> std::fmt::Debug for NodeWorker<L, E, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeWorker")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L, E, B> {
+    /// A worker serving every model of `engine`, publishing outputs under `endpoint`.
+    pub fn new(
+        wallet: Arc<Wallet<L>>,
+        engine: Arc<E>,
+        blobs: Arc<B>,
+        endpoint: impl Into<String>,
+    ) -> Self {
+        let models = engine
+            .models()
+            .into_iter()
+            .map(|m| (m.id.clone(), m))
+            .collect();
+        Self {
+            wallet,
+            engine,
+            blobs,
+            endpoint: endpoint.into().trim_end_matches('/').to_owned(),
+            models,
+            attempts: Mutex::default(),
+        }
+    }
+
+    pub fn wallet(&self) -> &Arc<Wallet<L>> {
+        &self.wallet
+    }
+
+    /// One pass: first the tasks this node claimed and has not delivered (a restart
+    /// resumes them), then the open ones. Returns how many tasks it delivered.
+    pub async fn tick(&self, on_event: &(dyn Fn(&NodeEvent) + Send + Sync)) -> Result<usize> {
+        let me = self.wallet.address();
+        let ledger = self.wallet.ledger();
+        let mut delivered = 0;
+        let claimed = ledger
+            .tasks(TaskQuery {
+                node: Some(me),
+                status: Some(TaskStatus::Claimed),
+                ..TaskQuery::default()
+            })
+            .await?;
+        for task in claimed {
+            let now = ledger.info().await?.now;
+            if now > task.fulfil_deadline.unwrap_or(0) {
+                continue;
+            }
+            on_event(&NodeEvent::Resumed {
+                task: task.id,
+                model: task.model_id.clone(),
+            });
+            delivered += usize::from(self.process(&task, on_event).await?);
+        }
+        let open = ledger
+            .tasks(TaskQuery {
+                node: Some(me),
+                status: Some(TaskStatus::Open),
+                ..TaskQuery::default()
+            })
+            .await?;
+        for task in open {
+            if let Err(reason) = self.can_serve(&task) {
+                on_event(&NodeEvent::Skipped {
+                    task: task.id,
+                    reason,
+                });
+                continue;
+            }
+            if ledger.info().await?.now > task.claim_deadline {
+                continue;
+            }
+            match self.wallet.claim(task.id).await {
+                Ok(_) => on_event(&NodeEvent::Claimed {
+                    task: task.id,
+                    model: task.model_id.clone(),
+                }),
+                // Lost a race with a cancel or the deadline: nothing to do.
+                Err(e) if e.is_rejection() => {
+                    on_event(&NodeEvent::Skipped {
+                        task: task.id,
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            delivered += usize::from(self.process(&task, on_event).await?);
+        }
+        Ok(delivered)
+    }
+
+    fn can_serve(&self, task: &Task) -> std::result::Result<(), String> {
+        let Some(model) = self.models.get(&task.model_id) else {
+            return Err(format!("this node does not run model {}", task.model_id));
+        };
+        if model.weights_sha256 != task.weights_sha256 {
+            return Err(format!(
+                "task {} was paid for weights {} but this node runs {}",
+                task.id, task.weights_sha256, model.weights_sha256
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs and delivers one claimed task. Returns whether it was delivered; inference
+    /// failures are reported and retried on later ticks, never propagated.
+    async fn process(
+        &self,
+        task: &Task,
+        on_event: &(dyn Fn(&NodeEvent) + Send + Sync),
+    ) -> Result<bool> {
+        if let Err(reason) = self.can_serve(task) {
+            on_event(&NodeEvent::Skipped {
+                task: task.id,
+                reason,
+            });
+            return Ok(false);
+        }
+        let attempts = self
+            .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&task.id)
+            .copied()
+            .unwrap_or(0);
+        if attempts >= MAX_ATTEMPTS {
+            return Ok(false);
+        }
+        let (output, inference_ms) = match self.blobs.delivery(task.id)? {
+            Some(output) => (output, 0),
+            None => {
+                on_event(&NodeEvent::Running {
+                    task: task.id,
+                    model: task.model_id.clone(),
+                });
+                let started = std::time::Instant::now();
+                match self.run_model(task).await {
+                    Ok(output) => (output, started.elapsed().as_millis() as u64),
+                    Err(e) => {
+                        let n = attempts + 1;
+                        self.attempts
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(task.id, n);
+                        on_event(&NodeEvent::Failed {
+                            task: task.id,
+                            error: e.to_string(),
+                            will_retry: n < MAX_ATTEMPTS,
+                        });
+                        return Ok(false);
+                    }
+                }
+            }
+        };
+        match self.wallet.fulfil(task.id, output.clone()).await {
+            Ok(receipt) => {
+                self.attempts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&task.id);
+                on_event(&NodeEvent::Delivered {
+                    task: task.id,
+                    sha256: output.sha256,
+                    size: output.size,
+                    inference_ms,
+                    paid: receipt.outcome.credited.unwrap_or_default(),
+                });
+                Ok(true)
+            }
+            Err(e) if e.is_rejection() => {
+                on_event(&NodeEvent::Failed {
+                    task: task.id,
+                    error: e.to_string(),
+                    will_retry: false,
+                });
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn run_model(&self, task: &Task) -> Result<OutputRef> {
+        let params = match serde_json::from_str(&task.params) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err(Error::InvalidInput("params must be a JSON object".into())),
+        };
+        let kind = self.models.get(&task.model_id).map(|m| m.kind);
+        let input = match kind {
+            Some(k) if k.takes_image() => Some(self.resolve_input(&task.prompt)?),
+            _ => None,
+        };
+        let out = self
+            .engine
+            .infer(InferenceRequest {
+                model_id: task.model_id.clone(),
+                prompt: task.prompt.clone(),
+                params,
+                input,
+            })
+            .await?;
+        let sha256 = self.blobs.put(&out.bytes)?;
+        let output = OutputRef {
+            sha256,
+            uri: format!("{}/blobs/{sha256}", self.endpoint),
+            mime: out.mime,
+            size: out.bytes.len() as u64,
+        };
+        self.blobs.record_delivery(task.id, &output)?;
+        Ok(output)
+    }
+
+    /// An input image is named by its content address, `sha256:<hex>`, and must be in
+    /// this node's blob store (on the embedded ledger the user's CLI puts it there).
+    fn resolve_input(&self, prompt: &str) -> Result<Vec<u8>> {
+        let hex = prompt.trim().strip_prefix("sha256:").ok_or_else(|| {
+            Error::InvalidInput(
+                "this model takes an image: the prompt must be sha256:<hex of the image>".into(),
+            )
+        })?;
+        let sha = Digest32::from_hex(hex)?;
+        self.blobs.get(&sha)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "input image sha256:{sha} is not in this node's blob store"
+            ))
+        })
+    }
+}

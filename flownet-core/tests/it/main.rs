@@ -1,0 +1,6 @@
+//! Integration tests of the rulebook, its invariants and the node worker.
+
+mod invariants;
+mod rules;
+mod support;
+mod worker;

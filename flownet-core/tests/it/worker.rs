@@ -1,0 +1,234 @@
+use std::sync::{Arc, Mutex};
+
+use flownet_core::{
+    Amount, Engine, Ledger, LedgerConfig, NodeEvent, NodeWorker, OfferedModel, TaskStatus, Wallet,
+    memory::{EchoEngine, MemoryBlobs, MemoryLedger},
+};
+
+struct Setup {
+    ledger: Arc<MemoryLedger>,
+    engine: Arc<EchoEngine>,
+    blobs: Arc<MemoryBlobs>,
+    node: Arc<Wallet<MemoryLedger>>,
+    user: Wallet<MemoryLedger>,
+}
+
+async fn setup() -> Setup {
+    let ledger = Arc::new(MemoryLedger::new(LedgerConfig::default(), 1_000));
+    let engine = Arc::new(EchoEngine::new("echo"));
+    let node = Arc::new(Wallet::new(
+        ledger.clone(),
+        flownet_core::SigningKey::generate(),
+    ));
+    node.ensure_funded().await.unwrap();
+    let m = &engine.models()[0];
+    node.register_node(
+        "echo node",
+        "http://127.0.0.1:9",
+        vec![OfferedModel {
+            model_id: m.id.clone(),
+            weights_sha256: m.weights_sha256,
+            price: Amount::tokens(1),
+        }],
+    )
+    .await
+    .unwrap();
+    let user = Wallet::new(ledger.clone(), flownet_core::SigningKey::generate());
+    user.ensure_funded().await.unwrap();
+    Setup {
+        ledger,
+        engine,
+        blobs: Arc::new(MemoryBlobs::default()),
+        node,
+        user,
+    }
+}
+
+fn collect() -> (
+    Arc<Mutex<Vec<NodeEvent>>>,
+    impl Fn(&NodeEvent) + Send + Sync,
+) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    (events, move |e: &NodeEvent| {
+        sink.lock().unwrap().push(e.clone())
+    })
+}
+
+#[tokio::test]
+async fn the_worker_claims_runs_stores_and_fulfils() {
+    let s = setup().await;
+    let id = s
+        .user
+        .submit(s.node.address(), "echo", "hello", "{}", Amount::tokens(1))
+        .await
+        .unwrap();
+    let worker = NodeWorker::new(
+        s.node.clone(),
+        s.engine.clone(),
+        s.blobs.clone(),
+        "http://127.0.0.1:9/",
+    );
+    let (events, sink) = collect();
+    assert_eq!(worker.tick(&sink).await.unwrap(), 1);
+    let task = s.ledger.task(id).await.unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Fulfilled);
+    let out = task.result.unwrap();
+    assert_eq!(out.uri, format!("http://127.0.0.1:9/blobs/{}", out.sha256));
+    use flownet_core::BlobStore;
+    assert_eq!(s.blobs.get(&out.sha256).unwrap().unwrap(), b"hello");
+    assert!(
+        matches!(events.lock().unwrap().last(), Some(NodeEvent::Delivered { paid, .. }) if *paid == Amount(90_000_000))
+    );
+    // Nothing left to do.
+    assert_eq!(worker.tick(&sink).await.unwrap(), 0);
+    assert_eq!(*s.engine.calls.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn a_restarted_worker_resumes_a_claimed_task_without_rerunning_the_model() {
+    let s = setup().await;
+    let id = s
+        .user
+        .submit(
+            s.node.address(),
+            "echo",
+            "resume me",
+            "{}",
+            Amount::tokens(1),
+        )
+        .await
+        .unwrap();
+    // A first process claimed, ran and stored the output, then crashed before fulfilling.
+    s.node.claim(id).await.unwrap();
+    use flownet_core::BlobStore;
+    let sha = s.blobs.put(b"resume me").unwrap();
+    s.blobs
+        .record_delivery(
+            id,
+            &flownet_core::OutputRef {
+                sha256: sha,
+                uri: format!("http://n/blobs/{sha}"),
+                mime: "text/plain".into(),
+                size: 9,
+            },
+        )
+        .unwrap();
+    let worker = NodeWorker::new(
+        s.node.clone(),
+        s.engine.clone(),
+        s.blobs.clone(),
+        "http://n",
+    );
+    let (_events, sink) = collect();
+    assert_eq!(worker.tick(&sink).await.unwrap(), 1);
+    assert_eq!(
+        s.ledger.task(id).await.unwrap().unwrap().status,
+        TaskStatus::Fulfilled
+    );
+    assert_eq!(*s.engine.calls.lock().unwrap(), 0, "the model ran twice");
+}
+
+#[tokio::test]
+async fn a_failing_model_is_retried_then_left_to_expire() {
+    let s = setup().await;
+    let id = s
+        .user
+        .submit(s.node.address(), "echo", "fail", "{}", Amount::tokens(1))
+        .await
+        .unwrap();
+    let worker = NodeWorker::new(
+        s.node.clone(),
+        s.engine.clone(),
+        s.blobs.clone(),
+        "http://n",
+    );
+    let (events, sink) = collect();
+    for _ in 0..5 {
+        assert_eq!(worker.tick(&sink).await.unwrap(), 0);
+    }
+    assert_eq!(
+        *s.engine.calls.lock().unwrap(),
+        u64::from(flownet_core::node::MAX_ATTEMPTS)
+    );
+    let failures = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::Failed { .. }))
+        .count();
+    assert_eq!(failures, flownet_core::node::MAX_ATTEMPTS as usize);
+    assert_eq!(
+        s.ledger.task(id).await.unwrap().unwrap().status,
+        TaskStatus::Claimed
+    );
+    s.ledger.advance(601);
+    let before = s
+        .ledger
+        .account(s.user.address())
+        .await
+        .unwrap()
+        .unwrap()
+        .balance;
+    s.user.expire(id).await.unwrap();
+    let after = s
+        .ledger
+        .account(s.user.address())
+        .await
+        .unwrap()
+        .unwrap()
+        .balance;
+    assert_eq!(after.0 - before.0, Amount::tokens(1).0);
+    assert_eq!(
+        s.ledger
+            .node(s.node.address())
+            .await
+            .unwrap()
+            .unwrap()
+            .stats
+            .missed,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_worker_skips_tasks_for_weights_it_does_not_run() {
+    let s = setup().await;
+    // The node re-registers the model with other weights than its engine has.
+    s.node
+        .register_node(
+            "echo node",
+            "http://n",
+            vec![OfferedModel {
+                model_id: "echo".into(),
+                weights_sha256: flownet_core::Digest32([5; 32]),
+                price: Amount::tokens(1),
+            }],
+        )
+        .await
+        .unwrap();
+    let id = s
+        .user
+        .submit(s.node.address(), "echo", "hi", "{}", Amount::tokens(1))
+        .await
+        .unwrap();
+    let worker = NodeWorker::new(
+        s.node.clone(),
+        s.engine.clone(),
+        s.blobs.clone(),
+        "http://n",
+    );
+    let (events, sink) = collect();
+    assert_eq!(worker.tick(&sink).await.unwrap(), 0);
+    assert_eq!(
+        s.ledger.task(id).await.unwrap().unwrap().status,
+        TaskStatus::Open
+    );
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, NodeEvent::Skipped { .. }))
+    );
+}
