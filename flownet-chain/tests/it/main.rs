@@ -1,0 +1,3 @@
+//! Integration tests of the embedded ledger.
+
+mod embedded;
