@@ -1,0 +1,374 @@
+//! The command tree and one function per verb.
+
+mod demo;
+mod ledger;
+mod node;
+mod task;
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use flownet_core::{Address, Amount, Ledger, Node, OfferedModel};
+use flownet_infer::{EngineOptions, ExecutionProvider, ModelManifest, OnnxEngine};
+use serde_json::json;
+
+use crate::context::Ctx;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The whole marketplace in one go on a fresh ledger: a node serves the real
+    /// models, a user pays for a prompt, gets the image, rates it
+    Demo(demo::DemoArgs),
+    /// Sets up this data dir: ledger (if missing), key, account and welcome tokens
+    Init,
+    /// The ledger file: create it, show its state
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCmd),
+    /// Accounts: create, balance, faucet, transfer
+    #[command(subcommand)]
+    Account(ledger::AccountCmd),
+    /// Nodes: register, serve, list, status
+    #[command(subcommand)]
+    Node(node::NodeCmd),
+    /// Tasks: submit a prompt, wait for its output, show, cancel, expire
+    #[command(subcommand)]
+    Task(task::TaskCmd),
+    /// Rates a fulfilled task, 1 to 5 stars (the first three raters share its bounty)
+    Rate {
+        task: u64,
+        #[arg(value_parser = clap::value_parser!(u8).range(1..=5))]
+        stars: u8,
+    },
+    /// Moves a task's unclaimed rating bounty to the treasury once its window has passed
+    Sweep { task: u64 },
+    /// Output NFTs: what was asked of which weights, and what came back
+    #[command(subcommand)]
+    Nft(NftCmd),
+    /// The models in the models dir, with their weights' SHA-256 and prompt mapping
+    Models,
+    /// The content-addressed blob store of the data dir
+    #[command(subcommand)]
+    Blob(BlobCmd),
+}
+
+impl Command {
+    /// Whether the command runs until stopped (and so logs its progress by default).
+    pub fn is_long_running(&self) -> bool {
+        matches!(self, Self::Demo(_) | Self::Node(node::NodeCmd::Serve(_)))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NftCmd {
+    /// The NFTs an account owns [default: this key's]
+    List {
+        #[arg(long)]
+        owner: Option<Address>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobCmd {
+    /// Stores a file and prints its sha256 (use `sha256:<hex>` as an image prompt)
+    Put { file: PathBuf },
+    /// Writes a stored blob to a file
+    Get {
+        sha256: String,
+        #[arg(long, short)]
+        out: PathBuf,
+    },
+}
+
+/// How to run models, for the commands that serve them.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Threads per model session [default: all cores]
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Run models on the GPU with ONNX Runtime's CUDA provider (needs the `cuda` build)
+    #[arg(long)]
+    pub cuda: bool,
+}
+
+pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
+    match command {
+        Command::Demo(args) => demo::run(ctx, args).await,
+        Command::Init => init(ctx).await,
+        Command::Ledger(cmd) => ledger::ledger(ctx, cmd).await,
+        Command::Account(cmd) => ledger::account(ctx, cmd).await,
+        Command::Node(cmd) => node::run(ctx, cmd).await,
+        Command::Task(cmd) => task::run(ctx, cmd).await,
+        Command::Rate { task, stars } => {
+            let wallet = ctx.wallet()?;
+            let receipt = wallet.rate(task, stars).await?;
+            let bounty = receipt.outcome.credited.unwrap_or_default();
+            ctx.print(
+                &json!({ "task": task, "stars": stars, "bounty": bounty.to_string() }),
+                || format!("rated task {task} {stars}★, earned {bounty} FLOWNET"),
+            );
+            Ok(())
+        }
+        Command::Sweep { task } => {
+            ctx.wallet()?.sweep(task).await?;
+            ctx.print(&json!({ "task": task, "swept": true }), || {
+                format!("swept task {task}'s bounty to the treasury")
+            });
+            Ok(())
+        }
+        Command::Nft(NftCmd::List { owner }) => {
+            let ledger = ctx.open_ledger()?;
+            let owner = match owner {
+                Some(o) => o,
+                None => Address::derive(&ctx.load_key()?.public_key()),
+            };
+            let nfts = ledger.nfts(owner).await?;
+            ctx.print(&serde_json::to_value(&nfts)?, || {
+                if nfts.is_empty() {
+                    return format!("{owner} owns no output NFTs");
+                }
+                nfts.iter()
+                    .map(|n| {
+                        format!(
+                            "#{} task {} {} (weights {}…)\n    prompt {:?} params {}\n    output sha256 {} {} {}",
+                            n.id, n.task, n.model_id, &n.weights_sha256.to_hex()[..12], n.prompt, n.params,
+                            n.output.sha256, n.output.mime, n.output.uri
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(())
+        }
+        Command::Models => models(ctx),
+        Command::Blob(BlobCmd::Put { file }) => {
+            use flownet_core::BlobStore;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let sha = ctx.blobs()?.put(&bytes)?;
+            ctx.print(&json!({ "sha256": sha, "size": bytes.len() }), || {
+                format!("sha256:{sha}")
+            });
+            Ok(())
+        }
+        Command::Blob(BlobCmd::Get { sha256, out }) => {
+            use flownet_core::BlobStore;
+            let sha = flownet_core::Digest32::from_hex(sha256.trim_start_matches("sha256:"))?;
+            let bytes = ctx
+                .blobs()?
+                .get(&sha)?
+                .with_context(|| format!("no blob {sha} in this data dir"))?;
+            std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+            ctx.print(&json!({ "sha256": sha, "path": out }), || {
+                format!("wrote {}", out.display())
+            });
+            Ok(())
+        }
+    }
+}
+
+async fn init(ctx: &Ctx) -> Result<()> {
+    let (ledger, ledger_created) = ctx.open_or_create_ledger()?;
+    let (key, key_created) = ctx.load_or_create_key()?;
+    let wallet = flownet_core::Wallet::new(ledger.clone() as Arc<dyn Ledger>, key);
+    let granted = wallet.ensure_funded().await?;
+    let balance = ledger
+        .account(wallet.address())
+        .await?
+        .map(|a| a.balance)
+        .unwrap_or_default();
+    ctx.print(
+        &json!({
+            "address": wallet.address(),
+            "key": ctx.key_path(&ctx.key_name),
+            "ledger": ctx.ledger_path(),
+            "ledger_created": ledger_created,
+            "key_created": key_created,
+            "granted": granted.to_string(),
+            "balance": balance.to_string(),
+        }),
+        || {
+            format!(
+                "address  {}\nkey      {}{}\nledger   {}{}\nbalance  {balance} FLOWNET{}",
+                wallet.address(),
+                ctx.key_path(&ctx.key_name).display(),
+                if key_created { " (new)" } else { "" },
+                ctx.ledger_path().display(),
+                if ledger_created { " (new)" } else { "" },
+                if granted > Amount::ZERO {
+                    format!(" ({granted} from the faucet)")
+                } else {
+                    String::new()
+                }
+            )
+        },
+    );
+    Ok(())
+}
+
+/// Every manifest in the models dir, read without loading ONNX Runtime.
+pub fn local_manifests(ctx: &Ctx) -> Result<Vec<ModelManifest>> {
+    let dirs = flownet_infer::manifest::discover(&ctx.models_dir).with_context(|| {
+        format!(
+            "reading the models dir {} (run scripts/setup.sh to prepare the models)",
+            ctx.models_dir.display()
+        )
+    })?;
+    dirs.iter()
+        .map(|d| ModelManifest::load(d).map_err(Into::into))
+        .collect()
+}
+
+fn models(ctx: &Ctx) -> Result<()> {
+    let manifests = local_manifests(ctx)?;
+    let json: Vec<_> = manifests
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id, "kind": m.kind, "name": m.name, "sha256": m.sha256, "license": m.license,
+                "source": m.source, "output_mime": m.output_mime, "prompt_mapping": m.prompt_mapping,
+                "defaults": m.defaults, "weights_present": m.weights_path().exists(),
+            })
+        })
+        .collect();
+    ctx.print(&json!(json), || {
+        manifests
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} ({}) {}\n    weights sha256 {}{}\n    {}",
+                    m.id,
+                    m.kind.as_str(),
+                    m.name,
+                    m.sha256,
+                    if m.weights_path().exists() {
+                        ""
+                    } else {
+                        " (weights missing: run scripts/setup.sh)"
+                    },
+                    m.prompt_mapping
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+/// Loads the ONNX models (all, or `ids`) on a blocking thread.
+pub async fn load_engine(
+    ctx: &Ctx,
+    ids: Option<Vec<String>>,
+    args: &EngineArgs,
+) -> Result<Arc<OnnxEngine>> {
+    let mut options = EngineOptions::default();
+    if let Some(t) = args.threads {
+        options = options.with_threads(t);
+    }
+    if let Some(ids) = ids {
+        options = options.with_models(ids);
+    }
+    if args.cuda {
+        options = options.with_execution_provider(ExecutionProvider::Cuda { device_id: 0 });
+    }
+    let dir = ctx.models_dir.clone();
+    let engine = tokio::task::spawn_blocking(move || OnnxEngine::load(&dir, &options))
+        .await?
+        .with_context(|| format!("loading the models in {}", ctx.models_dir.display()))?;
+    Ok(Arc::new(engine))
+}
+
+/// Parses `model=price` offers and fills in each model's weights hash from its manifest.
+pub fn offers_from_specs(ctx: &Ctx, specs: &[String]) -> Result<Vec<OfferedModel>> {
+    let manifests = local_manifests(ctx)?;
+    specs
+        .iter()
+        .map(|spec| {
+            let (id, price) = spec.split_once('=').with_context(|| {
+                format!("{spec:?}: expected MODEL=PRICE, e.g. mobilenet-v2=0.1")
+            })?;
+            let manifest = manifests.iter().find(|m| m.id == id).with_context(|| {
+                format!(
+                    "no model {id:?} in {} (see `flownet models`)",
+                    ctx.models_dir.display()
+                )
+            })?;
+            Ok(OfferedModel {
+                model_id: id.into(),
+                weights_sha256: manifest.sha256,
+                price: price.parse()?,
+            })
+        })
+        .collect()
+}
+
+/// A node as scripts see it.
+pub fn node_json(n: &Node) -> serde_json::Value {
+    json!({
+        "owner": n.owner,
+        "name": n.name,
+        "endpoint": n.endpoint,
+        "active": n.active,
+        "models": n.models.iter().map(|m| json!({"model_id": m.model_id, "weights_sha256": m.weights_sha256, "price": m.price.to_string()})).collect::<Vec<_>>(),
+        "score": n.stats.score(),
+        "ratings": n.stats.ratings_count,
+        "reliability": n.stats.reliability(),
+        "community_score": n.stats.community_score(),
+        "community_ratings": n.stats.community_count,
+        "fulfilled": n.stats.fulfilled,
+        "missed": n.stats.missed,
+    })
+}
+
+/// A node as people see it: one line per offer.
+pub fn node_lines(n: &Node) -> String {
+    let reliability = n
+        .stats
+        .reliability()
+        .map_or("-".into(), |r| format!("{:.0}%", r * 100.0));
+    let community = n.stats.community_score().map_or("-".into(), |c| {
+        format!("{c:.2} ({})", n.stats.community_count)
+    });
+    let mut s = format!(
+        "{} {:?}{} score {:.2} ({} ratings) reliability {reliability} community {community}\n    {}",
+        n.owner,
+        n.name,
+        if n.active { "" } else { " [paused]" },
+        n.stats.score(),
+        n.stats.ratings_count,
+        n.endpoint
+    );
+    for m in &n.models {
+        s.push_str(&format!(
+            "\n    {:<24} {:>12} FLOWNET  weights {}…",
+            m.model_id,
+            m.price.to_string(),
+            &m.weights_sha256.to_hex()[..12]
+        ));
+    }
+    s
+}
+
+/// The best-ranked active node offering `model` at or under `max_price`.
+pub async fn pick_node(
+    ledger: &dyn Ledger,
+    model: &str,
+    max_price: Option<Amount>,
+) -> Result<(Node, OfferedModel)> {
+    let nodes = ledger.nodes().await?;
+    let mut cheapest_seen: Option<Amount> = None;
+    for node in nodes.into_iter().filter(|n| n.active) {
+        if let Some(offer) = node.offer(model).cloned() {
+            if max_price.is_none_or(|max| offer.price <= max) {
+                return Ok((node, offer));
+            }
+            cheapest_seen = Some(cheapest_seen.map_or(offer.price, |c| c.min(offer.price)));
+        }
+    }
+    match cheapest_seen {
+        Some(c) => {
+            bail!("no node offers {model} at or under your max price (cheapest: {c} FLOWNET)")
+        }
+        None => bail!("no active node offers model {model:?} (see `flownet node list`)"),
+    }
+}
