@@ -1,0 +1,251 @@
+//! `models/<id>/manifest.json`: what a model is, where its files are and how the
+//! prompt becomes its input.
+
+use std::{
+    collections::BTreeMap,
+    io::Read,
+    path::{Component, Path, PathBuf},
+};
+
+use flownet_core::{Digest32, ModelInfo, TaskKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// The manifest's file name inside a model's directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// A model's manifest, as written by `scripts/make_models.py`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelManifest {
+    pub id: String,
+    pub kind: TaskKind,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(default)]
+    pub source: String,
+    /// The ONNX file, relative to the model's directory.
+    pub weights: String,
+    /// SHA-256 of the weights file.
+    pub sha256: Digest32,
+    /// Extra files by role (`labels`, …), relative to the model's directory.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    pub output_mime: String,
+    pub prompt_mapping: String,
+    #[serde(default)]
+    pub defaults: serde_json::Value,
+    /// The directory the manifest was loaded from; file names resolve against it.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// One input or output tensor of a model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorSpec {
+    pub name: String,
+    /// Element type, e.g. `f32`.
+    pub dtype: String,
+    /// Dimensions; `-1` is dynamic (the batch).
+    pub shape: Vec<i64>,
+}
+
+impl ModelManifest {
+    /// Reads and checks `dir/manifest.json`: the id must equal the directory's name and
+    /// every file name must stay inside the directory. Does not hash the weights (see
+    /// [`ModelManifest::verify_weights`]).
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let path = dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let mut manifest: Self =
+            serde_json::from_str(&text).map_err(|e| Error::manifest(&path, e.to_string()))?;
+        manifest.dir = dir.to_path_buf();
+        manifest.check(&path)?;
+        Ok(manifest)
+    }
+
+    fn check(&self, path: &Path) -> Result<()> {
+        // The directory name is how callers choose models (`--model <id>`), so a
+        // manifest elsewhere under another id would be found under the wrong name.
+        if let Some(dir_name) = self.dir.file_name().and_then(|n| n.to_str())
+            && dir_name != self.id
+        {
+            return Err(Error::manifest(
+                path,
+                format!("id {:?} does not match its directory {dir_name:?}", self.id),
+            ));
+        }
+        for name in std::iter::once(&self.weights).chain(self.files.values()) {
+            if !is_plain_relative(name) {
+                return Err(Error::manifest(
+                    path,
+                    format!("file {name:?} must be a relative path inside the model's directory"),
+                ));
+            }
+        }
+        if self.inputs.is_empty() || self.outputs.is_empty() {
+            return Err(Error::manifest(
+                path,
+                "inputs and outputs must not be empty",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The weights file's path.
+    pub fn weights_path(&self) -> PathBuf {
+        self.dir.join(&self.weights)
+    }
+
+    /// The path of the extra file with this role (e.g. `labels`), if the manifest names one.
+    pub fn file_path(&self, role: &str) -> Option<PathBuf> {
+        self.files.get(role).map(|name| self.dir.join(name))
+    }
+
+    /// Reads the weights and checks them against the manifest's SHA-256; returns the
+    /// bytes so the session is built from exactly what was hashed.
+    pub fn verify_weights(&self) -> Result<Vec<u8>> {
+        let path = self.weights_path();
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let actual = Digest32(Sha256::digest(&bytes).into());
+        if actual != self.sha256 {
+            return Err(Error::ChecksumMismatch {
+                path,
+                expected: self.sha256.to_hex(),
+                actual: actual.to_hex(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// What the marketplace is told about the model.
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo {
+            id: self.id.clone(),
+            kind: self.kind,
+            name: self.name.clone(),
+            weights_sha256: self.sha256,
+            output_mime: self.output_mime.clone(),
+            prompt_mapping: self.prompt_mapping.clone(),
+            defaults: self.defaults.clone(),
+        }
+    }
+}
+
+/// Whether `name` is a relative path with no `..`, so it cannot point outside the
+/// model's directory.
+fn is_plain_relative(name: &str) -> bool {
+    let path = Path::new(name);
+    !name.is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+}
+
+/// Every `<dir>/*/manifest.json` under `models_dir`, sorted by directory name.
+pub fn discover(models_dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(models_dir).map_err(|source| Error::Io {
+        path: models_dir.to_path_buf(),
+        source,
+    })?;
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Io {
+            path: models_dir.to_path_buf(),
+            source,
+        })?;
+        let dir = entry.path();
+        if dir.join(MANIFEST_FILE).is_file() {
+            dirs.push(dir);
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"{
+        "id": "tiny", "kind": "image-classification", "name": "Tiny",
+        "weights": "model.onnx", "sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+        "files": {"labels": "labels.json"},
+        "inputs": [{"name": "input", "dtype": "f32", "shape": [-1, 3, 224, 224]}],
+        "outputs": [{"name": "logits", "dtype": "f32", "shape": [-1, 1000]}],
+        "output_mime": "application/json", "prompt_mapping": "none", "defaults": {"top_k": 5},
+        "some_future_field": true
+    }"#;
+
+    fn model_dir(manifest: &str, weights: &[u8]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("tiny");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join(MANIFEST_FILE), manifest).unwrap();
+        std::fs::write(dir.join("model.onnx"), weights).unwrap();
+        root
+    }
+
+    #[test]
+    fn loads_and_verifies() {
+        let root = model_dir(MANIFEST, b"foo");
+        let m = ModelManifest::load(root.path().join("tiny")).unwrap();
+        assert_eq!(m.kind, TaskKind::ImageClassification);
+        assert_eq!(
+            m.file_path("labels").unwrap(),
+            root.path().join("tiny/labels.json")
+        );
+        assert_eq!(m.verify_weights().unwrap(), b"foo");
+        assert_eq!(m.info().defaults["top_k"], 5);
+        assert_eq!(
+            discover(root.path()).unwrap(),
+            vec![root.path().join("tiny")]
+        );
+    }
+
+    #[test]
+    fn wrong_checksum_names_file_and_both_hashes() {
+        let root = model_dir(MANIFEST, b"bar");
+        let m = ModelManifest::load(root.path().join("tiny")).unwrap();
+        let msg = m.verify_weights().unwrap_err().to_string();
+        assert!(msg.contains("model.onnx"), "{msg}");
+        assert!(
+            msg.contains("2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"),
+            "{msg}"
+        );
+        assert!(msg.contains(&hex::encode(Sha256::digest(b"bar"))), "{msg}");
+    }
+
+    #[test]
+    fn rejects_paths_outside_the_directory_and_wrong_ids() {
+        let escaped = MANIFEST.replace("\"labels.json\"", "\"../../etc/passwd\"");
+        let root = model_dir(&escaped, b"foo");
+        let msg = ModelManifest::load(root.path().join("tiny"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("relative path inside"), "{msg}");
+
+        let renamed = MANIFEST.replace("\"id\": \"tiny\"", "\"id\": \"other\"");
+        let root = model_dir(&renamed, b"foo");
+        let msg = ModelManifest::load(root.path().join("tiny"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("does not match its directory"), "{msg}");
+    }
+}

@@ -1,0 +1,77 @@
+//! The shared engine and request helpers.
+
+use std::{path::PathBuf, sync::OnceLock};
+
+use flownet_core::InferenceRequest;
+use flownet_infer::{EngineOptions, FLOWNET_MODELS, ORT_DYLIB_PATH, OnnxEngine};
+
+pub const TERRAIN: &str = "terrain-diffusion-128";
+pub const MOBILENET: &str = "mobilenet-v2";
+
+const SETUP_HINT: &str = "the integration tests need the models and ONNX Runtime: run `eval \"$(scripts/setup.sh)\"` from the workspace root first";
+
+/// `FLOWNET_MODELS`, else the workspace's `models/`.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os(FLOWNET_MODELS)
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models"),
+            PathBuf::from,
+        )
+}
+
+/// The runtime library named by `ORT_DYLIB_PATH`; fails the test with the setup hint if
+/// it is unset.
+pub fn runtime_path() -> PathBuf {
+    match std::env::var_os(ORT_DYLIB_PATH).filter(|v| !v.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => panic!("{ORT_DYLIB_PATH} is not set; {SETUP_HINT}"),
+    }
+}
+
+/// Engine options for the tests: two threads, as on the CI machines.
+pub fn options() -> EngineOptions {
+    EngineOptions::default()
+        .with_threads(2)
+        .with_runtime_path(runtime_path())
+}
+
+/// One engine with every model, loaded once for the whole test binary.
+pub fn engine() -> &'static OnnxEngine {
+    static ENGINE: OnceLock<OnnxEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let dir = models_dir();
+        let engine = OnnxEngine::load(&dir, &options()).unwrap_or_else(|e| {
+            panic!(
+                "loading the models from {}: {e}\n{SETUP_HINT}",
+                dir.display()
+            )
+        });
+        for id in [TERRAIN, MOBILENET] {
+            assert!(
+                engine.manifest(id).is_some(),
+                "model {id} is missing from {}; {SETUP_HINT}",
+                dir.display()
+            );
+        }
+        engine
+    })
+}
+
+/// A test photo's bytes from `models/testdata`.
+pub fn testdata(name: &str) -> Vec<u8> {
+    let path = models_dir().join("testdata").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}; {SETUP_HINT}", path.display()))
+}
+
+pub fn request(model: &str, prompt: &str, params: serde_json::Value) -> InferenceRequest {
+    InferenceRequest {
+        model_id: model.into(),
+        prompt: prompt.into(),
+        params: params
+            .as_object()
+            .expect("params must be a JSON object")
+            .clone(),
+        input: None,
+    }
+}
