@@ -1,0 +1,6 @@
+//! End-to-end tests of the `flownet` binary: several processes on one ledger file,
+//! real models, real HTTP.
+
+mod support;
+mod two_processes;
+mod verbs;
