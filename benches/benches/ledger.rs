@@ -28,6 +28,7 @@ fn rulebook(c: &mut Criterion) {
     let mut store = MemoryStore::default();
     let keys: Vec<SigningKey> = (0..2).map(|_| SigningKey::generate()).collect();
     let addr = |k: &SigningKey| flownet_core::Address::derive(&k.public_key());
+    let public_keys: Vec<_> = keys.iter().map(SigningKey::public_key).collect();
     let mut seqs = [0u64; 2];
     let mut act = |store: &mut MemoryStore, who: usize, action: Action| {
         let env = Envelope {
@@ -39,14 +40,8 @@ fn rulebook(c: &mut Criterion) {
         seqs[who] += 1;
         rules::execute(store, &config, &ledger, &env.sign(&keys[who]), 1_000).unwrap()
     };
-    for who in 0..2 {
-        act(
-            &mut store,
-            who,
-            Action::CreateAccount {
-                public_key: keys[who].public_key(),
-            },
-        );
+    for (who, public_key) in public_keys.into_iter().enumerate() {
+        act(&mut store, who, Action::CreateAccount { public_key });
         act(&mut store, who, Action::Faucet);
     }
     let offer = OfferedModel {
