@@ -275,11 +275,14 @@ impl Task {
     /// Waits until the task is final (the GIL is released meanwhile), then fetches its
     /// output (from the local blob store, else over HTTP) and checks it against the
     /// SHA-256 on the ledger. Raises TimeoutError after `timeout` seconds, and
-    /// InvalidState when the task ended without an output.
-    #[pyo3(signature = (timeout = 900.0))]
-    fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<Output> {
+    /// InvalidState when the task ended without an output. The ledger is read every
+    /// `poll_interval` seconds.
+    #[pyo3(signature = (timeout = 900.0, *, poll_interval = 0.05))]
+    fn wait(&self, py: Python<'_>, timeout: f64, poll_interval: f64) -> PyResult<Output> {
         let started = Instant::now();
         let limit = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
+        let poll = Duration::try_from_secs_f64(poll_interval.clamp(0.001, 60.0))
+            .unwrap_or(Duration::from_millis(50));
         let task = loop {
             let ledger = self.ledger.clone();
             let id = self.id;
@@ -291,7 +294,7 @@ impl Task {
                 if task.status.is_final() {
                     return Ok(Waited::Final(Box::new(task)));
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(poll).await;
                 Ok(Waited::Pending(task.status))
             })?;
             match polled {

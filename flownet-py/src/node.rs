@@ -167,7 +167,15 @@ impl Node {
             Ok((engines, offers))
         })?;
         offers.extend(onnx_offers);
+        self.in_spec_order(&mut offers);
         Ok((NodeEngine::new(python, engines), offers))
+    }
+
+    /// Sorts offers into the order the models were added, the order they are published.
+    fn in_spec_order(&self, offers: &mut [OfferedModel]) {
+        let state = self.state();
+        let position = |id: &str| state.specs.iter().position(|s| s.id() == id);
+        offers.sort_by_key(|o| position(&o.model_id));
     }
 
     fn default_context(threads: Option<usize>) -> HandlerContext {
@@ -578,6 +586,7 @@ impl Node {
                 .collect::<FlowResult<Vec<_>>>()
         })?;
         offers.extend(onnx_offers);
+        self.in_spec_order(&mut offers);
         Ok(offers)
     }
 }
