@@ -61,6 +61,17 @@ impl Spec {
 struct State {
     specs: Vec<Spec>,
     stop: Option<watch::Sender<bool>>,
+    /// The last engine built and what it was built for: loading ONNX models takes
+    /// seconds, so `infer` and `serve` reuse it until a model is added.
+    engine: Option<(EngineKey, Arc<NodeEngine>, Vec<OfferedModel>)>,
+}
+
+/// What an engine depends on besides the models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct EngineKey {
+    models_dir: PathBuf,
+    threads: Option<usize>,
+    cuda: bool,
 }
 
 /// A node: the models it serves (Python functions and ONNX models), its name and
@@ -86,12 +97,34 @@ impl Node {
             return Err(Error::AlreadyExists(format!("model {} on this node", spec.id())).into());
         }
         state.specs.push(spec);
+        state.engine = None;
         Ok(())
     }
 
     /// The engine for the node's models and the offers to publish for them. ONNX
     /// models are loaded (and their weights checked) with the GIL released.
     fn build(
+        &self,
+        py: Python<'_>,
+        context: &HandlerContext,
+    ) -> PyResult<(Arc<NodeEngine>, Vec<OfferedModel>)> {
+        let key = EngineKey {
+            models_dir: context.models_dir.clone(),
+            threads: context.threads,
+            cuda: context.cuda,
+        };
+        if let Some((k, engine, offers)) = &self.state().engine
+            && *k == key
+        {
+            return Ok((engine.clone(), offers.clone()));
+        }
+        let (engine, offers) = self.load_engine(py, context)?;
+        let engine = Arc::new(engine);
+        self.state().engine = Some((key, engine.clone(), offers.clone()));
+        Ok((engine, offers))
+    }
+
+    fn load_engine(
         &self,
         py: Python<'_>,
         context: &HandlerContext,
@@ -190,7 +223,7 @@ impl Node {
     pub(crate) fn handler(&self, py: Python<'_>, context: &HandlerContext) -> PyResult<Handler> {
         let (engine, offers) = self.build(py, context)?;
         Ok(Handler {
-            engine: Arc::new(engine),
+            engine,
             offers,
             name: self.name.clone(),
             endpoint: self.endpoint.clone(),
@@ -485,7 +518,7 @@ impl Node {
                     }
                 }
             };
-            serve::run_node(wallet, Arc::new(engine), blobs, &options, stop).await
+            serve::run_node(wallet, engine, blobs, &options, stop).await
         };
         let rt = runtime()?;
         let mut handle = rt.spawn(run);
