@@ -3,7 +3,8 @@
 #   1. pinned build and test tools into .venv (skipped while their stamp exists),
 #   2. `pip install ./flownet-py`: maturin builds the wheel in the dev profile,
 #      reusing target/ from `cargo test --workspace` (no second profile),
-#   3. mypy's stubtest checks _flownet.pyi against the native module,
+#   3. mypy's stubtest checks _flownet.pyi against the native module, and mypy
+#      checks the examples (strict) and the tests against the stubs,
 #   4. pytest runs flownet-py/tests against the installed wheel, warnings as errors.
 # Needs scripts/setup.sh first (the venv, the models, ONNX Runtime); it exports
 # ORT_DYLIB_PATH and FLOWNET_MODELS itself when they are not set.
@@ -63,8 +64,11 @@ log "wheel built and installed in $((SECONDS - start)) s"
 
 # Run from outside the source tree so that `import flownet` can only find the wheel.
 cd "$REPO/flownet-py/tests"
-log "stubtest"
+log "stubtest and mypy"
 "$PY" -m mypy.stubtest flownet._flownet
+MYPY=("$PY" -m mypy --cache-dir "$REPO/target/mypy-cache" --ignore-missing-imports)
+"${MYPY[@]}" --strict "$REPO/examples/python" "$REPO/benches/python/handler_overhead.py"
+"${MYPY[@]}" "$REPO/flownet-py/tests"
 log "pytest"
 # The tests compare the console script with the Rust binary that `cargo test
 # --workspace` built, when it is there.

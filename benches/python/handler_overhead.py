@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import flownet
 
@@ -71,7 +71,7 @@ def percentile(values: List[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+def wait_for(path: Path, text: str, proc: "subprocess.Popen[bytes]", timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while text not in path.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -109,7 +109,7 @@ def measure(
     node: str,
     args: argparse.Namespace,
     workdir: Path,
-) -> Dict[str, object]:
+) -> Dict[str, Any]:
     log = workdir / f"{variant}.log"
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log_file, env={**os.environ, **env})

@@ -44,8 +44,33 @@ impl Ledger {
     }
 }
 
+/// A path argument (str or os.PathLike) with `~` expanded, as people write data dirs.
+pub(crate) fn path_arg(obj: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    let os_path = obj.py().import("os")?.getattr("path")?;
+    let fspath = obj.py().import("os")?.call_method1("fspath", (obj,))?;
+    os_path.call_method1("expanduser", (fspath,))?.extract()
+}
+
+/// Key names become file names: keep them to letters, digits, `-`, `_` and `.`.
+pub(crate) fn check_key_name(name: &str) -> FlowResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "key name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+        ))
+        .into())
+    }
+}
+
 fn resolve_ledger_path(path_or_network: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
-    let path: PathBuf = path_or_network.extract()?;
+    let path = path_arg(path_or_network)?;
     let text = path.to_string_lossy();
     if text == flownet_cli::config::EMBEDDED {
         return Ok(flownet_cli::context::default_data_dir().join("ledger.db"));
@@ -94,7 +119,7 @@ impl Ledger {
     #[pyo3(signature = (path, *, claim_window_s = 300, fulfil_window_s = 600, bounty_window_s = 604800, faucet = None))]
     fn create(
         py: Python<'_>,
-        path: PathBuf,
+        path: &Bound<'_, PyAny>,
         claim_window_s: u64,
         fulfil_window_s: u64,
         bounty_window_s: u64,
@@ -109,6 +134,7 @@ impl Ledger {
                 None => LedgerConfig::default().faucet_amount,
             },
         };
+        let path = path_arg(path)?;
         let path = if path.is_dir() {
             path.join("ledger.db")
         } else {
@@ -333,11 +359,14 @@ impl Account {
         py: Python<'_>,
         ledger: Py<Ledger>,
         name: Option<String>,
-        data_dir: Option<PathBuf>,
+        data_dir: Option<&Bound<'_, PyAny>>,
         faucet: bool,
     ) -> PyResult<Self> {
         let port = ledger.get().port();
-        let data_dir = data_dir.unwrap_or_else(|| ledger.get().data_dir());
+        let data_dir = match data_dir {
+            Some(d) => path_arg(d)?,
+            None => ledger.get().data_dir(),
+        };
         let (wallet, name) = block_on(py, {
             let data_dir = data_dir.clone();
             async move {
@@ -345,6 +374,7 @@ impl Account {
                     Some(n) => n,
                     None => Self::default_name(&data_dir)?,
                 };
+                check_key_name(&name)?;
                 let (key, _) = Self::ctx(data_dir, &name).load_or_create_key()?;
                 let wallet = Wallet::new(port, key);
                 wallet.create_account().await?;
@@ -370,10 +400,13 @@ impl Account {
         py: Python<'_>,
         ledger: Py<Ledger>,
         name: Option<String>,
-        data_dir: Option<PathBuf>,
+        data_dir: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let port = ledger.get().port();
-        let data_dir = data_dir.unwrap_or_else(|| ledger.get().data_dir());
+        let data_dir = match data_dir {
+            Some(d) => path_arg(d)?,
+            None => ledger.get().data_dir(),
+        };
         let (wallet, name) = blocking(py, {
             let data_dir = data_dir.clone();
             move || {
@@ -381,6 +414,7 @@ impl Account {
                     Some(n) => n,
                     None => Self::default_name(&data_dir)?,
                 };
+                check_key_name(&name)?;
                 let ctx = Self::ctx(data_dir, &name);
                 if !ctx.key_path(&name).exists() {
                     return Err(Error::NotFound(format!(

@@ -27,7 +27,7 @@ use crate::{
     convert::{amount_arg, json_to_py, py_to_json},
     engine::{NodeEngine, PythonModel},
     errors::{FlowError, FlowResult, panic_to_py_err},
-    ledger::{Account, Ledger},
+    ledger::{Account, Ledger, path_arg},
     runtime,
 };
 
@@ -343,9 +343,10 @@ impl Node {
         py: Python<'_>,
         model_id: String,
         price: &Bound<'_, PyAny>,
-        models_dir: Option<PathBuf>,
+        models_dir: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let price = amount_arg(price)?;
+        let models_dir = models_dir.map(path_arg).transpose()?;
         let dir = models_dir
             .clone()
             .unwrap_or_else(flownet_infer::default_models_dir);

@@ -158,3 +158,21 @@ def test_errors_of_no_core_kind_are_the_base_class(ledger: flownet.Ledger) -> No
         flownet.Account.load(ledger, "nobody")
     with pytest.raises(flownet.InvalidInput, match="not available in this build"):
         flownet.Ledger.open("testnet")
+    with pytest.raises(flownet.InvalidInput, match="key name"):
+        flownet.Account.create(ledger, "../outside")
+    with pytest.raises(flownet.NotFound, match="no ledger at"):
+        flownet.Ledger.open(Path(ledger.path).parent / "missing.db")
+    with pytest.raises(flownet.AlreadyExists):
+        flownet.Ledger.create(ledger.path)
+
+
+def test_paths_expand_the_home_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ledger = flownet.Ledger.open("~/market", create=True)
+    assert ledger.path == tmp_path / "market"
+    (tmp_path / "home").mkdir()
+    ledger = flownet.Ledger.open("~/home", create=True)
+    assert ledger.path == tmp_path / "home" / "ledger.db"
+    account = flownet.Account.create(ledger, "carol", data_dir="~/keys-elsewhere")
+    assert account.key_path == tmp_path / "keys-elsewhere" / "keys" / "carol.json"
+    assert flownet.Account.load(ledger, "carol", data_dir=tmp_path / "keys-elsewhere").address == account.address
