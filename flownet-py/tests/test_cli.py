@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,10 @@ def test_node_serve_handler_serves_a_python_module(tmp_path: Path, spawn: Callab
     node.wait_for_log("serving reverse")
     output = client.submit("flow", "reverse", params={"times": 2}).wait(timeout=30)
     assert output.text() == "wolfwolf"
+    # Ctrl-C is handled by the Rust runtime, exactly as in the binary.
+    node.popen.send_signal(signal.SIGINT)
+    assert node.popen.wait(timeout=30) == 0, node.stderr()
+    assert "claimed tasks resume on the next start" in node.stderr()
 
     bad = run([*script(), "--data-dir", str(home), "--key", "node", "node", "serve", "--handler", "my_models:nope"], tmp_path)
     assert bad.returncode == 1 and "has no nope" in bad.stderr
