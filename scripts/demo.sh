@@ -9,4 +9,6 @@ cd "$REPO"
 eval "$(scripts/setup.sh)"
 export ORT_DYLIB_PATH FLOWNET_MODELS
 cargo build --locked -q -p flownet-cli
+# The Python package too (`import flownet`, .venv/bin/flownet), on the same build.
+scripts/install-python-package.sh
 exec target/debug/flownet --data-dir "${FLOWNET_HOME:-$REPO/.flownet}" demo "$@"

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
 # Builds the Python package (flownet-py) into the project venv and tests it:
-#   1. pinned build and test tools into .venv (skipped while their stamp exists),
-#   2. `pip install ./flownet-py`: maturin builds the wheel in the dev profile,
-#      reusing target/ from `cargo test --workspace` (no second profile),
-#   3. mypy's stubtest checks _flownet.pyi against the native module, and mypy
+#   1. scripts/install-python-package.sh: pinned tools, then `pip install ./flownet-py`
+#      (maturin, dev profile, target/ reused),
+#   2. mypy's stubtest checks _flownet.pyi against the native module, and mypy
 #      checks the examples (strict) and the tests against the stubs,
-#   4. pytest runs flownet-py/tests against the installed wheel, warnings as errors.
-# Needs scripts/setup.sh first (the venv, the models, ONNX Runtime); it exports
-# ORT_DYLIB_PATH and FLOWNET_MODELS itself when they are not set.
+#   3. pytest runs flownet-py/tests against the installed wheel, warnings as errors.
+# Needs scripts/setup.sh first (the venv, the models, ONNX Runtime).
 # Usage: scripts/test-python.sh [extra pytest args]
 set -euo pipefail
 
@@ -16,36 +14,7 @@ VENV="$REPO/.venv"
 PY="$VENV/bin/python"
 log() { echo "[test-python] $*" >&2; }
 
-if [[ ! -x "$PY" ]]; then
-  log "error: no venv in $VENV: run scripts/setup.sh first"
-  exit 1
-fi
-# maturin's build backend runs the `maturin` executable it finds on PATH.
-export PATH="$VENV/bin:$PATH"
-
-TOOLS=(
-  maturin==1.16.0
-  pytest==9.2.0
-  mypy==2.4.1
-  # transitive dependencies, pinned for the same reasons as in setup.sh
-  iniconfig==2.3.1
-  pluggy==1.7.0
-  pygments==2.21.0
-  mypy_extensions==1.2.0
-  pathspec==1.1.1
-  librt==0.17.0
-  ast-serialize==0.13.1
-)
-STAMP="$VENV/.flownet-pytools-$(printf '%s\n' "${TOOLS[@]}" "$("$PY" -VV)" | sha256sum | cut -c1-16)"
-if [[ -f "$STAMP" ]]; then
-  log "build and test tools already installed (stamp ${STAMP##*/})"
-else
-  log "installing pinned build and test tools"
-  "$PY" -m pip install --quiet --disable-pip-version-check "${TOOLS[@]}"
-  rm -f "$VENV"/.flownet-pytools-*
-  touch "$STAMP"
-fi
-
+"$REPO/scripts/install-python-package.sh"
 if [[ -z "${ORT_DYLIB_PATH:-}" || -z "${FLOWNET_MODELS:-}" ]]; then
   shopt -s nullglob
   DYLIBS=("$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*)
@@ -53,14 +22,6 @@ if [[ -z "${ORT_DYLIB_PATH:-}" || -z "${FLOWNET_MODELS:-}" ]]; then
   export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-${DYLIBS[0]:-}}"
   export FLOWNET_MODELS="${FLOWNET_MODELS:-$REPO/models}"
 fi
-
-log "building and installing the wheel (dev profile, target/ reused)"
-start=$SECONDS
-# --strip: the dev profile's debug info would make a ~50 MB wheel.
-MATURIN_PEP517_ARGS="--profile dev --strip" \
-  "$PY" -m pip install --quiet --disable-pip-version-check --no-build-isolation \
-  --force-reinstall --no-deps "$REPO/flownet-py"
-log "wheel built and installed in $((SECONDS - start)) s"
 
 # Run from outside the source tree so that `import flownet` can only find the wheel.
 cd "$REPO/flownet-py/tests"
