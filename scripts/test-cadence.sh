@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# FlowNet on Flow: checks the Cadence and the Rust Flow client.
+#   1. parses every .cdc under cadence/ with @onflow/cadence-parser (the
+#      official Cadence 1.0 parser, WebAssembly), failing with file:line:col;
+#   2. builds and tests flownet-chain with the `flow` feature: RLP, signing,
+#      JSON-Cadence, the Access API client, and conformance against two
+#      independent SDKs (@onflow/sdk from npm, flow-py-sdk from PyPI);
+#   3. runs the scenario suite on a live Flow emulator when one is given
+#      (FLOW_EMULATOR=/path/to/flow-emulator, or `flow` on PATH); without one
+#      the suite prints "SKIPPED: no Flow emulator" and passes.
+# Everything it installs goes into project-local, gitignored folders:
+# cadence/node_modules, flownet-chain/tests/conformance/{node_modules,.venv}.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CONF="$REPO/flownet-chain/tests/conformance"
+PYTHON="${PYTHON:-python3}"
+
+log() { echo "[test-cadence] $*" >&2; }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { log "missing $1: $2"; exit 1; }
+}
+need node "install Node.js 18 or newer (apt-get install nodejs npm)"
+need npm "install npm (apt-get install npm)"
+need "$PYTHON" "install Python 3.9 or newer"
+
+# npm ci is skipped while node_modules matches the lock file.
+npm_install() {
+  local dir="$1"
+  if [[ ! -f "$dir/node_modules/.package-lock.json" ]] \
+    || ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.flownet-stamp" 2>/dev/null; then
+    log "npm ci in ${dir#"$REPO"/}"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$dir/package-lock.json" "$dir/node_modules/.flownet-stamp"
+  fi
+}
+
+# --- 1. Cadence parser ---------------------------------------------------------
+npm_install "$REPO/cadence"
+log "parsing every .cdc with @onflow/cadence-parser"
+node "$REPO/cadence/check.cjs" "$REPO/cadence"
