@@ -40,3 +40,21 @@ npm_install() {
 npm_install "$REPO/cadence"
 log "parsing every .cdc with @onflow/cadence-parser"
 node "$REPO/cadence/check.cjs" "$REPO/cadence"
+
+# --- 2. the Rust Flow client and its conformance partners -----------------------
+npm_install "$CONF"
+# flow-py-sdk pulls grpcio and friends: keep it in its own venv, not the
+# project's .venv. The stamp skips pip while the pinned list is unchanged.
+PY_PINS="flow-py-sdk==2.0.2"
+if [[ ! -x "$CONF/.venv/bin/python" ]] || [[ "$(cat "$CONF/.venv/.flownet-stamp" 2>/dev/null)" != "$PY_PINS" ]]; then
+  log "installing $PY_PINS into ${CONF#"$REPO"/}/.venv"
+  rm -rf "$CONF/.venv"
+  "$PYTHON" -m venv "$CONF/.venv"
+  "$CONF/.venv/bin/pip" install --quiet --disable-pip-version-check $PY_PINS
+  echo "$PY_PINS" > "$CONF/.venv/.flownet-stamp"
+fi
+
+log "cargo test -p flownet-chain --features flow"
+start=$(date +%s)
+(cd "$REPO" && cargo test -p flownet-chain --features flow)
+log "flownet-chain with the flow feature: built and tested in $(( $(date +%s) - start ))s"
