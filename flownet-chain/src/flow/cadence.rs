@@ -498,7 +498,10 @@ mod tests {
             Value::Fix64(-1),
             Value::UFix64(u64::MAX),
             Value::integer("Int256", "-123456789012345678901234567890"),
-            Value::Array(vec![Value::uint8(1), Value::optional(Some(Value::uint32(2)))]),
+            Value::Array(vec![
+                Value::uint8(1),
+                Value::optional(Some(Value::uint32(2))),
+            ]),
             Value::Dictionary(vec![(Value::string("k"), Value::uint64(3))]),
             Value::Path {
                 domain: "storage".into(),

@@ -31,7 +31,9 @@ impl SignatureAlgorithm {
         match code {
             2 => Ok(Self::EcdsaP256),
             3 => Ok(Self::EcdsaSecp256k1),
-            other => Err(FlowError::Unsupported(format!("signature algorithm {other}"))),
+            other => Err(FlowError::Unsupported(format!(
+                "signature algorithm {other}"
+            ))),
         }
     }
 
@@ -190,13 +192,15 @@ impl FlowKey {
         let digest = self.hash.hash(&[tag, message]);
         match &self.secret {
             Secret::P256(k) => {
-                let sig: p256::ecdsa::Signature =
-                    k.sign_prehash(&digest).expect("a 32-byte digest always signs");
+                let sig: p256::ecdsa::Signature = k
+                    .sign_prehash(&digest)
+                    .expect("a 32-byte digest always signs");
                 sig.normalize_s().unwrap_or(sig).to_bytes().into()
             }
             Secret::K256(k) => {
-                let sig: k256::ecdsa::Signature =
-                    k.sign_prehash(&digest).expect("a 32-byte digest always signs");
+                let sig: k256::ecdsa::Signature = k
+                    .sign_prehash(&digest)
+                    .expect("a 32-byte digest always signs");
                 sig.normalize_s().unwrap_or(sig).to_bytes().into()
             }
         }

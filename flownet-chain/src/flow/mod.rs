@@ -9,13 +9,21 @@
 //! templates with their imports resolved per network, and the mapping of
 //! Cadence rejections back to the core's typed errors.
 
+pub mod access;
 pub mod cadence;
+pub mod errors;
 pub mod keys;
+mod ledger;
+pub mod proto;
 pub mod rlp;
+pub mod templates;
 pub mod transaction;
 
+pub use access::AccessClient;
 pub use cadence::Value;
 pub use keys::{FlowKey, HashAlgorithm, SignatureAlgorithm};
+pub use ledger::{FlowConfig, FlowLedger, FlowSigner};
+pub use templates::{Network, Template};
 pub use transaction::{ProposalKey, Transaction, TxSignature};
 
 /// Errors of the Flow client before they reach the core's error kinds.

@@ -81,7 +81,10 @@ mod tests {
             Item::List(vec![e()]),
             Item::List(vec![e(), Item::List(vec![e()])]),
         ]);
-        assert_eq!(three.encode(), [0xc7, 0xc0, 0xc1, 0xc0, 0xc3, 0xc0, 0xc1, 0xc0]);
+        assert_eq!(
+            three.encode(),
+            [0xc7, 0xc0, 0xc1, 0xc0, 0xc3, 0xc0, 0xc1, 0xc0]
+        );
         let lorem = b"Lorem ipsum dolor sit amet, consectetur adipisicing elit".to_vec();
         let mut expected = vec![0xb8, 0x38];
         expected.extend_from_slice(&lorem);

@@ -95,12 +95,15 @@ impl Transaction {
         signatures
             .iter()
             .map(|s| {
-                let index = signers.iter().position(|a| *a == s.address).ok_or_else(|| {
-                    FlowError::Transaction(format!(
-                        "{} signed but is neither proposer, payer nor authorizer",
-                        s.address
-                    ))
-                })?;
+                let index = signers
+                    .iter()
+                    .position(|a| *a == s.address)
+                    .ok_or_else(|| {
+                        FlowError::Transaction(format!(
+                            "{} signed but is neither proposer, payer nor authorizer",
+                            s.address
+                        ))
+                    })?;
                 Ok(Item::List(vec![
                     Item::uint(index as u64),
                     Item::uint(u64::from(s.key_index)),
@@ -168,7 +171,9 @@ impl Transaction {
                 "the envelope is already signed: payload signatures must come first".into(),
             ));
         }
-        let signature = key.sign_transaction_message(&self.payload_message()).to_vec();
+        let signature = key
+            .sign_transaction_message(&self.payload_message())
+            .to_vec();
         self.payload_signatures
             .retain(|s| !(s.address == address && s.key_index == key_index));
         self.payload_signatures.push(TxSignature {
@@ -188,7 +193,9 @@ impl Transaction {
                 self.payer
             )));
         }
-        let signature = key.sign_transaction_message(&self.envelope_message()?).to_vec();
+        let signature = key
+            .sign_transaction_message(&self.envelope_message()?)
+            .to_vec();
         self.envelope_signatures
             .retain(|s| !(s.address == address && s.key_index == key_index));
         self.envelope_signatures.push(TxSignature {
@@ -275,8 +282,14 @@ mod tests {
             &envelope,
             &t.envelope_signatures[0].signature
         ));
-        assert!(t.sign_envelope(addr(1), 0, &keys[0]).is_err(), "only the payer signs the envelope");
-        assert!(t.sign_payload(addr(7), 0, &keys[0]).is_err(), "strangers do not sign");
+        assert!(
+            t.sign_envelope(addr(1), 0, &keys[0]).is_err(),
+            "only the payer signs the envelope"
+        );
+        assert!(
+            t.sign_payload(addr(7), 0, &keys[0]).is_err(),
+            "strangers do not sign"
+        );
     }
 
     #[test]

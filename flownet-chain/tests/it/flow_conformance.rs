@@ -57,7 +57,9 @@ impl Rng {
 /// own values from and as the Rust value.
 fn argument(rng: &mut Rng, depth: u32) -> (Json, Value) {
     let kinds = if depth == 0 {
-        &["String", "Address", "UInt8", "UInt32", "UInt64", "UFix64", "Bool", "Array", "Optional"][..]
+        &[
+            "String", "Address", "UInt8", "UInt32", "UInt64", "UFix64", "Bool", "Array", "Optional",
+        ][..]
     } else {
         &["String", "Address", "UInt64", "UFix64", "Bool"][..]
     };
@@ -68,7 +70,10 @@ fn argument(rng: &mut Rng, depth: u32) -> (Json, Value) {
         }
         "Address" => {
             let a = rng.address();
-            (json!({"t": "Address", "v": a.to_string()}), Value::Address(a))
+            (
+                json!({"t": "Address", "v": a.to_string()}),
+                Value::Address(a),
+            )
         }
         "UInt8" => {
             let v = rng.next() as u8;
@@ -240,9 +245,7 @@ fn generate_case(rng: &mut Rng, i: usize) -> (Json, Transaction, BTreeMap<Addres
     tx.sign_envelope(payer, signers[&payer].key_index, &signers[&payer].key)
         .unwrap();
 
-    let sig_json = |s: &flownet_chain::flow::TxSignature| {
-        json!({"address": s.address.to_string(), "key_index": s.key_index, "signature": hex(&s.signature)})
-    };
+    let sig_json = |s: &flownet_chain::flow::TxSignature| json!({"address": s.address.to_string(), "key_index": s.key_index, "signature": hex(&s.signature)});
     let keys: serde_json::Map<String, Json> = signers
         .iter()
         .map(|(a, s)| {
@@ -377,14 +380,30 @@ fn two_independent_sdks_encode_sign_and_decode_as_rust_does() {
         // @onflow/sdk: arguments from @onflow/types, payload, envelope, id.
         let j = &js["transactions"][i];
         assert_eq!(j["arguments"], json!(args), "tx {i}: JS argument encoding");
-        assert_eq!(j["payload"], json!(format!("{tag}{payload}")), "tx {i}: JS payload");
-        assert_eq!(j["envelope"], json!(format!("{tag}{envelope}")), "tx {i}: JS envelope");
-        assert_eq!(j["id"], json!(hex(&tx.id().unwrap())), "tx {i}: JS transaction id");
+        assert_eq!(
+            j["payload"],
+            json!(format!("{tag}{payload}")),
+            "tx {i}: JS payload"
+        );
+        assert_eq!(
+            j["envelope"],
+            json!(format!("{tag}{envelope}")),
+            "tx {i}: JS envelope"
+        );
+        assert_eq!(
+            j["id"],
+            json!(hex(&tx.id().unwrap())),
+            "tx {i}: JS transaction id"
+        );
 
         // flow-py-sdk: its own typed arguments, payload, envelope over Rust's
         // payload signatures, and its envelope over its own signatures.
         let p = &py["transactions"][i];
-        assert_eq!(p["arguments"], json!(args), "tx {i}: Python argument encoding");
+        assert_eq!(
+            p["arguments"],
+            json!(args),
+            "tx {i}: Python argument encoding"
+        );
         assert_eq!(p["payload"], json!(payload), "tx {i}: Python payload");
         assert_eq!(p["envelope"], json!(envelope), "tx {i}: Python envelope");
         let verified = p["rust_signatures_verified"].as_array().unwrap();
@@ -421,7 +440,10 @@ fn two_independent_sdks_encode_sign_and_decode_as_rust_does() {
                 checked += 1;
             }
         }
-        assert_eq!(checked, tx.payload_signatures.len() + tx.envelope_signatures.len());
+        assert_eq!(
+            checked,
+            tx.payload_signatures.len() + tx.envelope_signatures.len()
+        );
     }
 
     // JSON-Cadence: each SDK's encoding of the typed value equals Rust's, and
@@ -430,11 +452,22 @@ fn two_independent_sdks_encode_sign_and_decode_as_rust_does() {
         let rust = value.to_json();
         for (sdk, out) in [("@onflow/sdk", &js), ("flow-py-sdk", &py)] {
             let v = &out["values"][n];
-            assert_eq!(v["encoded"], json!(rust), "value {n} ({spec}): {sdk} encodes differently");
-            assert_eq!(v["reencoded"], json!(rust), "value {n} ({spec}): {sdk} does not round-trip");
+            assert_eq!(
+                v["encoded"],
+                json!(rust),
+                "value {n} ({spec}): {sdk} encodes differently"
+            );
+            assert_eq!(
+                v["reencoded"],
+                json!(rust),
+                "value {n} ({spec}): {sdk} does not round-trip"
+            );
             // And Rust decodes the SDK's bytes back to the same value.
             let back = Value::from_json(v["encoded"].as_str().unwrap().as_bytes()).unwrap();
-            assert_eq!(&back, value, "value {n}: Rust decodes {sdk}'s encoding differently");
+            assert_eq!(
+                &back, value,
+                "value {n}: Rust decodes {sdk}'s encoding differently"
+            );
         }
     }
 }

@@ -4,3 +4,4 @@
 mod embedded;
 #[cfg(feature = "flow")]
 mod flow_conformance;
+mod scenarios;
