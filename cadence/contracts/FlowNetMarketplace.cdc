@@ -159,7 +159,7 @@ access(all) contract FlowNetMarketplace {
 
         /// Bayesian reputation over the payers' ratings: (5 * 3.0 + sum) / (5 + n).
         access(all) view fun score(): UFix64 {
-            return UFix64(15 + self.ratingsSum) / UFix64(5 + self.ratingsCount)
+            return UFix64(self.ratingsSum + 15) / UFix64(self.ratingsCount + 5)
         }
 
         /// fulfilled / (fulfilled + missed), or nil before the first task ends.

@@ -3,5 +3,7 @@
 
 mod embedded;
 #[cfg(feature = "flow")]
+mod flow_client;
+#[cfg(feature = "flow")]
 mod flow_conformance;
 mod scenarios;

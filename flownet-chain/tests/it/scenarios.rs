@@ -655,4 +655,4 @@ async fn every_scenario_holds_on_the_embedded_ledger() {
 
 #[cfg(feature = "flow")]
 #[path = "scenarios_flow.rs"]
-mod on_flow;
+pub mod on_flow;

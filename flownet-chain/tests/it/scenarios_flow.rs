@@ -199,8 +199,19 @@ impl Harness for FlowHarness {
         Some(self.admin)
     }
     async fn wait(&self, seconds: u64) {
-        // Later blocks must carry timestamps at least `seconds` later.
+        // Later blocks must carry timestamps at least `seconds` later. The
+        // emulator stamps a block when it opens it (right after the previous
+        // one is sealed), so after sleeping, seal one empty transaction: the
+        // next block opens, and is stamped, after the wait.
         tokio::time::sleep(Duration::from_millis(seconds * 1000 + 300)).await;
+        self.ledger
+            .run_transaction(
+                "transaction { prepare(signer: &Account) {} }",
+                &[],
+                self.admin,
+            )
+            .await
+            .expect("sealing a block after the wait");
     }
     async fn attack(
         &self,
@@ -230,24 +241,45 @@ impl Harness for FlowHarness {
                         !matches!(e, flownet_core::Error::Network(_)),
                         "{file}: the attack did not reach the chain: {e}"
                     );
-                    Err(e.to_string().lines().next().unwrap_or_default().to_owned())
+                    // Keep Cadence's own reason: the checker's or the rule's message.
+                    let text = e.to_string();
+                    let reason = match text.split_once("Execution failed: error: ") {
+                        Some((_, rest)) => {
+                            rest.split(" --> ").next().unwrap_or(rest).trim().to_owned()
+                        }
+                        None => text,
+                    };
+                    eprintln!("flow: {file} refused: {reason}");
+                    Err(reason.to_owned())
                 }
             },
         )
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_scenario_agrees_on_a_flow_emulator() {
-    let Some(binary) = emulator_binary() else {
+/// One emulator at a time: the tests share two cores.
+pub static EMULATOR_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The emulator binary, or `None` after printing the loud skip notice.
+pub fn emulator_or_skip(what: &str) -> Option<PathBuf> {
+    let binary = emulator_binary();
+    if binary.is_none() {
         eprintln!(
             "\n**************************************************************\n\
-             SKIPPED: no Flow emulator (set FLOW_EMULATOR=/path/to/flow-emulator\n\
-             or put the Flow CLI on PATH to run the scenario suite on Flow)\n\
+             SKIPPED: no Flow emulator ({what}; set FLOW_EMULATOR=/path/to/\n\
+             flow-emulator or put the Flow CLI on PATH to run it on Flow)\n\
              **************************************************************\n"
         );
+    }
+    binary
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_agrees_on_a_flow_emulator() {
+    let Some(binary) = emulator_or_skip("the scenario suite") else {
         return;
     };
+    let _one_at_a_time = EMULATOR_LOCK.lock().await;
     let emulator = Emulator::start(&binary).await;
     eprintln!(
         "flow emulator {} at {}",
