@@ -54,6 +54,19 @@ if [[ ! -x "$CONF/.venv/bin/python" ]] || [[ "$(cat "$CONF/.venv/.flownet-stamp"
   echo "$PY_PINS" > "$CONF/.venv/.flownet-stamp"
 fi
 
+# --- 3. the scenario suite on a live emulator, when one is given ----------------
+# The same cargo test runs it: on the embedded ledger always, on Flow when
+# FLOW_EMULATOR points at an emulator binary (or the Flow CLI is on PATH).
+if [[ -n "${FLOW_EMULATOR:-}" ]]; then
+  [[ -x "$FLOW_EMULATOR" ]] || { log "FLOW_EMULATOR=$FLOW_EMULATOR is not an executable"; exit 1; }
+  log "Flow emulator: $FLOW_EMULATOR (the scenario suite and the client test run on it)"
+elif command -v flow >/dev/null 2>&1; then
+  log "Flow emulator: $(command -v flow) emulator (the scenario suite and the client test run on it)"
+else
+  log "SKIPPED: no Flow emulator: the scenario suite runs on the embedded ledger only"
+  log "         (set FLOW_EMULATOR=/path/to/flow-emulator to run it on Flow too)"
+fi
+
 log "cargo test -p flownet-chain --features flow"
 start=$(date +%s)
 (cd "$REPO" && cargo test -p flownet-chain --features flow)
