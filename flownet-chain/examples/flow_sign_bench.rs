@@ -20,7 +20,9 @@ const SECONDS: f64 = 2.0;
 
 fn main() {
     let network = Network::named("emulator").expect("the emulator network");
-    let script = network.template(Template::Submit).expect("the submit template");
+    let script = network
+        .template(Template::Submit)
+        .expect("the submit template");
     let proposer_key = FlowKey::generate(SignatureAlgorithm::EcdsaP256, HashAlgorithm::Sha3_256);
     let payer_key = FlowKey::generate(SignatureAlgorithm::EcdsaP256, HashAlgorithm::Sha3_256);
     let proposer = Address([0x01, 0xcf, 0x0e, 0x2f, 0x2f, 0x71, 0x54, 0x50]);
@@ -69,9 +71,7 @@ fn main() {
     let rust_k1 = rate(&k1(()), &k1(()));
 
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
-    let key_json = |k: &FlowKey| {
-        json!({"private_key": hex::encode(k.to_bytes()), "public_key": hex::encode(k.public_key())})
-    };
+    let key_json = |k: &FlowKey| json!({"private_key": hex::encode(k.to_bytes()), "public_key": hex::encode(k.public_key())});
     let case = json!({"case": {
         "script": script,
         "arguments": args.iter().map(|a| String::from_utf8(a.clone()).unwrap()).collect::<Vec<_>>(),
@@ -102,7 +102,9 @@ fn main() {
     let py = partner(dir.join(".venv/bin/python"), "bench_py.py");
     let _ = std::fs::remove_file(&file);
 
-    println!("Flow transaction encode + sign (submit, payload + envelope signature, P-256/SHA3-256), 1 thread:");
+    println!(
+        "Flow transaction encode + sign (submit, payload + envelope signature, P-256/SHA3-256), 1 thread:"
+    );
     println!("  Rust (flownet-chain)      {rust:>10.0} tx/s");
     println!("  (Rust with secp256k1 keys  {rust_k1:>10.0} tx/s)");
     for (name, v) in [("@onflow/sdk + OpenSSL", js), ("flow-py-sdk", py)] {
