@@ -5,6 +5,8 @@
 //! ## Feature Flags
 //! - `cuda`: lets `node serve --cuda` and `demo --cuda` run models on ONNX Runtime's
 //!   CUDA execution provider.
+//! - `flow`: `--network emulator|testnet|mainnet` runs every verb on FlowNet's Flow
+//!   contracts through `flownet_chain::flow::FlowLedger`, and adds `flow deploy`.
 //!
 //! ## Example
 //! ```no_run
@@ -16,6 +18,8 @@
 pub mod blobs;
 mod commands;
 pub mod context;
+#[cfg(feature = "flow")]
+mod flow;
 pub mod serve;
 
 use std::{ffi::OsString, path::PathBuf};
@@ -50,6 +54,16 @@ pub struct Cli {
     /// Where the model manifests and weights are [default: ./models]
     #[arg(long, global = true, env = "FLOWNET_MODELS", value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
+    /// Which ledger: the data dir's embedded one, or FlowNet on a Flow network
+    /// (emulator, testnet, mainnet; needs the `flow` build)
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWNET_NETWORK",
+        value_enum,
+        default_value = "embedded"
+    )]
+    pub network: context::Network,
     /// Print results as JSON on stdout (logs stay on stderr)
     #[arg(long, global = true)]
     pub json: bool,
@@ -86,6 +100,7 @@ where
             .clone()
             .unwrap_or_else(flownet_infer::default_models_dir),
         json: cli.json,
+        network: cli.network,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

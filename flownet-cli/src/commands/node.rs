@@ -64,7 +64,7 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             models,
         } => {
             let offers = offers_from_specs(ctx, &models)?;
-            let wallet = ctx.wallet()?;
+            let wallet = ctx.wallet().await?;
             wallet.register_node(&name, &endpoint, offers).await?;
             let node = wallet
                 .ledger()
@@ -77,7 +77,7 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
         }
         NodeCmd::Serve(args) => serve_node(ctx, args).await?,
         NodeCmd::List { model } => {
-            let ledger = ctx.open_ledger()?;
+            let ledger = ctx.ledger().await?;
             let nodes: Vec<_> = ledger
                 .nodes()
                 .await?
@@ -96,10 +96,10 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             );
         }
         NodeCmd::Status { owner } => {
-            let ledger = ctx.open_ledger()?;
+            let ledger = ctx.ledger().await?;
             let owner = match owner {
                 Some(o) => o,
-                None => Address::derive(&ctx.load_key()?.public_key()),
+                None => ctx.my_address().await?,
             };
             let node = ledger
                 .node(owner)
@@ -127,7 +127,7 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             });
         }
         NodeCmd::Earnings => {
-            let wallet = ctx.wallet()?;
+            let wallet = ctx.wallet().await?;
             let ledger = wallet.ledger();
             let tasks = ledger
                 .tasks(TaskQuery {
@@ -154,7 +154,7 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             });
         }
         NodeCmd::Pause { resume } => {
-            ctx.wallet()?.set_node_active(resume).await?;
+            ctx.wallet().await?.set_node_active(resume).await?;
             ctx.print(&json!({ "active": resume }), || {
                 if resume {
                     "node resumed".into()
@@ -185,7 +185,7 @@ fn listen_from_endpoint(endpoint: &str) -> Result<SocketAddr> {
 }
 
 async fn serve_node(ctx: &Ctx, args: ServeArgs) -> Result<()> {
-    let wallet = Arc::new(ctx.wallet()?);
+    let wallet = Arc::new(ctx.wallet().await?);
     let Some(node) = wallet.ledger().node(wallet.address()).await? else {
         bail!(
             "{} has no node: register one first with `flownet node register`",
