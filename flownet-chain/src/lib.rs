@@ -24,6 +24,8 @@
 mod clock;
 mod embedded;
 mod error;
+#[cfg(feature = "flow")]
+pub mod flow;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use embedded::{EmbeddedLedger, EnvelopeRecord};

@@ -1,6 +1,7 @@
 //! What every command needs: the data dir, the key, the ledger, the output mode.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -12,6 +13,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::blobs::FsBlobStore;
 
+/// Which ledger the commands use: the data dir's embedded ledger, or FlowNet's
+/// contracts on a Flow network (needs the `flow` build).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Network {
+    #[default]
+    Embedded,
+    Emulator,
+    Testnet,
+    Mainnet,
+}
+
+impl Network {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Emulator => "emulator",
+            Self::Testnet => "testnet",
+            Self::Mainnet => "mainnet",
+        }
+    }
+}
+
 /// The resolved global options.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -19,6 +42,7 @@ pub struct Ctx {
     pub key_name: String,
     pub models_dir: PathBuf,
     pub json: bool,
+    pub network: Network,
 }
 
 /// A key file: the account's private key, kept in the data dir with owner-only access.
@@ -29,6 +53,9 @@ struct KeyFile {
     private_key: String,
     signature_algorithm: String,
     hash_algorithm: String,
+    /// The key's account on each Flow network (Flow assigns addresses).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    flow_addresses: BTreeMap<String, Address>,
 }
 
 impl Ctx {
@@ -93,10 +120,105 @@ impl Ctx {
         Ok((key, true))
     }
 
-    /// A wallet for the key named `--key` on the data dir's ledger.
-    pub fn wallet(&self) -> Result<Wallet<dyn Ledger>> {
-        let ledger: Arc<dyn Ledger> = self.open_ledger()?;
-        Ok(Wallet::new(ledger, self.load_key()?))
+    /// The ledger `--network` names: the data dir's embedded ledger, or Flow.
+    pub async fn ledger(&self) -> Result<Arc<dyn Ledger>> {
+        match self.network {
+            Network::Embedded => Ok(self.open_ledger()?),
+            _ => self.flow_ledger().await,
+        }
+    }
+
+    #[cfg(feature = "flow")]
+    async fn flow_ledger(&self) -> Result<Arc<dyn Ledger>> {
+        Ok(crate::flow::connect(self).await?)
+    }
+
+    #[cfg(not(feature = "flow"))]
+    async fn flow_ledger(&self) -> Result<Arc<dyn Ledger>> {
+        bail!(
+            "this flownet was built without Flow support: rebuild with `cargo build -p flownet-cli --features flow` to use --network {}",
+            self.network.as_str()
+        )
+    }
+
+    /// A wallet for the key named `--key` on the `--network` ledger.
+    pub async fn wallet(&self) -> Result<Wallet<dyn Ledger>> {
+        match self.network {
+            Network::Embedded => {
+                let ledger: Arc<dyn Ledger> = self.open_ledger()?;
+                Ok(Wallet::new(ledger, self.load_key()?))
+            }
+            #[cfg(feature = "flow")]
+            _ => {
+                let ledger = crate::flow::connect(self).await?;
+                let key = self.load_key()?;
+                let address = self.flow_address()?;
+                ledger.add_signer(flownet_chain::flow::FlowSigner::new(
+                    address,
+                    0,
+                    flownet_chain::flow::FlowKey::from_core(&key),
+                ));
+                Ok(Wallet::with_address(
+                    ledger as Arc<dyn Ledger>,
+                    key,
+                    address,
+                ))
+            }
+            #[cfg(not(feature = "flow"))]
+            _ => {
+                self.flow_ledger().await?;
+                unreachable!("flow_ledger fails without the flow feature")
+            }
+        }
+    }
+
+    /// The `--key` account's address on the `--network` ledger.
+    pub async fn my_address(&self) -> Result<Address> {
+        match self.network {
+            Network::Embedded => Ok(Address::derive(&self.load_key()?.public_key())),
+            _ => self.flow_address(),
+        }
+    }
+
+    /// The `--key` account's address on the `--network` Flow network, as
+    /// recorded in its key file when the account was created.
+    pub fn flow_address(&self) -> Result<Address> {
+        let path = self.key_path(&self.key_name);
+        let file = read_key_file(&path)?;
+        file.flow_addresses
+            .get(self.network.as_str())
+            .copied()
+            .with_context(|| {
+                format!(
+                    "key {:?} has no account on {} yet (run `flownet --network {} account create --key {}`)",
+                    self.key_name,
+                    self.network.as_str(),
+                    self.network.as_str(),
+                    self.key_name
+                )
+            })
+    }
+
+    /// Records the `--key` account's address on the `--network` Flow network.
+    pub fn save_flow_address(&self, address: Address) -> Result<()> {
+        let path = self.key_path(&self.key_name);
+        let mut file = read_key_file(&path)?;
+        file.flow_addresses
+            .insert(self.network.as_str().to_owned(), address);
+        let json = serde_json::to_string_pretty(&file)?;
+        // Write beside and rename, so a crash never leaves half a key file.
+        let tmp = path.with_extension("json.tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut f = options
+            .open(&tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::io::Write::write_all(&mut f, json.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+        Ok(())
     }
 
     /// Prints a result: its JSON with `--json`, else the text for people.
@@ -112,11 +234,14 @@ impl Ctx {
     }
 }
 
-fn read_key(path: &Path) -> Result<SigningKey> {
+fn read_key_file(path: &Path) -> Result<KeyFile> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading key {}", path.display()))?;
-    let file: KeyFile = serde_json::from_str(&text)
-        .with_context(|| format!("key file {} is not valid", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("key file {} is not valid", path.display()))
+}
+
+fn read_key(path: &Path) -> Result<SigningKey> {
+    let file = read_key_file(path)?;
     let bytes = decode_hex(&file.private_key)
         .with_context(|| format!("key file {}: private_key is not hex", path.display()))?;
     Ok(SigningKey::from_bytes(&bytes)?)
@@ -131,6 +256,7 @@ fn write_key(path: &Path, key: &SigningKey) -> Result<()> {
         private_key: encode_hex(&key.to_bytes()),
         signature_algorithm: "ECDSA_P256".into(),
         hash_algorithm: "SHA3_256".into(),
+        flow_addresses: BTreeMap::new(),
     };
     let json = serde_json::to_string_pretty(&file)?;
     let mut options = std::fs::OpenOptions::new();

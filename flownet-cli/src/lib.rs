@@ -5,6 +5,8 @@
 //! ## Feature Flags
 //! - `cuda`: lets `node serve --cuda` and `demo --cuda` run models on ONNX Runtime's
 //!   CUDA execution provider.
+//! - `flow`: `--network emulator|testnet|mainnet` runs every verb on FlowNet's Flow
+//!   contracts through `flownet_chain::flow::FlowLedger`, and adds `flow deploy`.
 //!
 //! ## Example
 //! ```no_run
@@ -17,6 +19,8 @@ pub mod blobs;
 mod commands;
 pub mod config;
 pub mod context;
+#[cfg(feature = "flow")]
+mod flow;
 pub mod hooks;
 pub mod serve;
 
@@ -48,6 +52,16 @@ pub struct Cli {
     /// else ./models]
     #[arg(long, global = true, env = "FLOWNET_MODELS", value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
+    /// Which ledger: the data dir's embedded one, or FlowNet on a Flow network
+    /// (emulator, testnet, mainnet; needs the `flow` build)
+    #[arg(
+        long,
+        global = true,
+        env = "FLOWNET_NETWORK",
+        value_enum,
+        default_value = "embedded"
+    )]
+    pub network: context::Network,
     /// Print results as JSON on stdout (logs stay on stderr)
     #[arg(long, global = true)]
     pub json: bool,
@@ -98,6 +112,7 @@ where
             .unwrap_or_else(flownet_infer::default_models_dir),
         data_dir,
         json: cli.json,
+        network: cli.network,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

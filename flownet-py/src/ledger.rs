@@ -332,6 +332,7 @@ impl Account {
             key_name: name.to_owned(),
             models_dir: flownet_infer::default_models_dir(),
             json: false,
+            network: flownet_cli::context::Network::Embedded,
         }
     }
 

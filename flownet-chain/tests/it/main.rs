@@ -1,3 +1,9 @@
-//! Integration tests of the embedded ledger.
+//! Integration tests of the chain adapters: the embedded ledger, and with the
+//! `flow` feature the Flow client's conformance with independent SDKs.
 
 mod embedded;
+#[cfg(feature = "flow")]
+mod flow_client;
+#[cfg(feature = "flow")]
+mod flow_conformance;
+mod scenarios;

@@ -54,9 +54,11 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         dir.join(MARKER),
         "made by `flownet demo`; wiped on its next run\n",
     )?;
+    // The demo makes its own embedded ledger, whatever --network says.
     let demo = Ctx {
         data_dir: dir.clone(),
         key_name: "alice".into(),
+        network: crate::context::Network::Embedded,
         ..ctx.clone()
     };
 

@@ -6,7 +6,7 @@ use flownet_chain::EmbeddedLedger;
 use flownet_core::{Address, Amount, Ledger, LedgerConfig, Wallet};
 use serde_json::json;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, Network};
 
 #[derive(Debug, Subcommand)]
 pub enum LedgerCmd {
@@ -51,6 +51,12 @@ pub async fn ledger(ctx: &Ctx, cmd: LedgerCmd) -> Result<()> {
             bounty_window,
             faucet,
         } => {
+            if ctx.network != Network::Embedded {
+                bail!(
+                    "on Flow the ledger is FlowNet's contracts: deploy them with `flownet --network {} flow deploy`",
+                    ctx.network.as_str()
+                );
+            }
             let config = LedgerConfig {
                 claim_window_s: claim_window,
                 fulfil_window_s: fulfil_window,
@@ -70,13 +76,17 @@ pub async fn ledger(ctx: &Ctx, cmd: LedgerCmd) -> Result<()> {
             );
         }
         LedgerCmd::Info => {
-            let ledger = ctx.open_ledger()?;
+            let ledger = ctx.ledger().await?;
             let info = ledger.info().await?;
+            let place = match ctx.network {
+                Network::Embedded => format!("file      {}", ctx.ledger_path().display()),
+                other => format!("network   Flow {}", other.as_str()),
+            };
             ctx.print(&serde_json::to_value(&info)?, || {
                 let g = &info.globals;
                 format!(
-                    "ledger    {} ({})\nfile      {}\nheight    {}\ntasks     {}\nminted    {} FLOWNET\nescrowed  {} FLOWNET\nbounties  {} FLOWNET\ntreasury  {} FLOWNET\nwindows   claim {} s, fulfil {} s, bounty {} s; faucet {} FLOWNET",
-                    info.id, info.network, ledger.path().display(), info.height, g.task_count, g.total_minted,
+                    "ledger    {} ({})\n{place}\nheight    {}\ntasks     {}\nminted    {} FLOWNET\nescrowed  {} FLOWNET\nbounties  {} FLOWNET\ntreasury  {} FLOWNET\nwindows   claim {} s, fulfil {} s, bounty {} s; faucet {} FLOWNET",
+                    info.id, info.network, info.height, g.task_count, g.total_minted,
                     g.escrowed, g.bounty_pools, g.treasury, info.config.claim_window_s, info.config.fulfil_window_s,
                     info.config.bounty_window_s, info.config.faucet_amount
                 )
@@ -88,8 +98,21 @@ pub async fn ledger(ctx: &Ctx, cmd: LedgerCmd) -> Result<()> {
 
 pub async fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<()> {
     match cmd {
+        AccountCmd::Create if ctx.network != Network::Embedded => {
+            let address = create_flow_account(ctx).await?;
+            ctx.print(
+                &json!({ "address": address, "network": ctx.network.as_str(), "key": ctx.key_path(&ctx.key_name) }),
+                || {
+                    format!(
+                        "created account {address} on Flow {} (key {})",
+                        ctx.network.as_str(),
+                        ctx.key_path(&ctx.key_name).display()
+                    )
+                },
+            );
+        }
         AccountCmd::Create => {
-            let ledger: Arc<dyn Ledger> = ctx.open_ledger()?;
+            let ledger: Arc<dyn Ledger> = ctx.ledger().await?;
             let (key, _) = ctx.load_or_create_key()?;
             let wallet = Wallet::new(ledger.clone(), key);
             if ledger.account(wallet.address()).await?.is_some() {
@@ -108,7 +131,7 @@ pub async fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<()> {
             );
         }
         AccountCmd::Balance { address } => {
-            let (ledger, address) = (ctx.open_ledger()?, resolve(ctx, address)?);
+            let (ledger, address) = (ctx.ledger().await?, resolve(ctx, address).await?);
             let account = ledger
                 .account(address)
                 .await?
@@ -119,7 +142,7 @@ pub async fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<()> {
             );
         }
         AccountCmd::Show { address } => {
-            let (ledger, address) = (ctx.open_ledger()?, resolve(ctx, address)?);
+            let (ledger, address) = (ctx.ledger().await?, resolve(ctx, address).await?);
             let account = ledger
                 .account(address)
                 .await?
@@ -133,14 +156,14 @@ pub async fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<()> {
             });
         }
         AccountCmd::Faucet => {
-            let receipt = ctx.wallet()?.faucet().await?;
+            let receipt = ctx.wallet().await?.faucet().await?;
             let got = receipt.outcome.credited.unwrap_or_default();
             ctx.print(&json!({ "granted": got.to_string() }), || {
                 format!("received {got} FLOWNET")
             });
         }
         AccountCmd::Transfer { to, amount } => {
-            ctx.wallet()?.transfer(to, amount).await?;
+            ctx.wallet().await?.transfer(to, amount).await?;
             ctx.print(&json!({ "to": to, "amount": amount.to_string() }), || {
                 format!("sent {amount} FLOWNET to {to}")
             });
@@ -149,9 +172,33 @@ pub async fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<()> {
     Ok(())
 }
 
-fn resolve(ctx: &Ctx, address: Option<Address>) -> Result<Address> {
+async fn resolve(ctx: &Ctx, address: Option<Address>) -> Result<Address> {
     match address {
         Some(a) => Ok(a),
-        None => Ok(Address::derive(&ctx.load_key()?.public_key())),
+        None => ctx.my_address().await,
     }
+}
+
+/// Creates the `--key` account on the `--network` Flow network (the sponsor
+/// pays) and records its address in the key file.
+#[cfg(feature = "flow")]
+pub async fn create_flow_account(ctx: &Ctx) -> Result<Address> {
+    if let Ok(existing) = ctx.flow_address() {
+        bail!(
+            "key {:?} already has account {existing} on {}",
+            ctx.key_name,
+            ctx.network.as_str()
+        );
+    }
+    let (key, _) = ctx.load_or_create_key()?;
+    let ledger = crate::flow::connect(ctx).await?;
+    let address = ledger.create_account(&key).await?;
+    ctx.save_flow_address(address)?;
+    Ok(address)
+}
+
+#[cfg(not(feature = "flow"))]
+pub async fn create_flow_account(ctx: &Ctx) -> Result<Address> {
+    ctx.ledger().await?;
+    unreachable!("ledger() fails on Flow without the flow feature")
 }

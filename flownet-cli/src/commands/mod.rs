@@ -51,6 +51,31 @@ pub enum Command {
     /// The content-addressed blob store of the data dir
     #[command(subcommand)]
     Blob(BlobCmd),
+    /// FlowNet on Flow: deploy the contracts (needs the `flow` build)
+    #[command(subcommand)]
+    Flow(FlowCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlowCmd {
+    /// Deploys FlowNetToken, FlowNetOutput and FlowNetMarketplace to the admin
+    /// account (FLOWNET_FLOW_ADMIN, else FLOWNET_FLOW_SPONSOR, as
+    /// `0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX]`, a P-256/SHA3-256 key), which
+    /// keeps the token minter and the faucet sponsor
+    Deploy {
+        /// Seconds a node has to claim a task
+        #[arg(long, default_value_t = 300)]
+        claim_window: u64,
+        /// Seconds a node has to fulfil a task it claimed
+        #[arg(long, default_value_t = 600)]
+        fulfil_window: u64,
+        /// Seconds raters can earn a task's bounty
+        #[arg(long, default_value_t = 7 * 24 * 3600)]
+        bounty_window: u64,
+        /// The faucet's one-time welcome amount (0 disables it: use 0 on mainnet)
+        #[arg(long, default_value = "1000")]
+        faucet: Amount,
+    },
 }
 
 impl Command {
@@ -101,7 +126,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Node(cmd) => node::run(ctx, cmd).await,
         Command::Task(cmd) => task::run(ctx, cmd).await,
         Command::Rate { task, stars } => {
-            let wallet = ctx.wallet()?;
+            let wallet = ctx.wallet().await?;
             let receipt = wallet.rate(task, stars).await?;
             let bounty = receipt.outcome.credited.unwrap_or_default();
             ctx.print(
@@ -111,17 +136,17 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             Ok(())
         }
         Command::Sweep { task } => {
-            ctx.wallet()?.sweep(task).await?;
+            ctx.wallet().await?.sweep(task).await?;
             ctx.print(&json!({ "task": task, "swept": true }), || {
                 format!("swept task {task}'s bounty to the treasury")
             });
             Ok(())
         }
         Command::Nft(NftCmd::List { owner }) => {
-            let ledger = ctx.open_ledger()?;
+            let ledger = ctx.ledger().await?;
             let owner = match owner {
                 Some(o) => o,
-                None => Address::derive(&ctx.load_key()?.public_key()),
+                None => ctx.my_address().await?,
             };
             let nfts = ledger.nfts(owner).await?;
             ctx.print(&serde_json::to_value(&nfts)?, || {
@@ -142,6 +167,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             Ok(())
         }
         Command::Models => models(ctx),
+        Command::Flow(cmd) => flow_cmd(ctx, cmd).await,
         Command::Blob(BlobCmd::Put { file }) => {
             use flownet_core::BlobStore;
             let bytes =
@@ -169,6 +195,9 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
 }
 
 async fn init(ctx: &Ctx) -> Result<()> {
+    if ctx.network != crate::context::Network::Embedded {
+        return init_flow(ctx).await;
+    }
     let (ledger, ledger_created) = ctx.open_or_create_ledger()?;
     let (key, key_created) = ctx.load_or_create_key()?;
     let wallet = flownet_core::Wallet::new(ledger.clone() as Arc<dyn Ledger>, key);
@@ -383,4 +412,94 @@ pub async fn pick_node(
         }
         None => bail!("no active node offers model {model:?} (see `flownet node list`)"),
     }
+}
+
+/// `init` on Flow: a key, an account made by the sponsor, the faucet's grant.
+async fn init_flow(ctx: &Ctx) -> Result<()> {
+    let (_, key_created) = ctx.load_or_create_key()?;
+    let account_created = match ctx.flow_address() {
+        Ok(_) => false,
+        Err(_) => {
+            ledger::create_flow_account(ctx).await?;
+            true
+        }
+    };
+    let wallet = ctx.wallet().await?;
+    let account = wallet
+        .ledger()
+        .account(wallet.address())
+        .await?
+        .context("the account is not on chain")?;
+    let granted = if account.faucet_used {
+        Amount::ZERO
+    } else {
+        match wallet.faucet().await {
+            Ok(r) => r.outcome.credited.unwrap_or_default(),
+            Err(flownet_core::Error::Faucet(_)) => Amount::ZERO,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let balance = account.balance.checked_add(granted)?;
+    ctx.print(
+        &json!({
+            "address": wallet.address(),
+            "network": ctx.network.as_str(),
+            "key": ctx.key_path(&ctx.key_name),
+            "key_created": key_created,
+            "account_created": account_created,
+            "granted": granted.to_string(),
+            "balance": balance.to_string(),
+        }),
+        || {
+            format!(
+                "address  {}{}\nnetwork  Flow {}\nkey      {}{}\nbalance  {balance} FLOWNET",
+                wallet.address(),
+                if account_created { " (new)" } else { "" },
+                ctx.network.as_str(),
+                ctx.key_path(&ctx.key_name).display(),
+                if key_created { " (new)" } else { "" },
+            )
+        },
+    );
+    Ok(())
+}
+
+#[cfg(feature = "flow")]
+async fn flow_cmd(ctx: &Ctx, cmd: FlowCmd) -> Result<()> {
+    match cmd {
+        FlowCmd::Deploy {
+            claim_window,
+            fulfil_window,
+            bounty_window,
+            faucet,
+        } => {
+            if ctx.network == crate::context::Network::Embedded {
+                bail!("`flow deploy` deploys to Flow: pass --network emulator, testnet or mainnet");
+            }
+            let config = flownet_core::LedgerConfig {
+                claim_window_s: claim_window,
+                fulfil_window_s: fulfil_window,
+                bounty_window_s: bounty_window,
+                faucet_amount: faucet,
+            };
+            let address = crate::flow::deploy(ctx, &config).await?;
+            ctx.print(
+                &json!({ "network": ctx.network.as_str(), "contracts": address, "config": config }),
+                || {
+                    format!(
+                        "deployed FlowNet to {address} on Flow {}\nexport FLOWNET_FLOW_CONTRACTS={address}",
+                        ctx.network.as_str()
+                    )
+                },
+            );
+            Ok(())
+        }
+    }
+}
+
+#[cfg(not(feature = "flow"))]
+async fn flow_cmd(_: &Ctx, _: FlowCmd) -> Result<()> {
+    bail!(
+        "this flownet was built without Flow support: rebuild with `cargo build -p flownet-cli --features flow`"
+    )
 }

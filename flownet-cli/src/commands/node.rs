@@ -73,7 +73,7 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             models,
         } => {
             let offers = offers_from_specs(ctx, &models)?;
-            let wallet = ctx.wallet()?;
+            let wallet = ctx.wallet().await?;
             wallet.register_node(&name, &endpoint, offers).await?;
             let node = wallet
                 .ledger()
@@ -86,7 +86,7 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
         }
         NodeCmd::Serve(args) => serve_node(ctx, args).await?,
         NodeCmd::List { model } => {
-            let ledger = ctx.open_ledger()?;
+            let ledger = ctx.ledger().await?;
             let nodes: Vec<_> = ledger
                 .nodes()
                 .await?
@@ -105,10 +105,10 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             );
         }
         NodeCmd::Status { owner } => {
-            let ledger = ctx.open_ledger()?;
+            let ledger = ctx.ledger().await?;
             let owner = match owner {
                 Some(o) => o,
-                None => Address::derive(&ctx.load_key()?.public_key()),
+                None => ctx.my_address().await?,
             };
             let node = ledger
                 .node(owner)
@@ -136,7 +136,7 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             });
         }
         NodeCmd::Earnings => {
-            let wallet = ctx.wallet()?;
+            let wallet = ctx.wallet().await?;
             let ledger = wallet.ledger();
             let tasks = ledger
                 .tasks(TaskQuery {
@@ -163,7 +163,7 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
             });
         }
         NodeCmd::Pause { resume } => {
-            ctx.wallet()?.set_node_active(resume).await?;
+            ctx.wallet().await?.set_node_active(resume).await?;
             ctx.print(&json!({ "active": resume }), || {
                 if resume {
                     "node resumed".into()
@@ -177,7 +177,7 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
 }
 
 async fn serve_node(ctx: &Ctx, args: ServeArgs) -> Result<()> {
-    let wallet: Arc<Wallet<dyn Ledger>> = Arc::new(ctx.wallet()?);
+    let wallet: Arc<Wallet<dyn Ledger>> = Arc::new(ctx.wallet().await?);
     let engine: Arc<dyn Engine> = match &args.handler {
         Some(spec) => {
             let loader = hooks::handler_loader().with_context(|| {

@@ -77,7 +77,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             wait,
             out,
         } => {
-            let wallet = ctx.wallet()?;
+            let wallet = ctx.wallet().await?;
             let ledger = wallet.ledger().clone();
             let prompt = match (prompt, image) {
                 (_, Some(path)) => {
@@ -123,7 +123,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             wait_and_save(ctx, ledger.as_ref(), id, Duration::from_secs(900), out).await?;
         }
         TaskCmd::Wait { task, timeout, out } => {
-            let ledger = ctx.open_ledger()?;
+            let ledger = ctx.ledger().await?;
             wait_and_save(
                 ctx,
                 ledger.as_ref(),
@@ -134,7 +134,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             .await?;
         }
         TaskCmd::Show { task } => {
-            let ledger = ctx.open_ledger()?;
+            let ledger = ctx.ledger().await?;
             let t = ledger
                 .task(task)
                 .await?
@@ -167,7 +167,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             });
         }
         TaskCmd::List { node, status, all } => {
-            let ledger = ctx.open_ledger()?;
+            let ledger = ctx.ledger().await?;
             let query = match (node, all) {
                 (Some(n), _) => TaskQuery {
                     node: Some(n),
@@ -179,7 +179,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
                     ..TaskQuery::default()
                 },
                 (None, false) => TaskQuery {
-                    requester: Some(Address::derive(&ctx.load_key()?.public_key())),
+                    requester: Some(ctx.my_address().await?),
                     status,
                     ..TaskQuery::default()
                 },
@@ -194,7 +194,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             });
         }
         TaskCmd::Cancel { task } => {
-            let r = ctx.wallet()?.cancel(task).await?;
+            let r = ctx.wallet().await?.cancel(task).await?;
             let refund = r.outcome.credited.unwrap_or_default();
             ctx.print(
                 &json!({ "task": task, "refunded": refund.to_string() }),
@@ -202,7 +202,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             );
         }
         TaskCmd::Expire { task } => {
-            ctx.wallet()?.expire(task).await?;
+            ctx.wallet().await?.expire(task).await?;
             ctx.print(&json!({ "task": task, "expired": true }), || {
                 format!("expired task {task}: its requester is refunded")
             });

@@ -1,0 +1,5 @@
+import "FlowNetMarketplace"
+
+access(all) fun main(owner: Address): FlowNetMarketplace.NodeInfo? {
+    return FlowNetMarketplace.getNode(owner)
+}

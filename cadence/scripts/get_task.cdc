@@ -1,0 +1,5 @@
+import "FlowNetMarketplace"
+
+access(all) fun main(id: UInt64): FlowNetMarketplace.TaskInfo? {
+    return FlowNetMarketplace.getTask(id)
+}

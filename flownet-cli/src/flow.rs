@@ -1,0 +1,96 @@
+//! `--network emulator|testnet|mainnet`: the Flow side of the command's
+//! context. Configuration comes from the environment, so keys never sit on
+//! the command line:
+//!
+//! - `FLOWNET_FLOW_ACCESS`: the Access API (`http://host:port`), overriding
+//!   `cadence/networks.json`;
+//! - `FLOWNET_FLOW_CONTRACTS`: the account FlowNet's contracts are deployed
+//!   to (required on testnet and mainnet after `flow deploy`);
+//! - `FLOWNET_FLOW_SPONSOR`: `0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX]` of the
+//!   account that pays every transaction and grants the faucet (on the
+//!   emulator, the service account);
+//! - `FLOWNET_FLOW_ADMIN`: the same form, the account `flow deploy` deploys
+//!   to (default: the sponsor).
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use flownet_chain::flow::{
+    FlowConfig, FlowKey, FlowLedger, FlowSigner, HashAlgorithm, Network, SignatureAlgorithm,
+};
+use flownet_core::{Address, LedgerConfig};
+
+use crate::context::Ctx;
+
+fn network(ctx: &Ctx) -> Result<Network> {
+    let mut network = Network::named(ctx.network.as_str())?;
+    if let Ok(api) = std::env::var("FLOWNET_FLOW_ACCESS") {
+        network.access_api = api;
+    }
+    if let Ok(address) = std::env::var("FLOWNET_FLOW_CONTRACTS") {
+        let address: Address = address
+            .parse()
+            .context("FLOWNET_FLOW_CONTRACTS must be an address")?;
+        network = network.with_flownet_at(address);
+    }
+    Ok(network)
+}
+
+/// `0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX]` from the environment variable `var`.
+fn signer_from_env(var: &str) -> Result<Option<FlowSigner>> {
+    let Ok(text) = std::env::var(var) else {
+        return Ok(None);
+    };
+    let mut parts = text.trim().split(':');
+    let (Some(address), Some(key)) = (parts.next(), parts.next()) else {
+        bail!("{var} must be 0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX]");
+    };
+    let address: Address = address
+        .parse()
+        .with_context(|| format!("{var}: bad address"))?;
+    let key_index: u32 = match parts.next() {
+        Some(i) => i.parse().with_context(|| format!("{var}: bad key index"))?,
+        None => 0,
+    };
+    let scalar = hex_bytes(key).with_context(|| format!("{var}: the private key is not hex"))?;
+    let key = FlowKey::from_bytes(
+        SignatureAlgorithm::EcdsaP256,
+        HashAlgorithm::Sha3_256,
+        &scalar,
+    )?;
+    Ok(Some(FlowSigner::new(address, key_index, key)))
+}
+
+fn hex_bytes(s: &str) -> Result<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if !s.len().is_multiple_of(2) {
+        bail!("odd length");
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| Ok(u8::from_str_radix(&s[i..i + 2], 16)?))
+        .collect()
+}
+
+/// The FlowLedger of `--network`.
+pub async fn connect(ctx: &Ctx) -> Result<Arc<FlowLedger>> {
+    let mut config = FlowConfig::new(network(ctx)?);
+    config.sponsor = signer_from_env("FLOWNET_FLOW_SPONSOR")?;
+    let name = ctx.network.as_str();
+    let ledger = FlowLedger::connect(config)
+        .await
+        .with_context(|| format!("connecting to Flow {name}"))?;
+    Ok(Arc::new(ledger))
+}
+
+/// Deploys FlowNet with `config` to the admin account; returns its address.
+pub async fn deploy(ctx: &Ctx, config: &LedgerConfig) -> Result<Address> {
+    let admin = match signer_from_env("FLOWNET_FLOW_ADMIN")? {
+        Some(a) => a,
+        None => signer_from_env("FLOWNET_FLOW_SPONSOR")?.context(
+            "set FLOWNET_FLOW_ADMIN (or FLOWNET_FLOW_SPONSOR) to 0xADDRESS:PRIVATE_KEY_HEX of the deploying account",
+        )?,
+    };
+    FlowLedger::deploy(&network(ctx)?, &admin, config).await?;
+    Ok(admin.address)
+}
