@@ -17,6 +17,7 @@ pub mod blobs;
 mod commands;
 pub mod context;
 pub mod serve;
+pub mod web;
 
 use std::{ffi::OsString, path::PathBuf};
 

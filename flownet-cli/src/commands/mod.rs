@@ -50,12 +50,16 @@ pub enum Command {
     /// The content-addressed blob store of the data dir
     #[command(subcommand)]
     Blob(BlobCmd),
+    /// The web page and HTTP gateway (JSON API, OpenAI-compatible API, metrics); `web
+    /// keys` manages its API keys
+    Web(crate::web::WebArgs),
 }
 
 impl Command {
     /// Whether the command runs until stopped (and so logs its progress by default).
     pub fn is_long_running(&self) -> bool {
         matches!(self, Self::Demo(_) | Self::Node(node::NodeCmd::Serve(_)))
+            || matches!(self, Self::Web(w) if w.command.is_none())
     }
 }
 
@@ -141,6 +145,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
             Ok(())
         }
         Command::Models => models(ctx),
+        Command::Web(args) => crate::web::run(ctx, args).await,
         Command::Blob(BlobCmd::Put { file }) => {
             use flownet_core::BlobStore;
             let bytes =
