@@ -598,18 +598,18 @@ pub async fn embeddings(State(g): G, headers: HeaderMap, body: Body) -> ApiResul
     let key = authenticate(&g, &headers)?;
     let req: EmbeddingRequest = json_body(&headers, body)?;
     refuse_unknown(&req.extra, &["user", "encoding_format"], "model and input")?;
-    if req
-        .extra
-        .get("encoding_format")
-        .and_then(Value::as_str)
-        .is_some_and(|f| f != "float")
-    {
-        return Err(ApiError::bad_request(
-            "invalid_encoding_format",
-            "`encoding_format` must be float",
-        )
-        .with_param("encoding_format"));
-    }
+    // OpenAI's clients ask for base64 (little-endian f32s) by default.
+    let base64 = match req.extra.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_encoding_format",
+                format!("`encoding_format` must be float or base64, not {other:?}"),
+            )
+            .with_param("encoding_format"));
+        }
+    };
     let input = match req.input {
         Some(Value::String(s)) => s,
         _ => {
@@ -646,9 +646,21 @@ pub async fn embeddings(State(g): G, headers: HeaderMap, body: Body) -> ApiResul
             format!("task {}'s output is not a JSON array of numbers", d.task.id),
         ));
     }
+    let embedding = if base64 {
+        let bytes: Vec<u8> = vector
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_f64)
+            .flat_map(|x| (x as f32).to_le_bytes())
+            .collect();
+        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+    } else {
+        vector
+    };
     Ok(Json(json!({
         "object": "list",
-        "data": [{ "object": "embedding", "index": 0, "embedding": vector }],
+        "data": [{ "object": "embedding", "index": 0, "embedding": embedding }],
         "model": meta.id,
         "usage": { "prompt_tokens": 0, "total_tokens": 0 },
         "flownet": flownet_fields(d, &meta),

@@ -990,3 +990,101 @@ async fn cors_is_closed_by_default() {
     assert_eq!(a.status, 200);
     assert_eq!(a.cors, None);
 }
+
+/// The envelopes the page's TypeScript encoder is checked against
+/// (web/test/vectors.json): canonical bytes, the SHA-256 the browser signs, the address
+/// of the key and a signature by the Rust signer that WebCrypto must accept. Set
+/// FLOWNET_WRITE_VECTORS=1 to rewrite the file after a deliberate encoding change.
+#[test]
+fn browser_test_vectors_match_the_core() {
+    let key = SigningKey::from_bytes(&[0x42; 32]).unwrap();
+    let signer = Address::derive(&key.public_key());
+    let ledger = flownet_core::Digest32([0x11; 32]);
+    let actions = vec![
+        Action::CreateAccount {
+            public_key: key.public_key(),
+            hash_algo: HashAlgo::Sha2_256,
+        },
+        Action::CreateAccount {
+            public_key: key.public_key(),
+            hash_algo: HashAlgo::Sha3_256,
+        },
+        Action::Faucet,
+        Action::Transfer {
+            to: Address([0xab; 8]),
+            amount: Amount(123_456_789),
+        },
+        Action::RegisterNode {
+            name: "nœud ☃".into(),
+            endpoint: "http://127.0.0.1:7070".into(),
+            models: vec![OfferedModel {
+                model_id: "terrain-diffusion-128".into(),
+                weights_sha256: flownet_core::Digest32([7; 32]),
+                price: Amount(50_000_000),
+            }],
+        },
+        Action::SetNodeActive { active: false },
+        Action::Submit {
+            node: Address([1, 2, 3, 4, 5, 6, 7, 8]),
+            model_id: "terrain-diffusion-128".into(),
+            prompt: "jagged peaks 🏔 over a valley".into(),
+            params: "{\"difficulty\":80}".into(),
+            // The largest integer a JSON number keeps exactly in JavaScript.
+            max_price: Amount(9_007_199_254_740_991),
+        },
+        Action::Cancel { task: 1 },
+        Action::Claim { task: 2 },
+        Action::Fulfil {
+            task: 3,
+            result: flownet_core::OutputRef {
+                sha256: flownet_core::Digest32([9; 32]),
+                uri: "http://127.0.0.1:7070/blobs/0909".into(),
+                mime: "image/png".into(),
+                size: 31202,
+            },
+        },
+        Action::Expire { task: 4 },
+        Action::Rate { task: 5, stars: 4 },
+        Action::Sweep {
+            task: 9_007_199_254_740_991,
+        },
+    ];
+    let envelopes: Vec<Value> = actions
+        .into_iter()
+        .enumerate()
+        .map(|(i, action)| {
+            let env = Envelope {
+                ledger,
+                signer,
+                sequence: i as u64 * 1_000_003,
+                action,
+            };
+            let signed = env.clone().sign_with(&key, HashAlgo::Sha2_256);
+            assert!(signed.verify_with(&key.public_key(), HashAlgo::Sha2_256));
+            json!({
+                "envelope": env,
+                "canonical_hex": hex::encode(env.canonical_bytes()),
+                "sha256_of_message": hex::encode(env.signing_digest_with(HashAlgo::Sha2_256)),
+                "signature": signed.signature,
+            })
+        })
+        .collect();
+    let vectors = json!({
+        "comment": "made by flownet-cli/tests/it/web.rs browser_test_vectors_match_the_core; checked there and by web/test/encoding.test.ts",
+        "private_key": hex::encode(key.to_bytes()),
+        "public_key": key.public_key(),
+        "address": signer,
+        "envelopes": envelopes,
+    });
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/test/vectors.json");
+    let text = serde_json::to_string_pretty(&vectors).unwrap() + "\n";
+    if std::env::var_os("FLOWNET_WRITE_VECTORS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).expect("web/test/vectors.json");
+    assert_eq!(
+        serde_json::from_str::<Value>(&committed).unwrap(),
+        vectors,
+        "the core's encoding changed: rerun with FLOWNET_WRITE_VECTORS=1 and check the page's encoder"
+    );
+}
