@@ -219,7 +219,7 @@ pub async fn task_events(State(g): G, Path(id): Path<String>) -> ApiResult<Respo
     let rx = g.hub.subscribe(task, now);
     g.metrics.sse_opened();
     let guard = StreamGuard(g.clone());
-    let stream = events::task_events(rx, guard);
+    let stream = events::task_events(rx, guard, g.closing(), g.config.max_stream_duration);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())

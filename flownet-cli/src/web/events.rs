@@ -289,25 +289,55 @@ impl TaskHub {
         Ok(())
     }
 
-    /// Waits until `task` is final or `timeout` passes; returns the last state seen.
-    pub async fn wait_final(&self, task: Task, now: Timestamp, timeout: Duration) -> TaskState {
+    /// Waits until `task` is final, `timeout` passes or `closing` turns true; returns
+    /// the last state seen.
+    pub async fn wait_final(
+        &self,
+        task: Task,
+        now: Timestamp,
+        timeout: Duration,
+        mut closing: watch::Receiver<bool>,
+    ) -> TaskState {
         let mut rx = self.subscribe(task, now);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let state = rx.borrow_and_update().clone();
-            if state.task.status.is_final() {
+            if state.task.status.is_final() || *closing.borrow() {
                 return state;
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                _ => return rx.borrow().clone(),
+            tokio::select! {
+                r = tokio::time::timeout_at(deadline, rx.changed()) => match r {
+                    Ok(Ok(())) => {}
+                    _ => return rx.borrow().clone(),
+                },
+                _ = closing.changed() => {}
             }
         }
     }
 }
 
-/// The SSE events of one task's life, ending after its final step.
+/// The SSE events of one task's life, ending after its final step, when `closing`
+/// turns true, or after `max` (the client may reconnect and get the steps again).
 pub fn task_events(
+    rx: watch::Receiver<TaskState>,
+    guard: impl Send + 'static,
+    mut closing: watch::Receiver<bool>,
+    max: Duration,
+) -> impl futures::Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let end = async move {
+        let deadline = tokio::time::sleep(max);
+        tokio::pin!(deadline);
+        while !*closing.borrow_and_update() {
+            tokio::select! {
+                _ = &mut deadline => return,
+                r = closing.changed() => if r.is_err() { return },
+            }
+        }
+    };
+    futures::StreamExt::take_until(steps_stream(rx, guard), Box::pin(end))
+}
+
+fn steps_stream(
     rx: watch::Receiver<TaskState>,
     guard: impl Send + 'static,
 ) -> impl futures::Stream<Item = Result<Event, Infallible>> + Send + 'static {

@@ -57,6 +57,8 @@ pub struct GatewayConfig {
     pub public_url: Option<String>,
     /// Most event streams open at once.
     pub max_event_streams: i64,
+    /// Longest one event stream stays open (a task nobody expires never ends).
+    pub max_stream_duration: Duration,
     /// Most images one OpenAI request may ask for.
     pub max_images: u32,
 }
@@ -73,6 +75,7 @@ impl Default for GatewayConfig {
             poll_interval: Duration::from_millis(100),
             public_url: None,
             max_event_streams: 512,
+            max_stream_duration: Duration::from_secs(1800),
             max_images: 4,
         }
     }
@@ -141,6 +144,9 @@ pub struct Gateway {
     wallets: Mutex<HashMap<Address, Arc<Wallet<dyn Ledger>>>>,
     pub(crate) config: GatewayConfig,
     pub(crate) http: ureq::Agent,
+    /// Turns true when the gateway stops, so event streams and waiting requests end
+    /// and the graceful shutdown does not wait for them.
+    closing: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -182,11 +188,17 @@ impl Gateway {
             wallets: Mutex::default(),
             config,
             http,
+            closing: watch::Sender::new(false),
         }))
     }
 
     pub fn ledger(&self) -> &Arc<dyn Ledger> {
         &self.ledger
+    }
+
+    /// Turns true when the gateway is stopping.
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Feeds an event of a node running in this process (for "running" steps and
@@ -276,6 +288,7 @@ impl Gateway {
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
+        let gateway = self.clone();
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 while !*stop.borrow() {
@@ -283,6 +296,9 @@ impl Gateway {
                         break;
                     }
                 }
+                // End the streams and waits first: the shutdown waits for every
+                // connection to finish.
+                gateway.closing.send_replace(true);
             })
             .await
             .context("serving HTTP")?;

@@ -310,7 +310,10 @@ async fn run_tasks(
     let mut failure = None;
     for (task, now) in &submitted {
         let left = deadline.saturating_duration_since(Instant::now());
-        let state = g.hub.wait_final(task.clone(), *now, left).await;
+        let state = g
+            .hub
+            .wait_final(task.clone(), *now, left, g.closing())
+            .await;
         let t = state.task;
         match (t.status, t.result.clone()) {
             (TaskStatus::Fulfilled, Some(result)) => match fetch_from_node(g, &t, &result).await {

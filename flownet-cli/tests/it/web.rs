@@ -85,6 +85,7 @@ struct World {
     node: Address,
     node_blobs: FsBlobStore,
     stop: watch::Sender<bool>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl Drop for World {
@@ -100,6 +101,8 @@ struct Options {
     shared_blobs: bool,
     /// Run the node worker.
     node: bool,
+    /// The ledger's clock, when a test moves time itself.
+    clock: Option<Arc<flownet_chain::ManualClock>>,
 }
 
 impl Default for Options {
@@ -112,6 +115,7 @@ impl Default for Options {
             },
             shared_blobs: true,
             node: true,
+            clock: None,
         }
     }
 }
@@ -123,9 +127,13 @@ impl World {
 
     async fn with(opts: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Arc::new(
-            EmbeddedLedger::create(dir.path().join("ledger.db"), LedgerConfig::default()).unwrap(),
-        );
+        let path = dir.path().join("ledger.db");
+        let mut ledger = EmbeddedLedger::create(&path, LedgerConfig::default()).unwrap();
+        if let Some(clock) = &opts.clock {
+            drop(ledger);
+            ledger = EmbeddedLedger::open_with_clock(&path, clock.clone()).unwrap();
+        }
+        let ledger = Arc::new(ledger);
         let dyn_ledger: Arc<dyn Ledger> = ledger.clone();
         let engine = Arc::new(TwoEngines(PictureEngine::new(), EchoEngine::new("echo")));
         let node_blobs = FsBlobStore::open(dir.path().join("node-blobs")).unwrap();
@@ -166,7 +174,7 @@ impl World {
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(gateway.clone().serve(listener, stop_rx.clone()));
+        let server = tokio::spawn(gateway.clone().serve(listener, stop_rx.clone()));
         if opts.node {
             let engine: Arc<dyn Engine> = engine;
             let blobs: Arc<dyn BlobStore> = Arc::new(node_blobs.clone());
@@ -192,6 +200,7 @@ impl World {
             node: node_wallet.address(),
             node_blobs,
             stop,
+            server: Some(server),
         }
     }
 
@@ -356,7 +365,10 @@ impl Browser {
 
 /// Reads a task's event stream to its end: the event names, and the last data.
 async fn events(w: &World, task: u64) -> (Vec<String>, Value) {
-    let url = w.url(&format!("/api/tasks/{task}/events"));
+    events_at(w.url(&format!("/api/tasks/{task}/events"))).await
+}
+
+async fn events_at(url: String) -> (Vec<String>, Value) {
     tokio::task::spawn_blocking(move || {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
@@ -971,6 +983,81 @@ async fn metrics_health_host_and_cors() {
     )
     .await;
     assert_eq!(other.cors, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_ends_open_event_streams_and_the_server() {
+    let mut w = World::with(Options {
+        node: false,
+        ..Options::default()
+    })
+    .await;
+    let alice = Browser::new();
+    alice.join(&w).await;
+    let r = alice
+        .send(&w, alice.submit(&w, "picture", "never served"))
+        .await;
+    let id = r.body["receipt"]["outcome"]["task"].as_u64().unwrap();
+    let stream = tokio::spawn({
+        let url = w.url(&format!("/api/tasks/{id}/events"));
+        async move { events_at(url).await }
+    });
+    // The stream is open and has said "submitted"; nothing else will come.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!stream.is_finished());
+    let started = Instant::now();
+    w.stop.send(true).unwrap();
+    let (steps, _) = tokio::time::timeout(Duration::from_secs(10), stream)
+        .await
+        .expect("the stream ends when the gateway stops")
+        .unwrap();
+    assert_eq!(steps, ["submitted"]);
+    tokio::time::timeout(Duration::from_secs(10), w.server.take().unwrap())
+        .await
+        .expect("the server stops with a stream open")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_task_says_so_and_its_requester_expires_it() {
+    let clock = Arc::new(flownet_chain::ManualClock::new(1_000_000));
+    let w = World::with(Options {
+        node: false,
+        clock: Some(clock.clone()),
+        ..Options::default()
+    })
+    .await;
+    let alice = Browser::new();
+    alice.join(&w).await;
+    let r = alice
+        .send(&w, alice.submit(&w, "picture", "nobody home"))
+        .await;
+    let id = r.body["receipt"]["outcome"]["task"].as_u64().unwrap();
+    let stream = tokio::spawn({
+        let url = w.url(&format!("/api/tasks/{id}/events"));
+        async move { events_at(url).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Past the claim window: the stream says "overdue", the requester expires the task.
+    clock.advance(LedgerConfig::default().claim_window_s + 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let a = alice.send(&w, Action::Expire { task: id }).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let (steps, last) = tokio::time::timeout(Duration::from_secs(10), stream)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(steps, ["submitted", "overdue", "expired"]);
+    assert_eq!(last["task"]["status"], "expired");
+    assert_eq!(
+        get(&w, &format!("/api/accounts/{}", alice.address))
+            .await
+            .body["balance"],
+        "1000",
+        "the escrow came back"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
