@@ -214,9 +214,17 @@ pub async fn task_events(State(g): G, Path(id): Path<String>) -> ApiResult<Respo
         e.retry_after = Some(5);
         return Err(e);
     }
-    let task = load_task(&g, id).await?;
-    let now = g.ledger.info().await?.now;
-    let rx = g.hub.subscribe(task, now);
+    let rx = match g.hub.subscribe_watched(id) {
+        Some(rx) => rx,
+        None => {
+            let task = load_task(&g, id).await?;
+            let now = match g.hub.last_now() {
+                Some(now) => now,
+                None => g.ledger.info().await?.now,
+            };
+            g.hub.subscribe(task, now)
+        }
+    };
     g.metrics.sse_opened();
     let guard = StreamGuard(g.clone());
     let stream = events::task_events(rx, guard, g.closing(), g.config.max_stream_duration);

@@ -15,7 +15,7 @@ use std::{
 };
 
 use axum::response::sse::Event;
-use flownet_core::{Ledger, NodeEvent, Task, TaskId, TaskStatus, Timestamp};
+use flownet_core::{Ledger, NodeEvent, Task, TaskId, TaskQuery, TaskStatus, Timestamp};
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
@@ -117,6 +117,8 @@ pub struct TaskHub {
     metrics: Arc<Metrics>,
     inner: Mutex<Inner>,
     wake: Notify,
+    /// The ledger's clock at the last poll (0 before the first).
+    last_now: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for TaskHub {
@@ -132,7 +134,22 @@ impl TaskHub {
             metrics,
             inner: Mutex::default(),
             wake: Notify::new(),
+            last_now: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The ledger's clock as of the last poll, if there was one.
+    pub fn last_now(&self) -> Option<Timestamp> {
+        match self.last_now.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// A receiver for `task` if the hub already watches it (e.g. its submit was
+    /// relayed here), so a new stream needs no ledger read.
+    pub fn subscribe_watched(&self, task: TaskId) -> Option<watch::Receiver<TaskState>> {
+        self.lock().watched.get(&task).map(|w| w.tx.subscribe())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -240,6 +257,8 @@ impl TaskHub {
 
     async fn poll(&self, last_height: &mut Option<u64>) -> flownet_core::Result<()> {
         let info = self.ledger.info().await?;
+        self.last_now
+            .store(info.now, std::sync::atomic::Ordering::Relaxed);
         let ids: Vec<TaskId> = {
             let mut inner = self.lock();
             // Drop what nobody needs: no stream listens and no delivery is being timed.
@@ -253,12 +272,13 @@ impl TaskHub {
         // overdue, so the clock is still passed on.
         let moved = *last_height != Some(info.height);
         *last_height = Some(info.height);
+        let mut fresh = if moved {
+            self.read_tasks(&ids).await?
+        } else {
+            HashMap::new()
+        };
         for id in ids {
-            let task = if moved {
-                self.ledger.task(id).await?
-            } else {
-                None
-            };
+            let task = fresh.remove(&id);
             let mut inner = self.lock();
             let running = inner.running.contains_key(&id);
             let Some(w) = inner.watched.get_mut(&id) else {
@@ -287,6 +307,38 @@ impl TaskHub {
             }
         }
         Ok(())
+    }
+
+    /// Reads the watched tasks: the ones watched at once are mostly recent and close
+    /// together, so one range query usually fetches them all.
+    async fn read_tasks(&self, ids: &[TaskId]) -> flownet_core::Result<HashMap<TaskId, Task>> {
+        let (Some(&lo), Some(&hi)) = (ids.iter().min(), ids.iter().max()) else {
+            return Ok(HashMap::new());
+        };
+        let span = hi - lo + 1;
+        if span <= (ids.len() as u64).saturating_mul(4).max(64) {
+            let all = self
+                .ledger
+                .tasks(TaskQuery {
+                    after: Some(lo - 1),
+                    limit: Some(span as u32),
+                    ..TaskQuery::default()
+                })
+                .await?;
+            let wanted: std::collections::HashSet<TaskId> = ids.iter().copied().collect();
+            return Ok(all
+                .into_iter()
+                .filter(|t| wanted.contains(&t.id))
+                .map(|t| (t.id, t))
+                .collect());
+        }
+        let mut out = HashMap::new();
+        for &id in ids {
+            if let Some(t) = self.ledger.task(id).await? {
+                out.insert(id, t);
+            }
+        }
+        Ok(out)
     }
 
     /// Waits until `task` is final, `timeout` passes or `closing` turns true; returns

@@ -289,6 +289,13 @@ impl Gateway {
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
         let gateway = self.clone();
+        // Event streams write small frames that must leave at once, not wait for
+        // Nagle's algorithm to batch them.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("TCP_NODELAY: {e}");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 while !*stop.borrow() {
