@@ -119,7 +119,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 # ---------------------------------------------------------------------------
 # Legacy torch serialization reader (no torch needed).
 #
-# torch.save before 1.6 wrote five things back to back: a pickled magic
+# torch.save before 1.6 wrote six things back to back: a pickled magic
 # number, a pickled protocol version, a pickled dict of system info, the
 # pickled object itself (tensors refer to their storages through persistent
 # ids), a pickled list of storage keys, and then, for each key in that order,
@@ -184,15 +184,20 @@ def load_legacy_torch(path: Path) -> dict[str, np.ndarray]:
         f.seek(0)
         if head[:4] == b"PK\x03\x04":
             raise Failure(f"{path} is a zip-format torch file; this reader handles the legacy format only")
-        if pickle.load(f) != LEGACY_MAGIC:
+        # Every pickle goes through the restricted unpickler, not just the
+        # state dict: the file is data and must not be able to run code.
+        def load():
+            return _LegacyUnpickler(f).load()
+
+        if load() != LEGACY_MAGIC:
             raise Failure(f"{path} is not a legacy torch file (bad magic number)")
-        if pickle.load(f) != LEGACY_PROTOCOL:
+        if load() != LEGACY_PROTOCOL:
             raise Failure(f"{path}: unsupported torch protocol version")
-        sys_info = pickle.load(f)
+        sys_info = load()
         if not sys_info.get("little_endian", False):
             raise Failure(f"{path}: big-endian torch files are not supported")
-        state = _LegacyUnpickler(f).load()
-        keys = pickle.load(f)
+        state = load()
+        keys = load()
         storages: dict[str, np.ndarray] = {}
         refs = {}
         for value in state.values():

@@ -31,11 +31,11 @@ fi
 
 "$REPO/scripts/build-web.sh"
 
-# The same command shape as CI's `cargo test --workspace`, so the same features are
-# unified and only flownet-cli is rebuilt when the page changed (a `-p flownet-cli`
-# build would unify features differently and rebuild dependencies).
+# The same command as scripts/test.sh's test build, so the same features are unified
+# and only flownet-cli is rebuilt when the page changed (a `-p flownet-cli` build would
+# unify features differently and rebuild dependencies).
 log "building flownet (dev profile) with the page embedded"
-cargo test --workspace --no-run --quiet 2>/dev/null || cargo test --workspace --no-run
+cargo test --workspace --exclude flownet-py --all-targets --locked --no-run --quiet
 export FLOWNET_BIN="$REPO/target/debug/flownet"
 
 E2E="$REPO/tests/e2e"

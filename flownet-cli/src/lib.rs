@@ -15,15 +15,17 @@
 
 pub mod blobs;
 mod commands;
+pub mod config;
 pub mod context;
+pub mod hooks;
 pub mod serve;
 pub mod web;
 
 use std::{ffi::OsString, path::PathBuf};
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
-pub use commands::Command;
+pub use commands::{Command, node_json, pick_node};
 use context::Ctx;
 
 /// FlowNet: a decentralized AI-inference marketplace. Pay for a prompt, a node runs the
@@ -39,16 +41,12 @@ pub struct Cli {
     /// Where the ledger, keys and blobs live [default: ~/.flownet]
     #[arg(long, global = true, env = "FLOWNET_HOME", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Which key in the data dir signs (several keys can share one data dir)
-    #[arg(
-        long,
-        global = true,
-        env = "FLOWNET_KEY",
-        default_value = "default",
-        value_name = "NAME"
-    )]
-    pub key: String,
-    /// Where the model manifests and weights are [default: ./models]
+    /// Which key in the data dir signs (several keys can share one data dir) [default:
+    /// the data dir's config.json, else "default"]
+    #[arg(long, global = true, env = "FLOWNET_KEY", value_name = "NAME")]
+    pub key: Option<String>,
+    /// Where the model manifests and weights are [default: the data dir's config.json,
+    /// else ./models]
     #[arg(long, global = true, env = "FLOWNET_MODELS", value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
     /// Print results as JSON on stdout (logs stay on stderr)
@@ -68,7 +66,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(argv) {
+    let parsed = Cli::command()
+        .version(hooks::version())
+        .try_get_matches_from(argv)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -76,16 +78,26 @@ where
         }
     };
     init_logging(cli.verbose, cli.command.is_long_running());
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(context::default_data_dir);
+    let config = match config::Config::load(&data_dir) {
+        Ok(c) => c,
+        Err(e) => return report_error(cli.json, &e),
+    };
     let ctx = Ctx {
-        data_dir: cli
-            .data_dir
+        key_name: cli
+            .key
             .clone()
-            .unwrap_or_else(context::default_data_dir),
-        key_name: cli.key.clone(),
+            .or_else(|| config.as_ref().map(|c| c.key.clone()))
+            .unwrap_or_else(|| "default".into()),
         models_dir: cli
             .models_dir
             .clone()
+            .or_else(|| config.as_ref().and_then(|c| c.models_dir.clone()))
             .unwrap_or_else(flownet_infer::default_models_dir),
+        data_dir,
         json: cli.json,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -100,20 +112,24 @@ where
     };
     match runtime.block_on(commands::dispatch(&ctx, cli.command)) {
         Ok(()) => 0,
-        Err(e) => {
-            if ctx.json {
-                let kind = e.downcast_ref::<flownet_core::Error>().map(|c| c.kind());
-                let json =
-                    serde_json::json!({ "error": { "kind": kind, "message": format!("{e:#}") } });
-                println!("{json}");
-            }
-            eprintln!("error: {e:#}");
-            1
-        }
+        Err(e) => report_error(ctx.json, &e),
     }
 }
 
-fn init_logging(verbose: u8, long_running: bool) {
+/// Prints an error (also as JSON on stdout with `--json`) and returns exit code 1.
+fn report_error(json: bool, e: &anyhow::Error) -> i32 {
+    if json {
+        let kind = e.downcast_ref::<flownet_core::Error>().map(|c| c.kind());
+        let json = serde_json::json!({ "error": { "kind": kind, "message": format!("{e:#}") } });
+        println!("{json}");
+    }
+    eprintln!("error: {e:#}");
+    1
+}
+
+/// Sends logs to stderr: warnings by default, progress too for long-running commands
+/// (`-v` info, `-vv` debug; `RUST_LOG` overrides). Later calls change nothing.
+pub fn init_logging(verbose: u8, long_running: bool) {
     let default = match (verbose, long_running) {
         (0, false) => "warn",
         (0, true) | (1, _) => "info",

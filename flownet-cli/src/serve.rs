@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use axum::{
     Router,
     extract::{Path, State},
@@ -11,7 +11,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use flownet_core::{BlobStore, Digest32, Engine, Ledger, NodeEvent, NodeWorker};
+use flownet_core::{
+    BlobStore, Digest32, Engine, Ledger, Node, NodeEvent, NodeWorker, OfferedModel, Wallet,
+};
 use tokio::sync::watch;
 
 use crate::blobs::{FsBlobStore, sniff_mime};
@@ -132,5 +134,161 @@ pub async fn run_worker(worker: Arc<Worker>, interval: Duration, mut stop: watch
             _ = tokio::time::sleep(interval) => {}
             _ = stop.changed() => {}
         }
+    }
+}
+
+/// How a node process serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address for the output server [default: the host:port of the registered endpoint].
+    pub listen: Option<SocketAddr>,
+    /// How often to look for tasks.
+    pub interval: Duration,
+    /// Process the tasks waiting now, then return.
+    pub once: bool,
+}
+
+/// Makes sure the wallet's node is registered with `offers` (and `name` and `endpoint`
+/// where given, else the registered ones), registering or updating it only when
+/// something differs. Returns the node as the ledger has it.
+pub async fn ensure_registered(
+    wallet: &Wallet<dyn Ledger>,
+    name: Option<&str>,
+    endpoint: Option<&str>,
+    offers: Vec<OfferedModel>,
+) -> Result<Node> {
+    let existing = wallet.ledger().node(wallet.address()).await?;
+    let name = match (name, &existing) {
+        (Some(n), _) => n.to_owned(),
+        (None, Some(node)) => node.name.clone(),
+        (None, None) => bail!(
+            "{} has no node yet: give it a name to register it",
+            wallet.address()
+        ),
+    };
+    let endpoint = match (endpoint, &existing) {
+        (Some(e), _) => e.to_owned(),
+        (None, Some(node)) => node.endpoint.clone(),
+        (None, None) => DEFAULT_ENDPOINT.to_owned(),
+    };
+    if let Some(node) = existing
+        && node.name == name
+        && node.endpoint == endpoint
+        && node.models == offers
+    {
+        return Ok(node);
+    }
+    wallet.register_node(&name, &endpoint, offers).await?;
+    wallet
+        .ledger()
+        .node(wallet.address())
+        .await?
+        .context("the node vanished after registering")
+}
+
+/// The endpoint a node registers when none is given.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7070";
+
+/// Runs a registered node until `stop` resolves (or, with `once`, for one pass): the
+/// output server on the endpoint's address and the worker loop around `engine`. Warns
+/// about offers the engine cannot serve. Returns how many tasks it delivered in `once`
+/// mode (0 otherwise); claimed tasks left behind resume on the next start.
+pub async fn run_node(
+    wallet: Arc<Wallet<dyn Ledger>>,
+    engine: Arc<dyn Engine>,
+    blobs: FsBlobStore,
+    options: &ServeOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<usize> {
+    let Some(node) = wallet.ledger().node(wallet.address()).await? else {
+        bail!(
+            "{} has no node: register one first with `flownet node register`",
+            wallet.address()
+        );
+    };
+    let served = engine.models();
+    for offer in &node.models {
+        match served.iter().find(|m| m.id == offer.model_id) {
+            Some(m) if m.weights_sha256 == offer.weights_sha256 => {}
+            Some(m) => tracing::warn!(
+                "model {} is registered with weights {} but this node runs {}: re-register to serve it",
+                offer.model_id,
+                offer.weights_sha256,
+                m.weights_sha256
+            ),
+            None => tracing::warn!("model {} is registered but not served here", offer.model_id),
+        }
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let listen = match options.listen {
+        Some(l) => l,
+        None => listen_from_endpoint(&node.endpoint)?,
+    };
+    let info = serde_json::json!({ "node": node.owner, "name": node.name, "models": node.models });
+    let (addr, server) = spawn_blob_server(listen, blobs.clone(), info, stop_rx.clone()).await?;
+    let blob_store: Arc<dyn BlobStore> = Arc::new(blobs);
+    let worker = Arc::new(NodeWorker::new(
+        wallet,
+        engine,
+        blob_store,
+        node.endpoint.clone(),
+    ));
+    tracing::info!(
+        "node {} ({}) serving {} on {addr}",
+        node.owner,
+        node.name,
+        node.models
+            .iter()
+            .map(|m| m.model_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if options.once {
+        let delivered = worker.tick(&log_event).await;
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        return Ok(delivered?);
+    }
+    let loop_handle = tokio::spawn(run_worker(worker, options.interval, stop_rx));
+    stop.await;
+    tracing::info!("stopping: claimed tasks resume on the next start");
+    let _ = stop_tx.send(true);
+    let _ = loop_handle.await;
+    let _ = server.await;
+    Ok(0)
+}
+
+/// The listen address implied by an endpoint URL (`http://host:port[/…]`).
+pub fn listen_from_endpoint(endpoint: &str) -> Result<SocketAddr> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .with_context(|| format!("endpoint {endpoint} is not http://; pass --listen"))?;
+    let hostport = rest.split('/').next().unwrap_or_default();
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:80")
+    };
+    let hostport = hostport.replace("localhost", "127.0.0.1");
+    hostport.parse().with_context(|| {
+        format!("cannot listen on {hostport} from endpoint {endpoint}; pass --listen")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_give_listen_addresses() {
+        assert_eq!(
+            listen_from_endpoint("http://127.0.0.1:7070").unwrap(),
+            "127.0.0.1:7070".parse().unwrap()
+        );
+        assert_eq!(
+            listen_from_endpoint("http://localhost:9000/x").unwrap(),
+            "127.0.0.1:9000".parse().unwrap()
+        );
+        assert!(listen_from_endpoint("https://example.com").is_err());
     }
 }

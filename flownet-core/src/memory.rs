@@ -69,11 +69,38 @@ impl MemoryState {
     }
 }
 
-/// A [`StateStore`] over [`MemoryState`] with a one-level savepoint.
+/// A [`StateStore`] over [`MemoryState`] with a one-level savepoint, kept as an undo
+/// log of the values each write replaced (so a savepoint costs nothing however large
+/// the state grows).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     pub state: MemoryState,
-    saved: Option<MemoryState>,
+    undo: Option<Vec<Undo>>,
+}
+
+#[derive(Debug)]
+enum Undo {
+    Account(Address, Option<Account>),
+    Node(Address, Option<Node>),
+    Task(TaskId, Option<Task>),
+    Rating((TaskId, Address), Option<Rating>),
+    Nft(NftId, Option<OutputNft>),
+    Globals(Globals),
+}
+
+fn restore<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, old: Option<V>) {
+    match old {
+        Some(v) => map.insert(key, v),
+        None => map.remove(&key),
+    };
+}
+
+impl MemoryStore {
+    fn record(&mut self, undo: impl FnOnce(&MemoryState) -> Undo) {
+        if let Some(log) = &mut self.undo {
+            log.push(undo(&self.state));
+        }
+    }
 }
 
 impl StateStore for MemoryStore {
@@ -81,6 +108,7 @@ impl StateStore for MemoryStore {
         Ok(self.state.accounts.get(&a).cloned())
     }
     fn put_account(&mut self, a: &Account) -> Result<()> {
+        self.record(|s| Undo::Account(a.address, s.accounts.get(&a.address).cloned()));
         self.state.accounts.insert(a.address, a.clone());
         Ok(())
     }
@@ -88,6 +116,7 @@ impl StateStore for MemoryStore {
         Ok(self.state.nodes.get(&owner).cloned())
     }
     fn put_node(&mut self, n: &Node) -> Result<()> {
+        self.record(|s| Undo::Node(n.owner, s.nodes.get(&n.owner).cloned()));
         self.state.nodes.insert(n.owner, n.clone());
         Ok(())
     }
@@ -95,6 +124,7 @@ impl StateStore for MemoryStore {
         Ok(self.state.tasks.get(&id).cloned())
     }
     fn put_task(&mut self, t: &Task) -> Result<()> {
+        self.record(|s| Undo::Task(t.id, s.tasks.get(&t.id).cloned()));
         self.state.tasks.insert(t.id, t.clone());
         Ok(())
     }
@@ -102,10 +132,13 @@ impl StateStore for MemoryStore {
         Ok(self.state.ratings.get(&(task, rater)).cloned())
     }
     fn put_rating(&mut self, r: &Rating) -> Result<()> {
-        self.state.ratings.insert((r.task, r.rater), r.clone());
+        let key = (r.task, r.rater);
+        self.record(|s| Undo::Rating(key, s.ratings.get(&key).cloned()));
+        self.state.ratings.insert(key, r.clone());
         Ok(())
     }
     fn put_nft(&mut self, n: &OutputNft) -> Result<()> {
+        self.record(|s| Undo::Nft(n.id, s.nfts.get(&n.id).cloned()));
         self.state.nfts.insert(n.id, n.clone());
         Ok(())
     }
@@ -113,21 +146,31 @@ impl StateStore for MemoryStore {
         Ok(self.state.globals.clone())
     }
     fn put_globals(&mut self, g: &Globals) -> Result<()> {
+        self.record(|s| Undo::Globals(s.globals.clone()));
         self.state.globals = g.clone();
         Ok(())
     }
     fn savepoint(&mut self) -> Result<()> {
-        self.saved = Some(self.state.clone());
+        self.undo = Some(Vec::new());
         Ok(())
     }
     fn rollback_to_savepoint(&mut self) -> Result<()> {
-        if let Some(s) = self.saved.take() {
-            self.state = s;
+        // Newest first, so each entry ends up holding its value from before the savepoint.
+        for undo in self.undo.take().unwrap_or_default().into_iter().rev() {
+            let s = &mut self.state;
+            match undo {
+                Undo::Account(k, v) => restore(&mut s.accounts, k, v),
+                Undo::Node(k, v) => restore(&mut s.nodes, k, v),
+                Undo::Task(k, v) => restore(&mut s.tasks, k, v),
+                Undo::Rating(k, v) => restore(&mut s.ratings, k, v),
+                Undo::Nft(k, v) => restore(&mut s.nfts, k, v),
+                Undo::Globals(g) => s.globals = g,
+            }
         }
         Ok(())
     }
     fn release_savepoint(&mut self) -> Result<()> {
-        self.saved = None;
+        self.undo = None;
         Ok(())
     }
 }

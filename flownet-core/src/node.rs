@@ -108,7 +108,7 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             .await?;
         for task in claimed {
             let now = ledger.info().await?.now;
-            if now > task.fulfil_deadline.unwrap_or(0) {
+            if now > task.fulfil_deadline.unwrap_or(0) || self.attempts_left(task.id) == 0 {
                 continue;
             }
             on_event(&NodeEvent::Resumed {
@@ -153,6 +153,17 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             delivered += usize::from(self.process(&task, on_event).await?);
         }
         Ok(delivered)
+    }
+
+    fn attempts_left(&self, task: TaskId) -> u32 {
+        let used = self
+            .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&task)
+            .copied()
+            .unwrap_or(0);
+        MAX_ATTEMPTS.saturating_sub(used)
     }
 
     fn can_serve(&self, task: &Task) -> std::result::Result<(), String> {

@@ -284,6 +284,52 @@ impl OnnxEngine {
     }
 }
 
+/// A raw `f32` tensor: its shape and its values in row-major order.
+pub type RawTensor = (Vec<usize>, Vec<f32>);
+
+impl OnnxEngine {
+    /// Runs model `id` on raw `f32` tensors, by input name, and returns every output as
+    /// a raw tensor, by name: the model alone, without the pipeline's pre- and
+    /// post-processing. For benchmarks that compare with other runtimes, and for callers
+    /// that bring their own processing.
+    pub fn run_raw(
+        &self,
+        id: &str,
+        inputs: &[(&str, RawTensor)],
+    ) -> Result<Vec<(String, RawTensor)>> {
+        let model = self
+            .inner
+            .models
+            .get(id)
+            .ok_or_else(|| Error::UnknownModel(id.to_owned()))?;
+        let mut values = Vec::with_capacity(inputs.len());
+        for (name, (shape, data)) in inputs {
+            let tensor = ort::value::TensorRef::from_array_view((shape.clone(), data.as_slice()))
+                .map_err(Error::ort(format!("preparing input {name}")))?;
+            values.push((
+                std::borrow::Cow::Borrowed(*name),
+                ort::session::SessionInputValue::from(tensor),
+            ));
+        }
+        let mut session = model.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let outputs = session
+            .run(values)
+            .map_err(Error::ort(format!("running {id}")))?;
+        let mut result = Vec::new();
+        for (name, value) in outputs.iter() {
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(Error::ort(format!("reading output {name}")))?;
+            let shape = shape
+                .iter()
+                .map(|&d| usize::try_from(d).unwrap_or(0))
+                .collect();
+            result.push((name.to_string(), (shape, data.to_vec())));
+        }
+        Ok(result)
+    }
+}
+
 #[async_trait]
 impl flownet_core::Engine for OnnxEngine {
     fn models(&self) -> Vec<ModelInfo> {

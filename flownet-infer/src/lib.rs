@@ -48,7 +48,7 @@ pub mod terrain;
 
 pub use classify::{DEFAULT_TOP_K, Prediction};
 pub use engine::{
-    EngineOptions, ExecutionProvider, FLOWNET_MODELS, OnnxEngine, default_models_dir,
+    EngineOptions, ExecutionProvider, FLOWNET_MODELS, OnnxEngine, RawTensor, default_models_dir,
 };
 pub use error::{Error, Result};
 pub use manifest::{ModelManifest, TensorSpec};

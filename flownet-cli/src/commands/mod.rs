@@ -13,14 +13,15 @@ use flownet_core::{Address, Amount, Ledger, Node, OfferedModel};
 use flownet_infer::{EngineOptions, ExecutionProvider, ModelManifest, OnnxEngine};
 use serde_json::json;
 
-use crate::context::Ctx;
+use crate::{config::Config, context::Ctx};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The whole marketplace in one go on a fresh ledger: a node serves the real
     /// models, a user pays for a prompt, gets the image, rates it
     Demo(demo::DemoArgs),
-    /// Sets up this data dir: ledger (if missing), key, account and welcome tokens
+    /// Sets up this data dir: ledger (if missing), key, account, welcome tokens and the
+    /// config file that makes this key the default
     Init,
     /// The ledger file: create it, show its state
     #[command(subcommand)]
@@ -177,6 +178,13 @@ async fn init(ctx: &Ctx) -> Result<()> {
     let (key, key_created) = ctx.load_or_create_key()?;
     let wallet = flownet_core::Wallet::new(ledger.clone() as Arc<dyn Ledger>, key);
     let granted = wallet.ensure_funded().await?;
+    let config_path = Config::path(&ctx.data_dir);
+    let config_created = Config {
+        network: crate::config::EMBEDDED.into(),
+        key: ctx.key_name.clone(),
+        models_dir: None,
+    }
+    .save_new(&ctx.data_dir)?;
     let balance = ledger
         .account(wallet.address())
         .await?
@@ -189,17 +197,21 @@ async fn init(ctx: &Ctx) -> Result<()> {
             "ledger": ctx.ledger_path(),
             "ledger_created": ledger_created,
             "key_created": key_created,
+            "config": config_path,
+            "config_created": config_created,
             "granted": granted.to_string(),
             "balance": balance.to_string(),
         }),
         || {
             format!(
-                "address  {}\nkey      {}{}\nledger   {}{}\nbalance  {balance} FLOWNET{}",
+                "address  {}\nkey      {}{}\nledger   {}{}\nconfig   {}{}\nbalance  {balance} FLOWNET{}",
                 wallet.address(),
                 ctx.key_path(&ctx.key_name).display(),
                 if key_created { " (new)" } else { "" },
                 ctx.ledger_path().display(),
                 if ledger_created { " (new)" } else { "" },
+                config_path.display(),
+                if config_created { " (new)" } else { "" },
                 if granted > Amount::ZERO {
                     format!(" ({granted} from the faucet)")
                 } else {

@@ -2,11 +2,15 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
-use flownet_core::{Address, BlobStore, Engine, Ledger, NodeWorker, TaskQuery, TaskStatus, Wallet};
+use flownet_core::{Address, Engine, Ledger, TaskQuery, TaskStatus, Wallet};
 use serde_json::json;
 
 use super::{EngineArgs, load_engine, node_json, node_lines, offers_from_specs};
-use crate::{context::Ctx, serve};
+use crate::{
+    context::Ctx,
+    hooks::{self, HandlerContext},
+    serve,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCmd {
@@ -52,6 +56,11 @@ pub struct ServeArgs {
     /// Process the tasks waiting now, then exit
     #[arg(long)]
     pub once: bool,
+    /// Serve the models of a Python object instead, MODULE:OBJECT (a flownet.Node with
+    /// its @node.model functions); publishes its offers first. Needs the `flownet`
+    /// command of the Python package
+    #[arg(long, value_name = "MODULE:OBJECT")]
+    pub handler: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -167,115 +176,60 @@ pub async fn run(ctx: &Ctx, cmd: NodeCmd) -> Result<()> {
     Ok(())
 }
 
-/// The listen address implied by an endpoint URL (`http://host:port[/…]`).
-fn listen_from_endpoint(endpoint: &str) -> Result<SocketAddr> {
-    let rest = endpoint
-        .strip_prefix("http://")
-        .with_context(|| format!("endpoint {endpoint} is not http://; pass --listen"))?;
-    let hostport = rest.split('/').next().unwrap_or_default();
-    let hostport = if hostport.contains(':') {
-        hostport.to_owned()
-    } else {
-        format!("{hostport}:80")
-    };
-    let hostport = hostport.replace("localhost", "127.0.0.1");
-    hostport.parse().with_context(|| {
-        format!("cannot listen on {hostport} from endpoint {endpoint}; pass --listen")
-    })
-}
-
 async fn serve_node(ctx: &Ctx, args: ServeArgs) -> Result<()> {
-    let wallet = Arc::new(ctx.wallet()?);
-    let Some(node) = wallet.ledger().node(wallet.address()).await? else {
-        bail!(
-            "{} has no node: register one first with `flownet node register`",
-            wallet.address()
-        );
-    };
-    let ids: Vec<String> = node.models.iter().map(|m| m.model_id.clone()).collect();
-    let engine = load_engine(ctx, Some(ids), &args.engine).await?;
-    for offer in &node.models {
-        let served = engine.models().into_iter().find(|m| m.id == offer.model_id);
-        match served {
-            Some(m) if m.weights_sha256 == offer.weights_sha256 => {}
-            Some(m) => tracing::warn!(
-                "model {} is registered with weights {} but the local weights are {}: re-register to serve it",
-                offer.model_id,
-                offer.weights_sha256,
-                m.weights_sha256
-            ),
-            None => tracing::warn!(
-                "model {} is registered but not in {}",
-                offer.model_id,
-                ctx.models_dir.display()
-            ),
+    let wallet: Arc<Wallet<dyn Ledger>> = Arc::new(ctx.wallet()?);
+    let engine: Arc<dyn Engine> = match &args.handler {
+        Some(spec) => {
+            let loader = hooks::handler_loader().with_context(|| {
+                format!(
+                    "--handler {spec} serves Python functions: run the `flownet` command of the \
+                     Python package (pip install ./flownet-py) instead of this binary"
+                )
+            })?;
+            let context = HandlerContext {
+                models_dir: ctx.models_dir.clone(),
+                threads: args.engine.threads,
+                cuda: args.engine.cuda,
+            };
+            let spec = spec.clone();
+            let handler = tokio::task::spawn_blocking(move || loader(&spec, &context)).await??;
+            let node = serve::ensure_registered(
+                &wallet,
+                handler.name.as_deref(),
+                handler.endpoint.as_deref(),
+                handler.offers,
+            )
+            .await?;
+            tracing::info!("node offers\n{}", node_lines(&node));
+            handler.engine
         }
-    }
-    let blobs = ctx.blobs()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let listen = match args.listen {
-        Some(l) => l,
-        None => listen_from_endpoint(&node.endpoint)?,
+        None => {
+            let Some(node) = wallet.ledger().node(wallet.address()).await? else {
+                bail!(
+                    "{} has no node: register one first with `flownet node register`",
+                    wallet.address()
+                );
+            };
+            let ids: Vec<String> = node.models.iter().map(|m| m.model_id.clone()).collect();
+            load_engine(ctx, Some(ids), &args.engine).await?
+        }
     };
-    let info = json!({ "node": node.owner, "name": node.name, "models": node.models });
-    let (addr, server) =
-        serve::spawn_blob_server(listen, blobs.clone(), info, stop_rx.clone()).await?;
-    let engine: Arc<dyn Engine> = engine;
-    let blob_store: Arc<dyn BlobStore> = Arc::new(blobs);
-    let worker = Arc::new(NodeWorker::new(
-        wallet.clone() as Arc<Wallet<dyn Ledger>>,
-        engine,
-        blob_store,
-        node.endpoint.clone(),
-    ));
-    tracing::info!(
-        "node {} ({}) serving {} on {addr}",
-        node.owner,
-        node.name,
-        node.models
-            .iter()
-            .map(|m| m.model_id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let options = serve::ServeOptions {
+        listen: args.listen,
+        interval: Duration::from_millis(args.interval_ms),
+        once: args.once,
+    };
+    let stop = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot wait for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    let delivered = serve::run_node(wallet, engine, ctx.blobs()?, &options, stop).await?;
     if args.once {
-        let delivered = worker.tick(&serve::log_event).await?;
-        let _ = stop_tx.send(true);
-        let _ = server.await;
         ctx.print(&json!({ "delivered": delivered }), || {
             format!("delivered {delivered} tasks")
         });
-        return Ok(());
     }
-    let loop_handle = tokio::spawn(serve::run_worker(
-        worker,
-        Duration::from_millis(args.interval_ms),
-        stop_rx,
-    ));
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    tracing::info!("stopping: claimed tasks resume on the next start");
-    let _ = stop_tx.send(true);
-    let _ = loop_handle.await;
-    let _ = server.await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_give_listen_addresses() {
-        assert_eq!(
-            listen_from_endpoint("http://127.0.0.1:7070").unwrap(),
-            "127.0.0.1:7070".parse().unwrap()
-        );
-        assert_eq!(
-            listen_from_endpoint("http://localhost:9000/x").unwrap(),
-            "127.0.0.1:9000".parse().unwrap()
-        );
-        assert!(listen_from_endpoint("https://example.com").is_err());
-    }
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Inference per item, Rust (ort) vs Python (onnxruntime), same models, same runtime
+# library, same thread count, in one go. Usage: benches/compare_python.sh [THREADS] [ITERS]
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+THREADS="${1:-1}"
+ITERS="${2:-50}"
+eval "$(scripts/setup.sh)"
+cargo build --release -q -p flownet-benches --bin infer-compare
+rust="$(target/release/infer-compare --threads "$THREADS" --iters "$ITERS")"
+python="$(.venv/bin/python benches/python/infer_bench.py --threads "$THREADS" --iters "$ITERS")"
+RUST="$rust" PY="$python" .venv/bin/python - <<'PY'
+import json, os
+rust = {r["model"]: r for r in map(json.loads, os.environ["RUST"].splitlines())}
+py = {r["model"]: r for r in map(json.loads, os.environ["PY"].splitlines())}
+print(f"{'model':<24}{'threads':>8}{'rust ms':>10}{'python ms':>11}{'rust/python':>13}{'rust request ms':>17}")
+for model in sorted(rust.keys() & py.keys()):
+    r, p = rust[model], py[model]
+    ratio = r["ms_per_item_p50"] / p["ms_per_item_p50"]
+    print(f"{model:<24}{r['threads']:>8}{r['ms_per_item_p50']:>10.2f}{p['ms_per_item_p50']:>11.2f}{ratio:>13.2f}{r['request_ms_p50']:>17.2f}")
+PY

@@ -1,0 +1,70 @@
+//! Times each model at batch 1 the way `benches/python/infer_bench.py` times Python
+//! onnxruntime (same thread count, warm-up, then N timed runs) and prints one JSON
+//! object per model. `benches/compare_python.sh` runs both and prints the ratio.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use flownet_infer::{EngineOptions, OnnxEngine, default_models_dir};
+
+fn main() -> Result<()> {
+    let mut threads = 1usize;
+    let mut iters = 50usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--threads" => threads = args.next().context("--threads N")?.parse()?,
+            "--iters" => iters = args.next().context("--iters N")?.parse()?,
+            other => anyhow::bail!("unknown argument {other} (use --threads N --iters N)"),
+        }
+    }
+    let dir = default_models_dir();
+    let engine = OnnxEngine::load(&dir, &EngineOptions::default().with_threads(threads))
+        .with_context(|| {
+            format!(
+                "loading models from {} (run scripts/setup.sh)",
+                dir.display()
+            )
+        })?;
+    let ids: Vec<String> = engine.manifests().map(|m| m.id.clone()).collect();
+    for id in ids {
+        let Some(inputs) = flownet_benches::model_inputs(&id) else {
+            continue;
+        };
+        let request = flownet_benches::model_request(&id, &dir)?;
+        let model_only = time(iters, || engine.run_raw(&id, &inputs).map(drop))?;
+        let whole = time(iters, || engine.infer_blocking(&request).map(drop))?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": id, "threads": threads, "iters": iters, "batch": 1,
+                "ms_per_item_p50": p50(&model_only), "ms_per_item_mean": mean(&model_only),
+                "request_ms_p50": p50(&whole),
+            })
+        );
+    }
+    Ok(())
+}
+
+fn time(iters: usize, mut f: impl FnMut() -> flownet_infer::Result<()>) -> Result<Vec<f64>> {
+    for _ in 0..5 {
+        f()?;
+    }
+    let mut v = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        f()?;
+        v.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(v)
+}
+
+fn p50(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}

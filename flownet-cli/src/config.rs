@@ -1,0 +1,100 @@
+//! The data dir's config file, `config.json`, written by `flownet init`: the network and
+//! the key that commands use when no flag or environment variable names them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
+
+/// The config file's name inside the data dir.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// The only network this build knows.
+pub const EMBEDDED: &str = "embedded";
+
+/// What `config.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// Which ledger the data dir uses: `embedded` (its `ledger.db`).
+    pub network: String,
+    /// The key that signs when neither `--key` nor `FLOWNET_KEY` is given.
+    pub key: String,
+    /// The models dir when neither `--models-dir` nor `FLOWNET_MODELS` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(CONFIG_FILE)
+    }
+
+    /// The data dir's config, if it has one. A config for a network this build does not
+    /// know is an error, so commands never act on the wrong ledger.
+    pub fn load(data_dir: &Path) -> Result<Option<Self>> {
+        let path = Self::path(data_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let config: Self = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid config file", path.display()))?;
+        if config.network != EMBEDDED {
+            bail!(
+                "{} names network {:?}, but this build only knows the {EMBEDDED} ledger",
+                path.display(),
+                config.network
+            );
+        }
+        Ok(Some(config))
+    }
+
+    /// Writes the config unless the data dir has one. Returns whether it wrote it.
+    pub fn save_new(&self, data_dir: &Path) -> Result<bool> {
+        let path = Self::path(data_dir);
+        if path.exists() {
+            return Ok(false);
+        }
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let json = serde_json::to_string_pretty(self)? + "\n";
+        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_and_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::load(dir.path()).unwrap(), None);
+        let config = Config {
+            network: EMBEDDED.into(),
+            key: "alice".into(),
+            models_dir: None,
+        };
+        assert!(config.save_new(dir.path()).unwrap());
+        let other = Config {
+            key: "bob".into(),
+            ..config.clone()
+        };
+        assert!(!other.save_new(dir.path()).unwrap());
+        assert_eq!(Config::load(dir.path()).unwrap(), Some(config));
+    }
+
+    #[test]
+    fn unknown_networks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            Config::path(dir.path()),
+            r#"{"network": "mainnet", "key": "default"}"#,
+        )
+        .unwrap();
+        let err = Config::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("mainnet"), "{err}");
+    }
+}

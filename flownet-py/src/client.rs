@@ -1,0 +1,466 @@
+//! `flownet.Client` (the user's side: nodes, submit, rate, NFTs), `flownet.Task` and
+//! `flownet.Output`.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use flownet_cli::blobs::{FsBlobStore, fetch_output};
+use flownet_core::{Amount, BlobStore, Error, TaskQuery, TaskStatus};
+use pyo3::{
+    exceptions::PyTimeoutError,
+    prelude::*,
+    types::{PyBytes, PyString},
+};
+
+use crate::{
+    block_on, blocking,
+    convert::{address_arg, amount_arg, amount_to_py, json_to_py, py_to_json},
+    errors::{FlowError, FlowResult},
+    ledger::{Account, Ledger, account_balance, list_nodes, task_record, to_json},
+};
+
+/// A user's view of the marketplace: find nodes, pay for prompts, rate outputs.
+#[pyclass(module = "flownet", frozen)]
+#[derive(Debug)]
+pub struct Client {
+    ledger: Py<Ledger>,
+    account: Py<Account>,
+}
+
+impl Client {
+    fn wallet(&self) -> Arc<flownet_core::Wallet<dyn flownet_core::Ledger>> {
+        self.account.get().wallet.clone()
+    }
+
+    fn task_handle(&self, id: u64) -> Task {
+        Task {
+            id,
+            ledger: self.ledger.get().port(),
+            data_dir: self.account.get().data_dir.clone(),
+        }
+    }
+}
+
+/// A task given as a `Task` or its id.
+fn task_id(task: &Bound<'_, PyAny>) -> PyResult<u64> {
+    match task.cast::<Task>() {
+        Ok(t) => Ok(t.get().id),
+        Err(_) => task.extract(),
+    }
+}
+
+#[pymethods]
+impl Client {
+    /// A client paying and signing with `account` on `ledger`.
+    #[new]
+    fn new(ledger: Py<Ledger>, account: Py<Account>) -> PyResult<Self> {
+        if ledger.get().inner.id() != account.get().ledger.get().inner.id() {
+            return Err(FlowError::Core(Error::InvalidInput(
+                "the account was loaded for another ledger".into(),
+            ))
+            .into());
+        }
+        Ok(Self { ledger, account })
+    }
+
+    #[getter]
+    fn ledger(&self, py: Python<'_>) -> Py<Ledger> {
+        self.ledger.clone_ref(py)
+    }
+
+    #[getter]
+    fn account(&self, py: Python<'_>) -> Py<Account> {
+        self.account.clone_ref(py)
+    }
+
+    /// The nodes, best first (score, then lowest price), or only those offering `model`.
+    #[pyo3(signature = (model = None))]
+    fn nodes(&self, py: Python<'_>, model: Option<String>) -> PyResult<Py<PyAny>> {
+        let ledger = self.ledger.get().port();
+        let nodes = block_on(
+            py,
+            async move { list_nodes(&*ledger, model.as_deref()).await },
+        )?;
+        json_to_py(py, &nodes)
+    }
+
+    /// Pays for one inference and returns its task. `prompt` is text, or the image's
+    /// bytes for models that take an image (stored in this account's blob store and
+    /// sent as `sha256:<hex>`). Without `node`, the best-scored active node offering
+    /// `model` within `max_price` is chosen; `max_price` defaults to that node's price.
+    /// `params` is a JSON-able dict of model parameters.
+    #[pyo3(signature = (prompt, model, node = None, max_price = None, params = None))]
+    fn submit(
+        &self,
+        py: Python<'_>,
+        prompt: &Bound<'_, PyAny>,
+        model: String,
+        node: Option<&str>,
+        max_price: Option<&Bound<'_, PyAny>>,
+        params: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Task> {
+        let node = node.map(address_arg).transpose()?;
+        let max_price = max_price.map(amount_arg).transpose()?;
+        let params = match params {
+            Some(p) => py_to_json(p)?,
+            None => "{}".to_owned(),
+        };
+        let prompt = if prompt.is_instance_of::<PyString>() {
+            prompt.extract::<String>()?
+        } else {
+            let image: Vec<u8> = prompt.extract()?;
+            let store = self.account.get().blobs()?;
+            let sha = blocking(py, move || Ok(store.put(&image)?))?;
+            format!("sha256:{sha}")
+        };
+        let wallet = self.wallet();
+        let id = block_on(py, async move {
+            let ledger = wallet.ledger().clone();
+            let (node, max_price) = match node {
+                Some(addr) => {
+                    let n = ledger
+                        .node(addr)
+                        .await?
+                        .ok_or_else(|| Error::NotFound(format!("node {addr}")))?;
+                    // A model the node does not offer is for the ledger to refuse.
+                    let listed = n.offer(&model).map_or(Amount::ZERO, |o| o.price);
+                    (addr, max_price.unwrap_or(listed))
+                }
+                None => {
+                    let (n, offer) =
+                        flownet_cli::pick_node(ledger.as_ref(), &model, max_price).await?;
+                    (n.owner, max_price.unwrap_or(offer.price))
+                }
+            };
+            Ok(wallet
+                .submit(node, &model, &prompt, &params, max_price)
+                .await?)
+        })?;
+        Ok(self.task_handle(id))
+    }
+
+    /// A task by id (it must exist).
+    fn task(&self, py: Python<'_>, id: u64) -> PyResult<Task> {
+        let ledger = self.ledger.get().port();
+        block_on(py, async move {
+            ledger
+                .task(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
+            Ok(())
+        })?;
+        Ok(self.task_handle(id))
+    }
+
+    /// This account's tasks (as records), optionally only those with `status`.
+    #[pyo3(signature = (status = None))]
+    fn tasks(&self, py: Python<'_>, status: Option<&str>) -> PyResult<Py<PyAny>> {
+        let status = status
+            .map(|s| s.parse::<TaskStatus>().map_err(FlowError::Core))
+            .transpose()?;
+        let wallet = self.wallet();
+        let tasks = block_on(py, async move {
+            Ok(wallet
+                .ledger()
+                .tasks(TaskQuery {
+                    requester: Some(wallet.address()),
+                    status,
+                    ..TaskQuery::default()
+                })
+                .await?)
+        })?;
+        json_to_py(py, &to_json(&tasks)?)
+    }
+
+    /// Rates a fulfilled task 1 to 5 stars; returns the bounty earned (the first three
+    /// raters share the task's bounty).
+    fn rate(&self, py: Python<'_>, task: &Bound<'_, PyAny>, stars: u8) -> PyResult<Py<PyAny>> {
+        let id = task_id(task)?;
+        let wallet = self.wallet();
+        let receipt = block_on(py, async move { Ok(wallet.rate(id, stars).await?) })?;
+        amount_to_py(py, receipt.outcome.credited.unwrap_or_default())
+    }
+
+    /// Takes back an unclaimed task's escrow; returns the refund.
+    fn cancel(&self, py: Python<'_>, task: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let id = task_id(task)?;
+        let wallet = self.wallet();
+        let receipt = block_on(py, async move { Ok(wallet.cancel(id).await?) })?;
+        amount_to_py(py, receipt.outcome.credited.unwrap_or_default())
+    }
+
+    /// Refunds a task whose claim or fulfil deadline has passed (anyone may).
+    fn expire(&self, py: Python<'_>, task: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id = task_id(task)?;
+        let wallet = self.wallet();
+        block_on(py, async move {
+            wallet.expire(id).await?;
+            Ok(())
+        })
+    }
+
+    /// The output NFTs `owner` (default: this account) owns.
+    #[pyo3(signature = (owner = None))]
+    fn nfts(&self, py: Python<'_>, owner: Option<&str>) -> PyResult<Py<PyAny>> {
+        let wallet = self.wallet();
+        let owner = owner.map(address_arg).transpose()?;
+        let nfts = block_on(py, async move {
+            let owner = owner.unwrap_or(wallet.address());
+            Ok(wallet.ledger().nfts(owner).await?)
+        })?;
+        json_to_py(py, &to_json(&nfts)?)
+    }
+
+    /// The balance of `address` (default: this account) in FLOWNET.
+    #[pyo3(signature = (address = None))]
+    fn balance(&self, py: Python<'_>, address: Option<&str>) -> PyResult<Py<PyAny>> {
+        let address = match address {
+            Some(a) => address_arg(a)?,
+            None => self.wallet().address(),
+        };
+        let ledger = self.ledger.get().port();
+        let balance = block_on(py, async move { account_balance(&*ledger, address).await })?;
+        amount_to_py(py, balance)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Client(account={})", self.account.get().wallet.address())
+    }
+}
+
+/// A submitted task.
+#[pyclass(module = "flownet", frozen)]
+pub struct Task {
+    /// The task's id on the ledger.
+    #[pyo3(get)]
+    id: u64,
+    ledger: Arc<dyn flownet_core::Ledger>,
+    /// Whose blob store to look in before fetching an output over HTTP.
+    data_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Waited {
+    Final(Box<flownet_core::Task>),
+    Pending(TaskStatus),
+}
+
+#[pymethods]
+impl Task {
+    /// The task's record with its ratings, as `flownet --json task show` prints it.
+    fn info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let ledger = self.ledger.clone();
+        let id = self.id;
+        let record = block_on(py, async move { task_record(&*ledger, id).await })?;
+        json_to_py(py, &record)
+    }
+
+    /// Where the task stands: open, claimed, fulfilled, cancelled or expired.
+    #[getter]
+    fn status(&self, py: Python<'_>) -> PyResult<String> {
+        let task = self.fetch(py)?;
+        Ok(task.status.to_string())
+    }
+
+    /// Waits until the task is final (the GIL is released meanwhile), then fetches its
+    /// output (from the local blob store, else over HTTP) and checks it against the
+    /// SHA-256 on the ledger. Raises TimeoutError after `timeout` seconds, and
+    /// InvalidState when the task ended without an output. The ledger is read every
+    /// `poll_interval` seconds.
+    #[pyo3(signature = (timeout = 900.0, *, poll_interval = 0.05))]
+    fn wait(&self, py: Python<'_>, timeout: f64, poll_interval: f64) -> PyResult<Output> {
+        let started = Instant::now();
+        let limit = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
+        let poll = Duration::try_from_secs_f64(poll_interval.clamp(0.001, 60.0))
+            .unwrap_or(Duration::from_millis(50));
+        let task = loop {
+            let ledger = self.ledger.clone();
+            let id = self.id;
+            let polled = block_on(py, async move {
+                let task = ledger
+                    .task(id)
+                    .await?
+                    .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
+                if task.status.is_final() {
+                    return Ok(Waited::Final(Box::new(task)));
+                }
+                tokio::time::sleep(poll).await;
+                Ok(Waited::Pending(task.status))
+            })?;
+            match polled {
+                Waited::Final(task) => break *task,
+                Waited::Pending(status) if started.elapsed() >= limit => {
+                    return Err(PyTimeoutError::new_err(format!(
+                        "task {} is still {status} after {timeout} s (it can be expired once its deadline passes)",
+                        self.id
+                    )));
+                }
+                // Between polls Python runs: Ctrl-C interrupts the wait.
+                Waited::Pending(_) => py.check_signals()?,
+            }
+        };
+        let Some(output) = task.result.clone() else {
+            return Err(FlowError::Core(Error::InvalidState {
+                task: task.id,
+                status: task.status,
+                action: "get an output",
+            })
+            .into());
+        };
+        let data_dir = self.data_dir.clone();
+        let fetched = output.clone();
+        let bytes = blocking(py, move || {
+            let local = FsBlobStore::open(data_dir.join("blobs")).ok();
+            Ok(fetch_output(&fetched, local.as_ref())?)
+        })?;
+        let metadata = serde_json::json!({
+            "task": task.id,
+            "nft": task.nft,
+            "node": task.node,
+            "requester": task.requester,
+            "model_id": task.model_id,
+            "weights_sha256": task.weights_sha256,
+            "prompt": task.prompt,
+            "params": serde_json::from_str::<serde_json::Value>(&task.params).unwrap_or_default(),
+            "price": task.price.to_string(),
+            "fulfilled_at": task.fulfilled_at,
+        });
+        Output::new(
+            py,
+            &bytes,
+            output.mime,
+            output.sha256.to_hex(),
+            output.uri,
+            &metadata,
+        )
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Task(id={})", self.id)
+    }
+}
+
+impl Task {
+    fn fetch(&self, py: Python<'_>) -> PyResult<flownet_core::Task> {
+        let ledger = self.ledger.clone();
+        let id = self.id;
+        block_on(py, async move {
+            let task: FlowResult<_> = Ok(ledger
+                .task(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("task {id}")))?);
+            task
+        })
+    }
+}
+
+/// An output: its bytes, MIME type, SHA-256 (checked against the ledger), where it was
+/// published, and what it is a record of.
+#[pyclass(module = "flownet", frozen)]
+#[derive(Debug)]
+pub struct Output {
+    /// The output's bytes.
+    #[pyo3(get)]
+    bytes: Py<PyBytes>,
+    #[pyo3(get)]
+    mime: String,
+    /// SHA-256 of the bytes (hex).
+    #[pyo3(get)]
+    sha256: String,
+    /// Where the node publishes the bytes (empty for a local run).
+    #[pyo3(get)]
+    uri: String,
+    /// The task's facts (task, nft, node, model_id, weights_sha256, prompt, params,
+    /// price…) or, for a local run, what the engine reported.
+    #[pyo3(get)]
+    metadata: Py<PyAny>,
+}
+
+impl Output {
+    pub(crate) fn new(
+        py: Python<'_>,
+        bytes: &[u8],
+        mime: String,
+        sha256: String,
+        uri: String,
+        metadata: &serde_json::Value,
+    ) -> PyResult<Self> {
+        Ok(Self {
+            bytes: PyBytes::new(py, bytes).unbind(),
+            mime,
+            sha256,
+            uri,
+            metadata: json_to_py(py, metadata)?,
+        })
+    }
+}
+
+#[pymethods]
+impl Output {
+    /// Writes the bytes to `path` and returns the path.
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<PathBuf> {
+        let bytes = self.bytes.bind(py).as_bytes().to_vec();
+        blocking(py, move || {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::InvalidInput(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            std::fs::write(&path, &bytes).map_err(|e| {
+                Error::InvalidInput(format!("cannot write {}: {e}", path.display()))
+            })?;
+            Ok(path)
+        })
+    }
+
+    /// The bytes as UTF-8 text.
+    fn text(&self, py: Python<'_>) -> PyResult<String> {
+        let bytes = self.bytes.bind(py).as_bytes();
+        String::from_utf8(bytes.to_vec()).map_err(|_| {
+            FlowError::Core(Error::InvalidInput(format!(
+                "the output is {}, not UTF-8 text",
+                self.mime
+            )))
+            .into()
+        })
+    }
+
+    /// The bytes parsed as JSON.
+    fn json(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let value: serde_json::Value = serde_json::from_slice(self.bytes.bind(py).as_bytes())
+            .map_err(|e| {
+                FlowError::Core(Error::InvalidInput(format!(
+                    "the output ({}) is not JSON: {e}",
+                    self.mime
+                )))
+            })?;
+        json_to_py(py, &value)
+    }
+
+    fn __bytes__(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.bytes.clone_ref(py)
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.bytes.bind(py).as_bytes().len()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Output(mime={:?}, size={}, sha256={})",
+            self.mime,
+            self.bytes.bind(py).as_bytes().len(),
+            self.sha256
+        )
+    }
+}

@@ -1,0 +1,272 @@
+//! The core's `Engine` port for a node's models: Python functions, called on a blocking
+//! thread with the GIL taken only for the call, and ONNX models run by flownet-infer.
+
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
+
+use async_trait::async_trait;
+use flownet_core::{Engine, Error, InferenceOutput, InferenceRequest, ModelInfo, Result};
+use flownet_infer::OnnxEngine;
+use pyo3::{
+    prelude::*,
+    types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString},
+};
+
+use crate::convert::json_to_py;
+
+/// A model served by a Python function `(prompt, params) -> output`.
+#[derive(Debug)]
+pub struct PythonModel {
+    pub info: ModelInfo,
+    pub func: Py<PyAny>,
+    /// The MIME type the decorator named for `bytes` results; sniffed otherwise.
+    pub explicit_mime: Option<String>,
+}
+
+/// A node's models: Python functions by id, then ONNX engines (one per models dir).
+#[derive(Debug, Default)]
+pub struct NodeEngine {
+    python: BTreeMap<String, Arc<PythonModel>>,
+    onnx: Vec<OnnxEngine>,
+}
+
+impl NodeEngine {
+    pub fn new(python: Vec<PythonModel>, onnx: Vec<OnnxEngine>) -> Self {
+        Self {
+            python: python
+                .into_iter()
+                .map(|m| (m.info.id.clone(), Arc::new(m)))
+                .collect(),
+            onnx,
+        }
+    }
+
+    /// Runs one request on the calling thread (which must not hold the GIL).
+    pub fn infer_blocking(&self, request: InferenceRequest) -> Result<InferenceOutput> {
+        if let Some(model) = self.python.get(&request.model_id) {
+            return call_python(model, &request);
+        }
+        match self
+            .onnx
+            .iter()
+            .find(|e| e.manifest(&request.model_id).is_some())
+        {
+            Some(engine) => Ok(engine.infer_blocking(&request)?),
+            None => Err(unknown(&request.model_id)),
+        }
+    }
+}
+
+fn unknown(model: &str) -> Error {
+    Error::NotFound(format!("model {model:?} is not served by this node"))
+}
+
+#[async_trait]
+impl Engine for NodeEngine {
+    fn models(&self) -> Vec<ModelInfo> {
+        self.python
+            .values()
+            .map(|m| m.info.clone())
+            .chain(self.onnx.iter().flat_map(|e| e.models()))
+            .collect()
+    }
+
+    async fn infer(&self, request: InferenceRequest) -> Result<InferenceOutput> {
+        if let Some(model) = self.python.get(&request.model_id).cloned() {
+            let id = request.model_id.clone();
+            // Off the async workers: the call holds the GIL and may run for seconds.
+            return tokio::task::spawn_blocking(move || call_python(&model, &request))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(Error::Inference(format!(
+                        "the handler of {id} did not finish: {e}"
+                    )))
+                });
+        }
+        match self
+            .onnx
+            .iter()
+            .find(|e| e.manifest(&request.model_id).is_some())
+        {
+            Some(engine) => engine.infer(request).await,
+            None => Err(unknown(&request.model_id)),
+        }
+    }
+}
+
+/// Calls the model's function with the GIL held and turns what it returns into bytes
+/// and a MIME type. A raised exception is logged with its traceback and reported as an
+/// inference error (the node worker retries, then leaves the task to expire).
+fn call_python(model: &PythonModel, request: &InferenceRequest) -> Result<InferenceOutput> {
+    let id = &model.info.id;
+    Python::attach(|py| {
+        let started = Instant::now();
+        let prompt = match &request.input {
+            Some(image) => PyBytes::new(py, image).into_any(),
+            None => PyString::new(py, &request.prompt).into_any(),
+        };
+        let params = json_to_py(py, &serde_json::Value::Object(request.params.clone()))
+            .map_err(|e| Error::Inference(format!("params for {id}: {e}")))?;
+        let result = model
+            .func
+            .bind(py)
+            .call1((prompt, params))
+            .and_then(|out| to_bytes(&out, model.explicit_mime.as_deref()));
+        match result {
+            Ok((bytes, mime)) => Ok(InferenceOutput {
+                bytes,
+                mime,
+                metadata: serde_json::json!({
+                    "handler": "python",
+                    "python_ms": started.elapsed().as_secs_f64() * 1000.0,
+                }),
+            }),
+            Err(err) => {
+                tracing::error!(
+                    target: "flownet",
+                    "the handler of model {id} raised:\n{}",
+                    format_traceback(py, &err)
+                );
+                Err(Error::Inference(format!(
+                    "the handler of {id} raised {err}"
+                )))
+            }
+        }
+    })
+}
+
+/// The exception with its traceback, as Python would print it.
+pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py.import("traceback").and_then(|tb| {
+        tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?
+        .extract::<Vec<String>>()
+    });
+    match formatted {
+        Ok(lines) => lines.concat(),
+        Err(_) => err.to_string(),
+    }
+}
+
+/// What a handler may return: bytes (bytes-like), str, a JSON-able dict or list, a
+/// PIL image or a numpy array (both become PNG).
+fn to_bytes(out: &Bound<'_, PyAny>, explicit_mime: Option<&str>) -> PyResult<(Vec<u8>, String)> {
+    let py = out.py();
+    if out.is_instance_of::<PyBytes>()
+        || out.is_instance_of::<PyByteArray>()
+        || out.is_instance_of::<PyMemoryView>()
+    {
+        let bytes: Vec<u8> = py
+            .import("builtins")?
+            .getattr("bytes")?
+            .call1((out,))?
+            .cast_into::<PyBytes>()?
+            .as_bytes()
+            .to_vec();
+        let mime = explicit_mime.map_or_else(
+            || flownet_cli::blobs::sniff_mime(&bytes).to_owned(),
+            str::to_owned,
+        );
+        return Ok((bytes, mime));
+    }
+    if out.is_instance_of::<PyString>() {
+        let text: String = out.extract()?;
+        let mime = explicit_mime.unwrap_or("text/plain; charset=utf-8");
+        return Ok((text.into_bytes(), mime.to_owned()));
+    }
+    if out.is_instance_of::<PyDict>() || out.is_instance_of::<PyList>() {
+        let text: String = py
+            .import("json")?
+            .call_method1("dumps", (out,))?
+            .extract()?;
+        return Ok((text.into_bytes(), "application/json".to_owned()));
+    }
+    let class = out.get_type();
+    let module: String = class.getattr("__module__")?.extract()?;
+    let name: String = class.getattr("__qualname__")?.extract()?;
+    if module.starts_with("PIL.") {
+        let buffer = py.import("io")?.getattr("BytesIO")?.call0()?;
+        out.call_method1("save", (&buffer, "PNG"))?;
+        let bytes: Vec<u8> = buffer.call_method0("getvalue")?.extract()?;
+        return Ok((bytes, "image/png".to_owned()));
+    }
+    if module == "numpy" && name == "ndarray" {
+        return Ok((ndarray_png(out)?, "image/png".to_owned()));
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "a model function must return bytes, str, a dict or list (JSON), a PIL.Image.Image \
+         or a numpy.ndarray, not {module}.{name}"
+    )))
+}
+
+/// A numpy image as PNG: shape (H, W) grey, (H, W, 1|3|4) grey/RGB/RGBA; dtype uint8,
+/// bool, or float with values in [0, 1] (clipped).
+fn ndarray_png(array: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    use image::{ExtendedColorType, ImageEncoder, codecs::png::PngEncoder};
+    let bad = |why: String| pyo3::exceptions::PyValueError::new_err(why);
+    let shape: Vec<usize> = array.getattr("shape")?.extract()?;
+    let (height, width, channels) = match shape[..] {
+        [h, w] => (h, w, 1),
+        [h, w, c @ (1 | 3 | 4)] => (h, w, c),
+        _ => {
+            return Err(bad(format!(
+                "an image array must have shape (H, W) or (H, W, 1|3|4), got {shape:?}"
+            )));
+        }
+    };
+    let kind: String = array.getattr("dtype")?.getattr("kind")?.extract()?;
+    let pixels: Vec<u8> = match kind.as_str() {
+        "u" | "b"
+            if array
+                .getattr("dtype")?
+                .getattr("itemsize")?
+                .extract::<usize>()?
+                == 1 =>
+        {
+            let bytes = array
+                .call_method1("astype", ("u1",))?
+                .call_method1("tobytes", ("C",))?;
+            let mut v: Vec<u8> = bytes.extract()?;
+            if kind == "b" {
+                v.iter_mut()
+                    .for_each(|p| *p = if *p != 0 { 255 } else { 0 });
+            }
+            v
+        }
+        "f" => {
+            let bytes: Vec<u8> = array
+                .call_method1("astype", ("<f4",))?
+                .call_method1("tobytes", ("C",))?
+                .extract()?;
+            bytes
+                .chunks_exact(4)
+                .map(|c| {
+                    let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+                    (v * 255.0).round() as u8
+                })
+                .collect()
+        }
+        _ => {
+            let dtype = array.getattr("dtype")?.str()?.to_string();
+            return Err(bad(format!(
+                "an image array must be uint8 (0..255), bool or float (0..1), got {dtype}"
+            )));
+        }
+    };
+    let color = match channels {
+        1 => ExtendedColorType::L8,
+        3 => ExtendedColorType::Rgb8,
+        _ => ExtendedColorType::Rgba8,
+    };
+    let (w, h) = (
+        u32::try_from(width).map_err(|_| bad("image too wide".into()))?,
+        u32::try_from(height).map_err(|_| bad("image too tall".into()))?,
+    );
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png)
+        .write_image(&pixels, w, h, color)
+        .map_err(|e| bad(format!("cannot encode the array as PNG: {e}")))?;
+    Ok(png)
+}
