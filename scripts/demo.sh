@@ -8,6 +8,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 eval "$(scripts/setup.sh)"
 export ORT_DYLIB_PATH FLOWNET_MODELS
+# The web page, embedded in the binary (`flownet web`).
+scripts/build-web.sh
 cargo build --locked -q -p flownet-cli
 # The Python package too (`import flownet`, .venv/bin/flownet), on the same build.
 scripts/install-python-package.sh

@@ -23,6 +23,9 @@ step "python venv and models (scripts/setup.sh)"
 eval "$(scripts/setup.sh)"
 export ORT_DYLIB_PATH FLOWNET_MODELS
 
+step "the web page (scripts/build-web.sh), embedded by the flownet build"
+scripts/build-web.sh
+
 step "cargo fmt --check"
 cargo fmt --all --check
 

@@ -41,7 +41,14 @@ fn rulebook(c: &mut Criterion) {
         rules::execute(store, &config, &ledger, &env.sign(&keys[who]), 1_000).unwrap()
     };
     for (who, public_key) in public_keys.into_iter().enumerate() {
-        act(&mut store, who, Action::CreateAccount { public_key });
+        act(
+            &mut store,
+            who,
+            Action::CreateAccount {
+                public_key,
+                hash_algo: Default::default(),
+            },
+        );
         act(&mut store, who, Action::Faucet);
     }
     let offer = OfferedModel {

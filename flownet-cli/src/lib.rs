@@ -23,6 +23,7 @@ pub mod context;
 mod flow;
 pub mod hooks;
 pub mod serve;
+pub mod web;
 
 use std::{ffi::OsString, path::PathBuf};
 

@@ -1,8 +1,9 @@
 //! Actions, the envelopes that carry them, and their canonical signed encoding.
 //!
-//! The signed message is `SHA3-256(pad32("FLOWNET-V1-ENVELOPE") ‖ ledger id ‖ signer ‖
-//! sequence ‖ action)`, where every integer is big-endian and every string or byte
-//! string is prefixed by its u32 length. The ledger id binds an envelope to one ledger,
+//! The signed message is `H(pad32("FLOWNET-V1-ENVELOPE") ‖ ledger id ‖ signer ‖ sequence ‖
+//! action)`, where every integer is big-endian and every string or byte string is
+//! prefixed by its u32 length, and `H` is the signer's hash algorithm: SHA3-256 unless
+//! the account was created with SHA2-256. The ledger id binds an envelope to one ledger,
 //! the sequence number to one moment of its signer's history: an envelope cannot be
 //! replayed on another ledger or twice on the same one.
 
@@ -10,15 +11,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Address, Amount, Digest32, OfferedModel, OutputRef, PublicKey, Signature, SigningKey, TaskId,
-    crypto::{self, ENVELOPE_TAG},
+    crypto::{self, ENVELOPE_TAG, HashAlgo},
 };
 
 /// A state change, as its signer asks for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Action {
-    /// Registers the signer's key; the signer must be the key's derived address.
-    CreateAccount { public_key: PublicKey },
+    /// Registers the signer's key and the hash algorithm it signs with; the signer must
+    /// be the key's derived address.
+    CreateAccount {
+        public_key: PublicKey,
+        /// Absent in JSON means SHA3-256.
+        #[serde(default)]
+        hash_algo: HashAlgo,
+    },
     /// Takes the dev faucet's one-time welcome amount (embedded ledger only).
     Faucet,
     /// Sends tokens to another account.
@@ -74,7 +81,18 @@ impl Action {
 
     fn encode(&self, e: &mut Encoder) {
         match self {
-            Self::CreateAccount { public_key } => e.tag(1).bytes(public_key.as_bytes()),
+            Self::CreateAccount {
+                public_key,
+                hash_algo,
+            } => {
+                e.tag(1).bytes(public_key.as_bytes());
+                // SHA3-256, the default, adds nothing, so its encoding is the one it had
+                // before accounts chose a hash; others append Flow's code for theirs.
+                if *hash_algo != HashAlgo::default() {
+                    e.u8(hash_algo.flow_code());
+                }
+                e
+            }
             Self::Faucet => e.tag(2),
             Self::Transfer { to, amount } => e.tag(3).address(to).u64(amount.0),
             Self::RegisterNode {
@@ -141,14 +159,35 @@ impl Envelope {
         e.0
     }
 
-    /// The digest that is signed.
+    /// The message a signer hashes: the padded domain tag, then the canonical bytes.
+    /// A WebCrypto signer signs exactly these bytes with ECDSA P-256 and SHA-256.
+    pub fn signing_message(&self) -> Vec<u8> {
+        let mut m = crypto::padded_tag(ENVELOPE_TAG).to_vec();
+        m.extend_from_slice(&self.canonical_bytes());
+        m
+    }
+
+    /// The SHA3-256 digest that is signed by default keys.
     pub fn signing_digest(&self) -> [u8; 32] {
         crypto::tagged_hash(ENVELOPE_TAG, &[&self.canonical_bytes()])
     }
 
-    /// Signs the envelope.
+    /// The digest a key with hash algorithm `algo` signs.
+    pub fn signing_digest_with(&self, algo: HashAlgo) -> [u8; 32] {
+        match algo {
+            HashAlgo::Sha3_256 => self.signing_digest(),
+            HashAlgo::Sha2_256 => algo.digest(&self.signing_message()),
+        }
+    }
+
+    /// Signs the envelope with SHA3-256.
     pub fn sign(self, key: &SigningKey) -> SignedEnvelope {
-        let signature = key.sign_prehash(&self.signing_digest());
+        self.sign_with(key, HashAlgo::Sha3_256)
+    }
+
+    /// Signs the envelope for a key whose account hashes with `algo`.
+    pub fn sign_with(self, key: &SigningKey, algo: HashAlgo) -> SignedEnvelope {
+        let signature = key.sign_prehash(&self.signing_digest_with(algo));
         SignedEnvelope {
             envelope: self,
             signature,
@@ -165,7 +204,8 @@ pub struct SignedEnvelope {
 }
 
 impl SignedEnvelope {
-    /// The envelope's identity: SHA3-256 of its signed digest and signature.
+    /// The envelope's identity: SHA3-256 of its SHA3 signing digest and signature
+    /// (whatever hash the signer's key uses, so identities never depend on accounts).
     pub fn hash(&self) -> Digest32 {
         Digest32(crypto::tagged_hash(
             ENVELOPE_TAG,
@@ -173,9 +213,14 @@ impl SignedEnvelope {
         ))
     }
 
-    /// Whether `key` signed this envelope.
+    /// Whether `key` signed this envelope with SHA3-256.
     pub fn verify(&self, key: &PublicKey) -> bool {
-        key.verify_prehash(&self.envelope.signing_digest(), &self.signature)
+        self.verify_with(key, HashAlgo::Sha3_256)
+    }
+
+    /// Whether `key` signed this envelope, hashing with `algo`.
+    pub fn verify_with(&self, key: &PublicKey, algo: HashAlgo) -> bool {
+        key.verify_prehash(&self.envelope.signing_digest_with(algo), &self.signature)
     }
 }
 
@@ -258,6 +303,49 @@ mod tests {
             max_price: Amount(1),
         });
         assert_ne!(a.canonical_bytes(), b.canonical_bytes());
+    }
+
+    #[test]
+    fn a_signature_verifies_only_under_its_hash_algorithm() {
+        let key = SigningKey::generate();
+        let e = env(Action::Rate { task: 3, stars: 4 });
+        let sha2 = e.clone().sign_with(&key, HashAlgo::Sha2_256);
+        assert!(sha2.verify_with(&key.public_key(), HashAlgo::Sha2_256));
+        assert!(!sha2.verify_with(&key.public_key(), HashAlgo::Sha3_256));
+        let sha3 = e.clone().sign(&key);
+        assert!(sha3.verify(&key.public_key()));
+        assert!(!sha3.verify_with(&key.public_key(), HashAlgo::Sha2_256));
+        // The SHA2 digest is plain SHA-256 of the padded tag and the canonical bytes,
+        // which is what WebCrypto's ECDSA with SHA-256 hashes.
+        let mut message = b"FLOWNET-V1-ENVELOPE".to_vec();
+        message.resize(32, 0);
+        message.extend_from_slice(&e.canonical_bytes());
+        assert_eq!(e.signing_message(), message);
+        assert_eq!(
+            e.signing_digest_with(HashAlgo::Sha2_256),
+            crate::crypto::sha256(&message).0
+        );
+    }
+
+    #[test]
+    fn create_account_encodes_a_hash_algorithm_only_when_not_the_default() {
+        let pk = SigningKey::generate().public_key();
+        let sha3 = env(Action::CreateAccount {
+            public_key: pk,
+            hash_algo: HashAlgo::Sha3_256,
+        });
+        let sha2 = env(Action::CreateAccount {
+            public_key: pk,
+            hash_algo: HashAlgo::Sha2_256,
+        });
+        let (a, b) = (sha3.canonical_bytes(), sha2.canonical_bytes());
+        assert_eq!(b.len(), a.len() + 1);
+        assert_eq!(&b[..a.len()], &a[..]);
+        assert_eq!(b[a.len()], 1, "Flow's code for SHA2_256");
+        // JSON without the field reads as SHA3-256.
+        let json = format!(r#"{{"type":"create_account","public_key":"{pk}"}}"#);
+        let action: Action = serde_json::from_str(&json).unwrap();
+        assert_eq!(action, sha3.action);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Keys, signatures and hashes. The key type is the one Flow accounts use (ECDSA P-256
-//! with SHA3-256), so one key works on the embedded ledger and on Flow.
+//! Keys, signatures and hashes. The key type is the one Flow accounts use (ECDSA P-256),
+//! hashed with SHA3-256 by default or SHA2-256 (each account records which, as each Flow
+//! account key does), so one key works on the embedded ledger and on Flow.
 
 use std::fmt;
 
@@ -19,13 +20,18 @@ pub const ADDRESS_TAG: &str = "FLOWNET-V1-ADDRESS";
 /// Domain tag of a ledger's identity.
 pub const LEDGER_TAG: &str = "FLOWNET-V1-LEDGER";
 
+/// A domain tag right-padded with zeros to 32 bytes (Flow's domain-tag scheme).
+pub fn padded_tag(tag: &str) -> [u8; 32] {
+    let mut padded = [0u8; 32];
+    padded[..tag.len()].copy_from_slice(tag.as_bytes());
+    padded
+}
+
 /// SHA3-256 over a tag right-padded with zeros to 32 bytes (Flow's domain-tag scheme),
 /// followed by the parts.
 pub fn tagged_hash(tag: &str, parts: &[&[u8]]) -> [u8; 32] {
-    let mut padded = [0u8; 32];
-    padded[..tag.len()].copy_from_slice(tag.as_bytes());
     let mut h = Sha3_256::new();
-    h.update(padded);
+    h.update(padded_tag(tag));
     for p in parts {
         h.update(p);
     }
@@ -35,6 +41,50 @@ pub fn tagged_hash(tag: &str, parts: &[&[u8]]) -> [u8; 32] {
 /// SHA-256 of bytes: the content address of blobs and model weights.
 pub fn sha256(bytes: &[u8]) -> Digest32 {
     Digest32(sha2::Sha256::digest(bytes).into())
+}
+
+/// The hash function an account's key signs with, named as Flow names them. SHA3-256 is
+/// the default and what the CLI's keys use; SHA2-256 lets browsers sign with WebCrypto,
+/// whose ECDSA hashes the message itself and knows no SHA-3.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum HashAlgo {
+    #[default]
+    #[serde(rename = "SHA3_256")]
+    Sha3_256,
+    #[serde(rename = "SHA2_256")]
+    Sha2_256,
+}
+
+impl HashAlgo {
+    /// Flow's name: `SHA3_256` or `SHA2_256`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sha3_256 => "SHA3_256",
+            Self::Sha2_256 => "SHA2_256",
+        }
+    }
+
+    /// Flow's number for the algorithm (its `HashAlgorithm` enum).
+    pub fn flow_code(self) -> u8 {
+        match self {
+            Self::Sha2_256 => 1,
+            Self::Sha3_256 => 3,
+        }
+    }
+
+    /// The 32-byte digest of `message`.
+    pub fn digest(self, message: &[u8]) -> [u8; 32] {
+        match self {
+            Self::Sha3_256 => Sha3_256::digest(message).into(),
+            Self::Sha2_256 => sha2::Sha256::digest(message).into(),
+        }
+    }
+}
+
+impl fmt::Display for HashAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A 32-byte digest written as 64 lowercase hex digits.
@@ -116,7 +166,8 @@ impl PublicKey {
             .map_err(|_| Error::InvalidInput("public key is not a point on P-256".into()))
     }
 
-    /// Checks `signature` over the 32-byte `digest`.
+    /// Checks `signature` over the 32-byte `digest`. Both `s` and `n − s` verify, as
+    /// in ECDSA itself: signers here emit low-s, but WebCrypto emits either.
     pub fn verify_prehash(&self, digest: &[u8; 32], signature: &Signature) -> bool {
         let Ok(key) = self.verifying_key() else {
             return false;
@@ -250,6 +301,51 @@ mod tests {
         assert!(
             PublicKey::from_bytes(&[7u8; 64]).is_err(),
             "off-curve points are rejected"
+        );
+    }
+
+    #[test]
+    fn high_s_twins_verify_too() {
+        // n, the order of P-256's group.
+        let n = hex::decode("ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551")
+            .unwrap();
+        let key = SigningKey::generate();
+        let d = tagged_hash(ENVELOPE_TAG, &[b"twin"]);
+        let low = key.sign_prehash(&d);
+        // s' = n - s, by schoolbook subtraction on big-endian bytes.
+        let mut high = low;
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let v = i16::from(n[i]) - i16::from(low.0[32 + i]) - borrow;
+            borrow = i16::from(v < 0);
+            high.0[32 + i] = v.rem_euclid(256) as u8;
+        }
+        assert_ne!(high, low);
+        assert!(key.public_key().verify_prehash(&d, &low));
+        assert!(key.public_key().verify_prehash(&d, &high));
+    }
+
+    #[test]
+    fn hash_algorithms_have_flow_names_and_codes() {
+        assert_eq!(HashAlgo::default(), HashAlgo::Sha3_256);
+        assert_eq!(
+            serde_json::to_string(&HashAlgo::Sha2_256).unwrap(),
+            "\"SHA2_256\""
+        );
+        assert_eq!(
+            (
+                HashAlgo::Sha2_256.flow_code(),
+                HashAlgo::Sha3_256.flow_code()
+            ),
+            (1, 3)
+        );
+        assert_eq!(
+            hex::encode(HashAlgo::Sha2_256.digest(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            hex::encode(HashAlgo::Sha3_256.digest(b"abc")),
+            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
         );
     }
 

@@ -18,7 +18,7 @@
 //! let ledger = flownet_core::Digest32([7; 32]);
 //! let config = LedgerConfig::default();
 //! let mut store = MemoryStore::default();
-//! let create = Envelope { ledger, signer: me, sequence: 0, action: Action::CreateAccount { public_key: key.public_key() } };
+//! let create = Envelope { ledger, signer: me, sequence: 0, action: Action::CreateAccount { public_key: key.public_key(), hash_algo: Default::default() } };
 //! rules::execute(&mut store, &config, &ledger, &create.sign(&key), 1_000).unwrap();
 //! let faucet = Envelope { ledger, signer: me, sequence: 1, action: Action::Faucet };
 //! rules::execute(&mut store, &config, &ledger, &faucet.clone().sign(&key), 1_001).unwrap();
@@ -42,7 +42,7 @@ mod wallet;
 pub use action::{Action, Envelope, LedgerId, SignedEnvelope};
 pub use address::Address;
 pub use amount::Amount;
-pub use crypto::{Digest32, PublicKey, Signature, SigningKey};
+pub use crypto::{Digest32, HashAlgo, PublicKey, Signature, SigningKey};
 pub use error::{Error, ErrorKind, Result};
 pub use node::{NodeEvent, NodeWorker};
 pub use ports::{

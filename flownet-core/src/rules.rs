@@ -91,7 +91,11 @@ pub fn execute(
             env.ledger
         )));
     }
-    if let Action::CreateAccount { public_key } = &env.action {
+    if let Action::CreateAccount {
+        public_key,
+        hash_algo,
+    } = &env.action
+    {
         if Address::derive(public_key) != env.signer {
             return Err(Error::InvalidInput(format!(
                 "signer {} is not the address of the key (expected {})",
@@ -99,7 +103,7 @@ pub fn execute(
                 Address::derive(public_key)
             )));
         }
-        if !signed.verify(public_key) {
+        if !signed.verify_with(public_key, *hash_algo) {
             return Err(Error::BadSignature(env.signer));
         }
         if store.account(env.signer)?.is_some() {
@@ -115,6 +119,7 @@ pub fn execute(
         store.put_account(&Account {
             address: env.signer,
             public_key: *public_key,
+            hash_algo: *hash_algo,
             sequence: 1,
             balance: Amount::ZERO,
             faucet_used: false,
@@ -128,7 +133,7 @@ pub fn execute(
     let mut account = store
         .account(env.signer)?
         .ok_or_else(|| Error::NotFound(format!("account {} (create it first)", env.signer)))?;
-    if !signed.verify(&account.public_key) {
+    if !signed.verify_with(&account.public_key, account.hash_algo) {
         return Err(Error::BadSignature(env.signer));
     }
     if env.sequence != account.sequence {

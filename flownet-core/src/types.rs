@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Address, Amount, Digest32, PublicKey};
+use crate::{Address, Amount, Digest32, HashAlgo, PublicKey};
 
 /// Seconds since the Unix epoch, as the ledger's clock gives them (block time on Flow).
 pub type Timestamp = u64;
@@ -61,6 +61,10 @@ pub struct Globals {
 pub struct Account {
     pub address: Address,
     pub public_key: PublicKey,
+    /// What the key hashes envelopes with (records from before the field read as
+    /// SHA3-256).
+    #[serde(default)]
+    pub hash_algo: HashAlgo,
     /// The sequence number the next envelope signed by this account must carry.
     pub sequence: u64,
     pub balance: Amount,

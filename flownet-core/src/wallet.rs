@@ -102,8 +102,10 @@ impl<L: Ledger + ?Sized> Wallet<L> {
 
     /// Registers this wallet's key as an account.
     pub async fn create_account(&self) -> Result<Receipt> {
+        // A wallet signs with SHA3-256 (see `send`), so that is what the account records.
         self.send(Action::CreateAccount {
             public_key: self.key.public_key(),
+            hash_algo: crate::HashAlgo::Sha3_256,
         })
         .await
     }

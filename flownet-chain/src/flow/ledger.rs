@@ -790,7 +790,18 @@ impl Ledger for FlowLedger {
                 env.ledger, self.id
             )));
         }
-        if let Action::CreateAccount { public_key } = &env.action {
+        if let Action::CreateAccount {
+            public_key,
+            hash_algo,
+        } = &env.action
+        {
+            // This client makes Flow account keys for SHA3-256 signatures; a
+            // WebCrypto (SHA2-256) key needs the sponsor to create it as such.
+            if *hash_algo != flownet_core::crypto::HashAlgo::Sha3_256 {
+                return Err(Error::InvalidInput(
+                    "this Flow client creates accounts for SHA3-256 keys only".into(),
+                ));
+            }
             if !signed.verify(public_key) {
                 return Err(Error::BadSignature(env.signer));
             }
@@ -853,6 +864,12 @@ impl Ledger for FlowLedger {
             sequence: key.sequence_number,
             balance: amount_of(&v, "balance")?,
             faucet_used: bool_of(&v, "faucetUsed")?,
+            hash_algo: match key.hash_algorithm {
+                Some(super::keys::HashAlgorithm::Sha2_256) => {
+                    flownet_core::crypto::HashAlgo::Sha2_256
+                }
+                _ => flownet_core::crypto::HashAlgo::Sha3_256,
+            },
         }))
     }
 

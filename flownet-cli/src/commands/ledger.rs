@@ -149,8 +149,8 @@ pub async fn account(ctx: &Ctx, cmd: AccountCmd) -> Result<()> {
                 .ok_or_else(|| flownet_core::Error::NotFound(format!("account {address}")))?;
             ctx.print(&serde_json::to_value(&account)?, || {
                 format!(
-                    "address   {}\nbalance   {} FLOWNET\nsequence  {}\nkey       {} (ECDSA P-256, SHA3-256)\nfaucet    {}",
-                    account.address, account.balance, account.sequence, account.public_key,
+                    "address   {}\nbalance   {} FLOWNET\nsequence  {}\nkey       {} (ECDSA P-256, {})\nfaucet    {}",
+                    account.address, account.balance, account.sequence, account.public_key, account.hash_algo,
                     if account.faucet_used { "used" } else { "available" }
                 )
             });

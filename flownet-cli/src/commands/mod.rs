@@ -54,6 +54,9 @@ pub enum Command {
     /// FlowNet on Flow: deploy the contracts (needs the `flow` build)
     #[command(subcommand)]
     Flow(FlowCmd),
+    /// The web page and HTTP gateway (JSON API, OpenAI-compatible API, metrics); `web
+    /// keys` manages its API keys
+    Web(crate::web::WebArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +85,7 @@ impl Command {
     /// Whether the command runs until stopped (and so logs its progress by default).
     pub fn is_long_running(&self) -> bool {
         matches!(self, Self::Demo(_) | Self::Node(node::NodeCmd::Serve(_)))
+            || matches!(self, Self::Web(w) if w.command.is_none())
     }
 }
 
@@ -168,6 +172,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::Models => models(ctx),
         Command::Flow(cmd) => flow_cmd(ctx, cmd).await,
+        Command::Web(args) => crate::web::run(ctx, args).await,
         Command::Blob(BlobCmd::Put { file }) => {
             use flownet_core::BlobStore;
             let bytes =

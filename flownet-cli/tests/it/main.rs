@@ -4,3 +4,4 @@
 mod support;
 mod two_processes;
 mod verbs;
+mod web;

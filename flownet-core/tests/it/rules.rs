@@ -24,6 +24,7 @@ fn faucet_can_be_disabled() {
         &a,
         Action::CreateAccount {
             public_key: a.key.public_key(),
+            hash_algo: Default::default(),
         },
     )
     .unwrap();
@@ -38,6 +39,7 @@ fn accounts_are_created_once_at_their_derived_address() {
         &a,
         Action::CreateAccount {
             public_key: a.key.public_key(),
+            hash_algo: Default::default(),
         },
     )
     .unwrap();
@@ -47,6 +49,7 @@ fn accounts_are_created_once_at_their_derived_address() {
         sequence: 0,
         action: Action::CreateAccount {
             public_key: a.key.public_key(),
+            hash_algo: Default::default(),
         },
     };
     let r = flownet_core::rules::execute(
@@ -65,6 +68,7 @@ fn accounts_are_created_once_at_their_derived_address() {
         sequence: 0,
         action: Action::CreateAccount {
             public_key: a.key.public_key(),
+            hash_algo: Default::default(),
         },
     };
     let r = flownet_core::rules::execute(
@@ -264,6 +268,7 @@ fn submit_rejections() {
         &poor,
         Action::CreateAccount {
             public_key: poor.key.public_key(),
+            hash_algo: Default::default(),
         },
     )
     .unwrap();
@@ -659,4 +664,42 @@ fn transfers_move_tokens_between_existing_accounts() {
         )),
         ErrorKind::InvalidInput
     );
+}
+
+#[test]
+fn sha2_accounts_sign_with_sha2_only() {
+    use flownet_core::HashAlgo;
+    let mut w = World::new();
+    let a = Actor::new();
+    let sign = |w: &World, sequence: u64, action: Action, algo: HashAlgo| {
+        Envelope {
+            ledger: w.ledger,
+            signer: a.address,
+            sequence,
+            action,
+        }
+        .sign_with(&a.key, algo)
+    };
+    let create = Action::CreateAccount {
+        public_key: a.key.public_key(),
+        hash_algo: HashAlgo::Sha2_256,
+    };
+    // A CreateAccount that names SHA2-256 must itself be signed with it.
+    let wrong = sign(&w, 0, create.clone(), HashAlgo::Sha3_256);
+    let r = flownet_core::rules::execute(&mut w.store, &w.config, &w.ledger, &wrong, w.now);
+    assert_eq!(kind(r), ErrorKind::BadSignature);
+    let right = sign(&w, 0, create, HashAlgo::Sha2_256);
+    flownet_core::rules::execute(&mut w.store, &w.config, &w.ledger, &right, w.now).unwrap();
+    assert_eq!(
+        w.store.state.accounts[&a.address].hash_algo,
+        HashAlgo::Sha2_256
+    );
+    // Later envelopes verify under the account's algorithm, not the default.
+    let sha3 = sign(&w, 1, Action::Faucet, HashAlgo::Sha3_256);
+    let r = flownet_core::rules::execute(&mut w.store, &w.config, &w.ledger, &sha3, w.now);
+    assert_eq!(kind(r), ErrorKind::BadSignature);
+    assert_eq!(w.seq(&a), 1, "a forged envelope spends no sequence number");
+    let sha2 = sign(&w, 1, Action::Faucet, HashAlgo::Sha2_256);
+    flownet_core::rules::execute(&mut w.store, &w.config, &w.ledger, &sha2, w.now).unwrap();
+    assert_eq!(w.balance(&a), w.config.faucet_amount);
 }

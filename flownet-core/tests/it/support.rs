@@ -78,6 +78,7 @@ impl World {
             &a,
             Action::CreateAccount {
                 public_key: a.key.public_key(),
+                hash_algo: Default::default(),
             },
         )
         .unwrap();

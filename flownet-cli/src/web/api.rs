@@ -1,0 +1,508 @@
+//! The page's API: reads of the ledger, the relay of signed envelopes, task events and
+//! output blobs.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response, Sse, sse::KeepAlive},
+};
+use flownet_core::{
+    Action, Address, BlobStore, Digest32, Node, OutputRef, SignedEnvelope, Task, TaskId, TaskQuery,
+    TaskStatus, crypto, rules,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    error::{ApiError, ApiResult},
+    events,
+    gateway::{Gateway, json_body},
+};
+use crate::blobs::sniff_mime;
+
+type G = State<Arc<Gateway>>;
+
+fn parse_address(s: &str) -> ApiResult<Address> {
+    s.parse()
+        .map_err(|e: flownet_core::Error| ApiError::bad_request("invalid_address", e.to_string()))
+}
+
+fn parse_task_id(s: &str) -> ApiResult<TaskId> {
+    s.parse().map_err(|_| {
+        ApiError::bad_request(
+            "invalid_task_id",
+            format!("invalid task id {s:?}: expected a positive integer"),
+        )
+    })
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(q)| q)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+pub async fn info(State(g): G) -> ApiResult<Json<Value>> {
+    let info = g.ledger.info().await?;
+    Ok(Json(json!({
+        "ledger": info.id,
+        "network": info.network,
+        "now": info.now,
+        "height": info.height,
+        "config": info.config,
+        "faucet_amount": info.config.faucet_amount.to_string(),
+        "globals": info.globals,
+        "limits": {
+            "max_prompt_bytes": rules::MAX_PROMPT_BYTES,
+            "max_params_bytes": rules::MAX_PARAMS_BYTES,
+            "max_body_bytes": g.config.max_body_bytes,
+        },
+        "openai": g.keys.is_some(),
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
+}
+
+/// A node as the page shows it: stats computed, prices in tokens and in units, and
+/// each model's kind where the gateway knows it.
+pub fn node_json(g: &Gateway, n: &Node) -> Value {
+    json!({
+        "owner": n.owner,
+        "name": n.name,
+        "endpoint": n.endpoint,
+        "active": n.active,
+        "score": n.stats.score(),
+        "ratings": n.stats.ratings_count,
+        "reliability": n.stats.reliability(),
+        "community_score": n.stats.community_score(),
+        "community_ratings": n.stats.community_count,
+        "fulfilled": n.stats.fulfilled,
+        "missed": n.stats.missed,
+        "models": n.models.iter().map(|m| {
+            let meta = g.models.get(&m.model_id);
+            json!({
+                "model_id": m.model_id,
+                "weights_sha256": m.weights_sha256,
+                "price": m.price.to_string(),
+                "price_units": m.price.0,
+                "kind": meta.map(|m| m.kind),
+                "output_mime": meta.map(|m| m.output_mime.as_str()),
+            })
+        }).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn models(State(g): G) -> ApiResult<Json<Value>> {
+    let nodes = g.ledger.nodes().await?;
+    let mut models: Vec<&super::gateway::ModelMeta> = g.models.values().collect();
+    models.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(json!({
+        "models": models.iter().map(|m| {
+            let offered_by = nodes.iter().filter(|n| n.active && n.offer(&m.id).is_some()).count();
+            json!({
+                "id": m.id, "kind": m.kind, "name": m.name, "output_mime": m.output_mime,
+                "prompt_mapping": m.prompt_mapping, "defaults": m.defaults, "size": m.size,
+                "offered_by": offered_by,
+            })
+        }).collect::<Vec<_>>()
+    })))
+}
+
+pub async fn nodes(State(g): G) -> ApiResult<Json<Value>> {
+    let nodes = g.ledger.nodes().await?;
+    Ok(Json(json!({
+        "nodes": nodes.iter().map(|n| node_json(&g, n)).collect::<Vec<_>>()
+    })))
+}
+
+pub async fn node(State(g): G, Path(owner): Path<String>) -> ApiResult<Json<Value>> {
+    let owner = parse_address(&owner)?;
+    let node = g
+        .ledger
+        .node(owner)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no node {owner}")))?;
+    Ok(Json(node_json(&g, &node)))
+}
+
+pub async fn account(State(g): G, Path(address): Path<String>) -> ApiResult<Json<Value>> {
+    let address = parse_address(&address)?;
+    let a = g
+        .ledger
+        .account(address)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no account {address}")))?;
+    Ok(Json(json!({
+        "address": a.address,
+        "public_key": a.public_key,
+        "hash_algo": a.hash_algo,
+        "sequence": a.sequence,
+        "balance": a.balance.to_string(),
+        "balance_units": a.balance.0,
+        "faucet_used": a.faucet_used,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TasksQuery {
+    requester: Option<String>,
+    node: Option<String>,
+    status: Option<String>,
+    after: Option<TaskId>,
+    limit: Option<u32>,
+}
+
+/// Most tasks one listing returns.
+const MAX_LIST: u32 = 200;
+
+pub async fn tasks(
+    State(g): G,
+    q: Result<Query<TasksQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = query(q)?;
+    let query = TaskQuery {
+        requester: q.requester.as_deref().map(parse_address).transpose()?,
+        node: q.node.as_deref().map(parse_address).transpose()?,
+        status: q
+            .status
+            .as_deref()
+            .map(|s| {
+                s.parse::<TaskStatus>()
+                    .map_err(|e| ApiError::bad_request("invalid_status", e.to_string()))
+            })
+            .transpose()?,
+        after: q.after,
+        limit: Some(q.limit.unwrap_or(50).min(MAX_LIST)),
+    };
+    let tasks = g.ledger.tasks(query).await?;
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+pub async fn task(State(g): G, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let id = parse_task_id(&id)?;
+    let task = load_task(&g, id).await?;
+    let ratings = g.ledger.ratings(id).await?;
+    Ok(Json(json!({ "task": task, "ratings": ratings })))
+}
+
+async fn load_task(g: &Gateway, id: TaskId) -> ApiResult<Task> {
+    g.ledger
+        .task(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
+}
+
+/// Counts the open event streams for as long as one lives.
+struct StreamGuard(Arc<Gateway>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.metrics.sse_closed();
+    }
+}
+
+pub async fn task_events(State(g): G, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_task_id(&id)?;
+    if g.metrics.sse_streams() >= g.config.max_event_streams {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            "too many event streams are open: poll GET /api/tasks/{id} instead",
+        );
+        e.retry_after = Some(5);
+        return Err(e);
+    }
+    let rx = match g.hub.subscribe_watched(id) {
+        Some(rx) => rx,
+        None => {
+            let task = load_task(&g, id).await?;
+            let now = match g.hub.last_now() {
+                Some(now) => now,
+                None => g.ledger.info().await?.now,
+            };
+            g.hub.subscribe(task, now)
+        }
+    };
+    g.metrics.sse_opened();
+    let guard = StreamGuard(g.clone());
+    let stream = events::task_events(rx, guard, g.closing(), g.config.max_stream_duration);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OutputsQuery {
+    /// Marks the outputs this account has rated, and leaves out its own.
+    viewer: Option<String>,
+    limit: Option<u32>,
+}
+
+/// The newest fulfilled tasks, for rating: with what their bounty still pays and
+/// whether the viewer rated them.
+pub async fn outputs(
+    State(g): G,
+    q: Result<Query<OutputsQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let q = query(q)?;
+    let viewer = q.viewer.as_deref().map(parse_address).transpose()?;
+    let limit = q.limit.unwrap_or(24).clamp(1, 100) as usize;
+    let total = g.ledger.info().await?.globals.task_count;
+    // Tasks come oldest first: read windows backwards from the newest.
+    let mut found: Vec<Task> = Vec::new();
+    let mut upper = total;
+    const WINDOW: u64 = 500;
+    while upper > 0 && found.len() < limit {
+        let lower = upper.saturating_sub(WINDOW);
+        let mut window = g
+            .ledger
+            .tasks(TaskQuery {
+                status: Some(TaskStatus::Fulfilled),
+                after: Some(lower),
+                limit: Some(WINDOW as u32),
+                ..TaskQuery::default()
+            })
+            .await?;
+        window.retain(|t| t.id <= upper && Some(t.requester) != viewer && Some(t.node) != viewer);
+        window.reverse();
+        found.extend(window);
+        upper = lower;
+    }
+    found.truncate(limit);
+    let mut out = Vec::with_capacity(found.len());
+    for t in found {
+        let ratings = g.ledger.ratings(t.id).await?;
+        out.push(json!({
+            "task": t,
+            "ratings": ratings.len(),
+            "rated_by_viewer": viewer.is_some_and(|v| ratings.iter().any(|r| r.rater == v)),
+            "bounty_next": next_bounty(&t).to_string(),
+        }));
+    }
+    Ok(Json(json!({ "outputs": out })))
+}
+
+/// What the next rater of `t` would earn (the last paid rater takes the remainder).
+fn next_bounty(t: &Task) -> flownet_core::Amount {
+    if t.bounty_paid >= rules::BOUNTY_RATERS {
+        flownet_core::Amount::ZERO
+    } else if t.bounty_paid + 1 == rules::BOUNTY_RATERS {
+        t.bounty_pool
+    } else {
+        t.bounty_share.min(t.bounty_pool)
+    }
+}
+
+pub async fn nfts(State(g): G, Path(owner): Path<String>) -> ApiResult<Json<Value>> {
+    let owner = parse_address(&owner)?;
+    let nfts = g.ledger.nfts(owner).await?;
+    Ok(Json(json!({ "nfts": nfts })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BlobQuery {
+    /// The task whose output this is, so the gateway can fetch it from the node.
+    task: Option<TaskId>,
+}
+
+/// Most bytes fetched from a node for one output.
+const MAX_BLOB_BYTES: u64 = 32 * 1024 * 1024;
+
+pub async fn blob(
+    State(g): G,
+    Path(sha): Path<String>,
+    q: Result<Query<BlobQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let q = query(q)?;
+    let sha = Digest32::from_hex(&sha).map_err(|_| {
+        ApiError::bad_request("invalid_sha256", "expected /api/blobs/<64 hex digits>")
+    })?;
+    if let Some(bytes) = local_blob(&g, sha).await? {
+        return Ok(blob_response(bytes));
+    }
+    let Some(id) = q.task else {
+        return Err(ApiError::not_found(format!(
+            "blob {sha} is not stored here (add ?task=<id> to fetch it from its node)"
+        )));
+    };
+    let task = load_task(&g, id).await?;
+    let output = task
+        .result
+        .clone()
+        .filter(|r| r.sha256 == sha)
+        .ok_or_else(|| ApiError::not_found(format!("task {id} has no output with sha256 {sha}")))?;
+    let bytes = fetch_from_node(&g, &task, &output).await?;
+    Ok(blob_response(bytes))
+}
+
+pub(crate) async fn local_blob(g: &Gateway, sha: Digest32) -> ApiResult<Option<Vec<u8>>> {
+    let Some(store) = g.blobs.clone() else {
+        return Ok(None);
+    };
+    tokio::task::spawn_blocking(move || store.get(&sha))
+        .await
+        .map_err(|e| ApiError::internal("reading the blob store", e))?
+        .map_err(|e| ApiError::internal("reading the blob store", e))
+}
+
+/// Fetches a task's output from the node that delivered it, checks its SHA-256 and
+/// keeps a copy. Only the node's own `/blobs/<sha256>` URL is fetched, so a node cannot
+/// point the gateway at other addresses.
+pub(crate) async fn fetch_from_node(
+    g: &Gateway,
+    task: &Task,
+    output: &OutputRef,
+) -> ApiResult<Vec<u8>> {
+    if let Some(bytes) = local_blob(g, output.sha256).await? {
+        return Ok(bytes);
+    }
+    let node = g
+        .ledger
+        .node(task.node)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("node {} is gone", task.node)))?;
+    let expected = format!(
+        "{}/blobs/{}",
+        node.endpoint.trim_end_matches('/'),
+        output.sha256
+    );
+    if output.uri != expected || !expected.starts_with("http://") {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "unfetchable_output",
+            format!(
+                "task {}'s output is at {}, not at its node's http:// blob URL: fetch it yourself and check its sha256 {}",
+                task.id, output.uri, output.sha256
+            ),
+        ));
+    }
+    let agent = g.http.clone();
+    let sha = output.sha256;
+    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let mut response = agent.get(&expected).call().map_err(|e| e.to_string())?;
+        if response.status() != 200 {
+            return Err(format!("{expected} answered {}", response.status()));
+        }
+        response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BLOB_BYTES)
+            .read_to_vec()
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::internal("fetching an output", e))?
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "node_unreachable",
+            format!("fetching task {}'s output from its node: {e}", task.id),
+        )
+    })?;
+    let got = crypto::sha256(&bytes);
+    if got != sha {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "hash_mismatch",
+            format!(
+                "node {} served bytes with sha256 {got} for task {}, the ledger says {sha}",
+                task.node, task.id
+            ),
+        ));
+    }
+    if let Some(store) = g.blobs.clone() {
+        let copy = bytes.clone();
+        // A failed cache write only costs a later refetch.
+        let _ = tokio::task::spawn_blocking(move || store.put(&copy)).await;
+    }
+    Ok(bytes)
+}
+
+/// Blobs are content-addressed: they never change, so they may be cached forever,
+/// and are never rendered as active content.
+fn blob_response(bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, sniff_mime(&bytes)),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox",
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Relays an envelope the browser signed. The gateway holds no user key: it checks
+/// what it cheaply can before the ledger does, so a mistake costs no sequence number,
+/// then passes the envelope on unchanged.
+pub async fn relay(
+    State(g): G,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let signed: SignedEnvelope = json_body(&headers, body).map_err(|mut e| {
+        if e.code == "invalid_json" {
+            e.code = "invalid_envelope".into();
+            e.message = format!(
+                "{} (expected a signed envelope: ledger, signer, sequence, action, signature)",
+                e.message
+            );
+        }
+        e
+    })?;
+    let env = &signed.envelope;
+    if env.ledger != g.ledger_id {
+        return Err(ApiError::bad_request(
+            "wrong_ledger",
+            format!(
+                "the envelope is for ledger {}, this gateway serves ledger {}",
+                env.ledger, g.ledger_id
+            ),
+        ));
+    }
+    if let Action::Submit { prompt, params, .. } = &env.action {
+        if prompt.len() > rules::MAX_PROMPT_BYTES {
+            return Err(ApiError::from_core(&flownet_core::Error::PromptTooLarge {
+                size: prompt.len(),
+                max: rules::MAX_PROMPT_BYTES,
+            })
+            .with_param("prompt"));
+        }
+        if params.len() > rules::MAX_PARAMS_BYTES {
+            return Err(ApiError::from_core(&flownet_core::Error::ParamsTooLarge {
+                size: params.len(),
+                max: rules::MAX_PARAMS_BYTES,
+            })
+            .with_param("params"));
+        }
+    }
+    let action = env.action.name();
+    let started = Instant::now();
+    match g.ledger.send(signed).await {
+        Ok(receipt) => {
+            g.metrics.relayed(action, "accepted");
+            if action == "submit"
+                && let Some(id) = receipt.outcome.task
+                && let Ok(Some(task)) = g.ledger.task(id).await
+            {
+                g.hub.track_submit(task, receipt.at, started);
+            }
+            Ok(Json(json!({ "receipt": receipt })))
+        }
+        Err(e) => {
+            let err = ApiError::from_core(&e);
+            let code: &'static str = match e.is_rejection() {
+                true => "rejected",
+                false => "failed",
+            };
+            g.metrics.relayed(action, code);
+            Err(err)
+        }
+    }
+}

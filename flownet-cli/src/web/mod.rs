@@ -1,0 +1,426 @@
+//! `flownet web`: the user's side of the marketplace over HTTP.
+//!
+//! One process serves the page (built with Vite and embedded in the binary), the JSON
+//! API the page uses, a relay for envelopes the browser signed with its own key, task
+//! events as server-sent events, output blobs by SHA-256, an OpenAI-compatible API for
+//! programs, `/metrics` and `/healthz`. It reads and writes the same ledger as the rest
+//! of the CLI and can run this data dir's node in-process (`--node`).
+//!
+//! Layout: [`gateway`] holds the state, router and the layers every request passes
+//! (limits, host check, CORS, metrics); [`api`] the page's API; [`events`] the task
+//! watcher behind the event streams; [`openai`] the `/v1` endpoints; [`keys`] the API
+//! keys; [`error`] the one error shape all of them answer with.
+
+pub mod api;
+mod assets;
+pub mod error;
+pub mod events;
+pub mod gateway;
+pub mod keys;
+pub mod limits;
+pub mod metrics;
+pub mod openai;
+
+use std::{
+    net::{SocketAddr, ToSocketAddrs},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Subcommand};
+use flownet_core::{Amount, BlobStore, Engine, Ledger, NodeWorker, Wallet};
+pub use gateway::{Gateway, GatewayConfig, ModelMeta};
+use keys::ApiKeys;
+use limits::Rate;
+use serde_json::json;
+
+use crate::{
+    commands::{EngineArgs, load_engine, local_manifests},
+    context::Ctx,
+    serve,
+};
+
+pub use assets::page_built;
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WebArgs {
+    #[command(subcommand)]
+    pub command: Option<WebCmd>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebCmd {
+    /// API keys of the OpenAI-compatible API: custodial accounts the gateway pays from
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Makes a key and its account; prints the key once
+    Create {
+        /// A name for the key, for listings
+        #[arg(long)]
+        label: String,
+        /// The most one task may cost, in FLOWNET
+        #[arg(long)]
+        max_price: Amount,
+        /// Requests per minute, optionally /BURST
+        #[arg(long, default_value = "60/10")]
+        rate: Rate,
+        /// Take the faucet's welcome amount into the new account
+        #[arg(long)]
+        faucet: bool,
+        /// Send this many FLOWNET from --key's account to the new account
+        #[arg(long)]
+        fund: Option<Amount>,
+    },
+    /// Every key with its account's balance
+    List,
+    /// Stops a key from working (its account and tokens stay)
+    Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to serve the page and the APIs
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Also serve --key's registered node in this process (as `flownet node serve`)
+    #[arg(long)]
+    pub node: bool,
+    /// Where the in-process node serves its outputs [default: its endpoint's host:port]
+    #[arg(long, requires = "node")]
+    pub node_listen: Option<SocketAddr>,
+    /// How often the in-process node looks for tasks, in milliseconds
+    #[arg(long, default_value_t = 100, requires = "node")]
+    pub node_interval_ms: u64,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Let pages from this origin call the APIs (repeatable); none by default
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+    /// Answer for this host name besides localhost and IP addresses (repeatable; * for any)
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+    /// The gateway's URL as clients reach it, for image URLs [default: from Host]
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// API requests per client IP per minute, optionally /BURST (0 disables)
+    #[arg(long, default_value = "1200/200")]
+    pub ip_rate: Rate,
+    /// Largest request body, in bytes
+    #[arg(long, default_value_t = 64 * 1024)]
+    pub max_body: usize,
+    /// Longest a request may take, in seconds (not event streams or generations)
+    #[arg(long, default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Longest an OpenAI request waits for its tasks, in seconds
+    #[arg(long, default_value_t = 120)]
+    pub task_timeout: u64,
+    /// How often task events are read from the ledger, in milliseconds
+    #[arg(long, default_value_t = 100)]
+    pub poll_ms: u64,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> GatewayConfig {
+        GatewayConfig {
+            max_body_bytes: self.max_body,
+            request_timeout: Duration::from_secs(self.request_timeout),
+            task_timeout: Duration::from_secs(self.task_timeout),
+            ip_rate: self.ip_rate,
+            cors_origins: self.cors_origins.clone(),
+            allowed_hosts: self.allowed_hosts.clone(),
+            poll_interval: Duration::from_millis(self.poll_ms.max(10)),
+            public_url: self.public_url.clone(),
+            ..GatewayConfig::default()
+        }
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: WebArgs) -> Result<()> {
+    match args.command {
+        Some(WebCmd::Keys(cmd)) => keys_cmd(ctx, cmd).await,
+        None => serve_web(ctx, args.serve).await,
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn keys_cmd(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
+    let keys = ApiKeys::new(ApiKeys::path_in(&ctx.data_dir));
+    match cmd {
+        KeysCmd::Create {
+            label,
+            max_price,
+            rate,
+            faucet,
+            fund,
+        } => {
+            let ledger: Arc<dyn Ledger> = ctx.open_ledger()?;
+            // The operator's account pays --fund; check it first, before anything is made.
+            let funder = match fund {
+                Some(_) => Some(ctx.wallet().await?),
+                None => None,
+            };
+            let (token, record) = keys.create(&label, max_price, rate, unix_now())?;
+            let key = flownet_core::SigningKey::from_bytes(&hex::decode(&record.private_key)?)?;
+            let wallet = Wallet::new(ledger.clone(), key);
+            let funded = async {
+                wallet.create_account().await?;
+                let mut granted = Amount::ZERO;
+                if faucet {
+                    granted = wallet.faucet().await?.outcome.credited.unwrap_or_default();
+                }
+                if let (Some(amount), Some(funder)) = (fund, &funder) {
+                    funder.transfer(wallet.address(), amount).await?;
+                    granted = granted.checked_add(amount)?;
+                }
+                anyhow::Ok(granted)
+            }
+            .await;
+            let granted = match funded {
+                Ok(g) => g,
+                Err(e) => {
+                    // Keep the record (its key may hold tokens) but make it unusable.
+                    let _ = keys.revoke(&record.id);
+                    return Err(e.context(format!(
+                        "setting up the account of key {} (the key is revoked)",
+                        record.id
+                    )));
+                }
+            };
+            ctx.print(
+                &json!({
+                    "id": record.id, "label": record.label, "key": token, "address": record.address,
+                    "max_price": record.max_price.to_string(), "funded": granted.to_string(),
+                    "rate_per_minute": record.rate_per_minute, "burst": record.burst,
+                }),
+                || {
+                    format!(
+                        "API key {} ({}) for account {}, max price {} FLOWNET, funded {granted} FLOWNET\n\n    {token}\n\nThis is the only time the key is shown. Use it as an OpenAI API key with base URL http://<gateway>/v1",
+                        record.id, record.label, record.address, record.max_price
+                    )
+                },
+            );
+        }
+        KeysCmd::List => {
+            let records = keys.list()?;
+            let ledger = ctx.open_ledger().ok();
+            let mut rows = Vec::new();
+            for r in &records {
+                let balance = match &ledger {
+                    Some(l) => l.account(r.address).await?.map(|a| a.balance),
+                    None => None,
+                };
+                rows.push((r, balance));
+            }
+            ctx.print(
+                &json!(
+                    rows.iter()
+                        .map(|(r, b)| json!({
+                            "id": r.id, "label": r.label, "address": r.address, "revoked": r.revoked,
+                            "max_price": r.max_price.to_string(), "rate_per_minute": r.rate_per_minute,
+                            "burst": r.burst, "balance": b.map(|b| b.to_string()), "created_at": r.created_at,
+                        }))
+                        .collect::<Vec<_>>()
+                ),
+                || {
+                    if rows.is_empty() {
+                        return "no API keys (make one with `flownet web keys create`)".into();
+                    }
+                    rows.iter()
+                        .map(|(r, b)| {
+                            format!(
+                                "{} {:<16} {} balance {} FLOWNET, max price {}, {}/min{}",
+                                r.id,
+                                r.label,
+                                r.address,
+                                b.map_or("?".into(), |b| b.to_string()),
+                                r.max_price,
+                                r.rate_per_minute,
+                                if r.revoked { " [revoked]" } else { "" }
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+        KeysCmd::Revoke { id } => {
+            let r = keys.revoke(&id)?;
+            ctx.print(&json!({ "id": r.id, "revoked": true }), || {
+                format!("revoked API key {} ({})", r.id, r.label)
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The models the gateway can describe: the manifests in the models dir.
+fn manifest_models(ctx: &Ctx) -> Vec<ModelMeta> {
+    match local_manifests(ctx) {
+        Ok(ms) => ms.iter().map(ModelMeta::from_manifest).collect(),
+        Err(e) => {
+            tracing::warn!(
+                "no model manifests ({e:#}): the OpenAI API will not know which models make images"
+            );
+            Vec::new()
+        }
+    }
+}
+
+async fn serve_web(ctx: &Ctx, args: ServeArgs) -> Result<()> {
+    let (ledger, created) = ctx.open_or_create_ledger()?;
+    if created {
+        tracing::info!("created a new ledger at {}", ctx.ledger_path().display());
+    }
+    let ledger: Arc<dyn Ledger> = ledger;
+    let blobs = ctx.blobs()?;
+    let models = manifest_models(ctx);
+    let keys = ApiKeys::new(ApiKeys::path_in(&ctx.data_dir));
+    let gateway = Gateway::new(
+        ledger.clone(),
+        Some(blobs.clone()),
+        models,
+        Some(keys),
+        args.config(),
+    )
+    .await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    if args.node {
+        tasks.extend(start_node(ctx, &args, &gateway, blobs, stop_rx.clone()).await?);
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    if !page_built() {
+        tracing::warn!(
+            "this binary has no web page built in: run scripts/build-web.sh and rebuild"
+        );
+    }
+    tracing::info!("gateway on http://{addr} (page, /api, /v1, /metrics)");
+    let mut server = tokio::spawn(gateway.serve(listener, stop_rx));
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        r = &mut server => {
+            let _ = stop_tx.send(true);
+            return r?.context("the gateway stopped");
+        }
+    }
+    tracing::info!("stopping");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    server.await??;
+    Ok(())
+}
+
+/// The `host:port` of an `http://host:port` endpoint.
+fn listen_from(endpoint: &str) -> Result<SocketAddr> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .with_context(|| format!("endpoint {endpoint} is not http://: pass --node-listen"))?;
+    let hostport = rest.split('/').next().unwrap_or_default();
+    let hostport = if hostport.contains(':') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:80")
+    };
+    hostport
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .with_context(|| format!("cannot listen on {hostport}: pass --node-listen"))
+}
+
+/// Runs `--key`'s node in this process: its blob server and its worker, whose events
+/// also go to the gateway (so the page sees "running").
+async fn start_node(
+    ctx: &Ctx,
+    args: &ServeArgs,
+    gateway: &Arc<Gateway>,
+    blobs: crate::blobs::FsBlobStore,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let wallet = Arc::new(ctx.wallet().await?);
+    let Some(node) = wallet.ledger().node(wallet.address()).await? else {
+        bail!(
+            "{} has no node: register one first with `flownet node register`",
+            wallet.address()
+        );
+    };
+    let ids: Vec<String> = node.models.iter().map(|m| m.model_id.clone()).collect();
+    let engine = load_engine(ctx, Some(ids), &args.engine).await?;
+    for offer in &node.models {
+        match engine.models().into_iter().find(|m| m.id == offer.model_id) {
+            Some(m) if m.weights_sha256 != offer.weights_sha256 => tracing::warn!(
+                "model {} is registered with weights {} but the local weights are {}",
+                offer.model_id,
+                offer.weights_sha256,
+                m.weights_sha256
+            ),
+            Some(_) => {}
+            None => tracing::warn!("model {} is registered but not loaded", offer.model_id),
+        }
+    }
+    let listen = match args.node_listen {
+        Some(l) => l,
+        None => listen_from(&node.endpoint)?,
+    };
+    let info = json!({ "node": node.owner, "name": node.name, "models": node.models });
+    let (addr, server) =
+        serve::spawn_blob_server(listen, blobs.clone(), info, stop.clone()).await?;
+    let engine: Arc<dyn Engine> = engine;
+    let blob_store: Arc<dyn BlobStore> = Arc::new(blobs);
+    let worker = Arc::new(NodeWorker::new(
+        wallet as Arc<Wallet<dyn Ledger>>,
+        engine,
+        blob_store,
+        node.endpoint.clone(),
+    ));
+    tracing::info!(
+        "node {} ({}) serving {} in this process, outputs on {addr}",
+        node.owner,
+        node.name,
+        node.models
+            .iter()
+            .map(|m| m.model_id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let interval = Duration::from_millis(args.node_interval_ms.max(10));
+    let gw = gateway.clone();
+    let mut stop_loop = stop;
+    let worker_loop = tokio::spawn(async move {
+        let on_event = move |e: &flownet_core::NodeEvent| {
+            serve::log_event(e);
+            gw.node_event(e);
+        };
+        loop {
+            if *stop_loop.borrow() {
+                break;
+            }
+            if let Err(e) = worker.tick(&on_event).await {
+                tracing::warn!("node tick failed: {e}");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = stop_loop.changed() => {}
+            }
+        }
+    });
+    Ok(vec![server, worker_loop])
+}

@@ -1,0 +1,201 @@
+"""The `openai` Python package, which nobody here wrote, against the gateway.
+
+A marketplace is started on loopback (a node serving the real models inside the
+gateway's process, API keys made with `flownet web keys create`), and the client is
+pointed at it by its base URL only.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("FLOWNET_BIN", str(REPO / "target" / "debug" / "flownet"))
+MODELS = os.environ.get("FLOWNET_MODELS", str(REPO / "models"))
+MODEL = "terrain-diffusion-128"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Market:
+    def __init__(self) -> None:
+        self.dir = tempfile.mkdtemp(prefix="flownet-openai-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def flownet(self, key: str, *args: str) -> dict:
+        out = subprocess.run(
+            [BIN, "--data-dir", self.dir, "--key", key, "--models-dir", MODELS, "--json", *args],
+            check=True,
+            capture_output=True,
+        )
+        return json.loads(out.stdout)
+
+    def start(self) -> str:
+        node_port, port = free_port(), free_port()
+        self.flownet("alpine", "init")
+        self.flownet(
+            "alpine", "node", "register", "--name", "Alpine node",
+            "--endpoint", f"http://127.0.0.1:{node_port}", "--model", f"{MODEL}=0.5",
+            "--model", "mobilenet-v2=0.1",
+        )
+        self.keys = {
+            "rich": self.flownet("alpine", "web", "keys", "create", "--label", "rich", "--max-price", "1", "--faucet")["key"],
+            "poor": self.flownet("alpine", "web", "keys", "create", "--label", "poor", "--max-price", "1")["key"],
+            "stingy": self.flownet("alpine", "web", "keys", "create", "--label", "stingy", "--max-price", "0.1", "--faucet")["key"],
+        }
+        self.proc = subprocess.Popen(
+            [BIN, "--data-dir", self.dir, "--key", "alpine", "--models-dir", MODELS,
+             "web", "--listen", f"127.0.0.1:{port}", "--node", "--threads", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.proc.stderr.read().decode())
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self.url
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the gateway did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc and self.proc.stderr:
+            self.proc.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as r:
+            return r.read()
+
+
+@pytest.fixture(scope="module")
+def market():
+    m = Market()
+    try:
+        m.start()
+        yield m
+    finally:
+        m.stop()
+
+
+def client(market: Market, key: str) -> openai.OpenAI:
+    # No retries: an error must surface as the exception the client maps it to.
+    return openai.OpenAI(api_key=key, base_url=f"{market.url}/v1", max_retries=0, timeout=120)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_models_lists_what_the_nodes_serve(market):
+    ids = {m.id for m in client(market, market.keys["rich"]).models.list()}
+    assert ids == {MODEL, "mobilenet-v2"}
+    assert client(market, market.keys["rich"]).models.retrieve(MODEL).owned_by == "flownet"
+
+
+def test_generates_an_image_as_b64_json(market):
+    resp = client(market, market.keys["rich"]).images.generate(
+        model=MODEL, prompt="rolling green hills", size="128x128", response_format="b64_json"
+    )
+    assert len(resp.data) == 1
+    image = resp.data[0]
+    data = base64.b64decode(image.b64_json)
+    assert png_size(data) == (128, 128)
+    sha = hashlib.sha256(data).hexdigest()
+    # The gateway's extra fields tie the image to the ledger.
+    assert image.sha256 == sha
+    task = json.loads(market.get(f"/api/tasks/{image.task_id}"))["task"]
+    assert task["status"] == "fulfilled"
+    assert task["result"]["sha256"] == sha
+    assert task["nft"] == image.nft_id
+    assert task["prompt"] == "rolling green hills"
+
+
+def test_generates_images_as_urls_and_several_differ(market):
+    resp = client(market, market.keys["rich"]).images.generate(model=MODEL, prompt="steep cliffs", n=2)
+    assert len(resp.data) == 2
+    shas = []
+    for image in resp.data:
+        with urllib.request.urlopen(image.url, timeout=30) as r:
+            data = r.read()
+        assert r.headers["content-type"] == "image/png"
+        assert hashlib.sha256(data).hexdigest() == image.sha256
+        shas.append(image.sha256)
+    assert shas[0] != shas[1]
+
+
+def test_a_bad_key_is_an_authentication_error(market):
+    with pytest.raises(openai.AuthenticationError) as e:
+        client(market, "fnk_" + "0" * 64).images.generate(model=MODEL, prompt="hills")
+    assert e.value.code == "invalid_api_key"
+
+
+def test_no_funds_is_insufficient_quota(market):
+    with pytest.raises(openai.RateLimitError) as e:
+        client(market, market.keys["poor"]).images.generate(model=MODEL, prompt="hills")
+    assert e.value.code == "insufficient_quota"
+    assert "insufficient funds" in e.value.message
+
+
+def test_an_unknown_model_is_not_found(market):
+    with pytest.raises(openai.NotFoundError) as e:
+        client(market, market.keys["rich"]).images.generate(model="dall-e-3", prompt="hills")
+    assert e.value.code == "model_not_found"
+
+
+def test_requests_the_model_cannot_serve_are_bad_requests(market):
+    c = client(market, market.keys["rich"])
+    with pytest.raises(openai.BadRequestError) as e:
+        c.images.generate(model=MODEL, prompt="hills", size="1024x1024")
+    assert e.value.code == "invalid_size" and "128x128" in e.value.message
+    with pytest.raises(openai.BadRequestError) as e:
+        c.images.generate(model="mobilenet-v2", prompt="hills")
+    assert e.value.code == "wrong_model_kind"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.images.generate(model=MODEL, prompt="x" * 5000)
+    assert e.value.code == "prompt_too_large"
+    with pytest.raises(openai.BadRequestError) as e:
+        client(market, market.keys["stingy"]).images.generate(model=MODEL, prompt="hills")
+    assert e.value.code == "price_above_max"
+
+
+def test_kinds_nobody_serves_are_not_found(market):
+    c = client(market, market.keys["rich"])
+    with pytest.raises(openai.NotFoundError):
+        c.embeddings.create(model="text-embedding-3-small", input="hello")
+    with pytest.raises(openai.NotFoundError):
+        c.completions.create(model="gpt-3.5-turbo-instruct", prompt="hello")
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}])

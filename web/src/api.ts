@@ -1,0 +1,157 @@
+// The gateway's JSON API, typed as the page uses it. Every error answer has OpenAI's
+// shape, {"error": {"message", "type", "code", "param"}}.
+
+import type { Action, OutputRef, SignedEnvelope } from "./encoding";
+
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(path, init);
+  } catch {
+    throw new ApiError("the gateway cannot be reached", 0, "network");
+  }
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (!res.ok) {
+    const e = (body as { error?: { message?: string; code?: string } } | undefined)?.error;
+    throw new ApiError(e?.message ?? `${res.status} ${res.statusText}`, res.status, e?.code ?? "");
+  }
+  return body as T;
+}
+
+export interface Info {
+  ledger: string;
+  network: string;
+  now: number;
+  faucet_amount: string;
+  config: { claim_window_s: number; fulfil_window_s: number; faucet_amount: number };
+  limits: { max_prompt_bytes: number };
+}
+
+export interface Account {
+  address: string;
+  sequence: number;
+  balance: string;
+  balance_units: number;
+  faucet_used: boolean;
+  hash_algo: string;
+}
+
+export interface NodeOffer {
+  model_id: string;
+  weights_sha256: string;
+  price: string;
+  price_units: number;
+  kind: string | null;
+  output_mime: string | null;
+}
+
+export interface NodeView {
+  owner: string;
+  name: string;
+  active: boolean;
+  score: number;
+  ratings: number;
+  reliability: number | null;
+  community_score: number | null;
+  community_ratings: number;
+  models: NodeOffer[];
+}
+
+export interface ModelView {
+  id: string;
+  kind: string;
+  name: string;
+  prompt_mapping: string;
+  size: string | null;
+}
+
+export interface Task {
+  id: number;
+  requester: string;
+  node: string;
+  model_id: string;
+  weights_sha256: string;
+  prompt: string;
+  params: string;
+  price: number;
+  status: "open" | "claimed" | "fulfilled" | "cancelled" | "expired";
+  submitted_at: number;
+  claim_deadline: number;
+  fulfil_deadline: number | null;
+  result: OutputRef | null;
+  nft: number | null;
+  bounty_pool: number;
+  bounty_share: number;
+  bounty_paid: number;
+}
+
+export interface Nft {
+  id: number;
+  task: number;
+  prompt: string;
+  model_id: string;
+  weights_sha256: string;
+  output: OutputRef;
+  node: string;
+  minted_at: number;
+}
+
+export interface OutputView {
+  task: Task;
+  ratings: number;
+  rated_by_viewer: boolean;
+  bounty_next: string;
+}
+
+export interface Receipt {
+  hash: string;
+  action: string;
+  outcome: { task?: number; nft?: number; credited?: number; account?: string };
+}
+
+export const api = {
+  info: () => call<Info>("/api/info"),
+  models: () => call<{ models: ModelView[] }>("/api/models").then((r) => r.models),
+  nodes: () => call<{ nodes: NodeView[] }>("/api/nodes").then((r) => r.nodes),
+  account: async (address: string): Promise<Account | undefined> => {
+    try {
+      return await call<Account>(`/api/accounts/${address}`);
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return undefined;
+      throw e;
+    }
+  },
+  task: (id: number) => call<{ task: Task }>(`/api/tasks/${id}`).then((r) => r.task),
+  nfts: (owner: string) => call<{ nfts: Nft[] }>(`/api/nfts/${owner}`).then((r) => r.nfts),
+  outputs: (viewer: string) =>
+    call<{ outputs: OutputView[] }>(`/api/outputs?viewer=${viewer}&limit=12`).then((r) => r.outputs),
+  relay: (env: SignedEnvelope) =>
+    call<{ receipt: Receipt }>("/api/relay", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(env),
+    }).then((r) => r.receipt),
+};
+
+/** The URL of an output's bytes, fetched from its node by the gateway if needed. */
+export function blobUrl(sha256: string, task: number): string {
+  return `/api/blobs/${sha256}?task=${task}`;
+}
+
+export type { Action };

@@ -1,0 +1,590 @@
+// The page: a key made in the browser, an account on first use, welcome tokens, the
+// node table, a prompt paid for with an envelope the browser signs, the task's life
+// from server-sent events, the verified output, the user's outputs and ratings of
+// others'. Everything user-supplied is set as text, never as HTML.
+
+import "./style.css";
+import { ApiError, type Account, type ModelView, type NodeView, type Task, api, blobUrl } from "./api";
+import { type Action, formatAmount, hex } from "./encoding";
+import {
+  type KeyFile,
+  type StoredKey,
+  forgetKey,
+  importKeyFile,
+  loadKey,
+  makeKey,
+  sign,
+} from "./keys";
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`missing #${id}`);
+  return e as T;
+};
+
+type Attrs = Record<string, string | boolean | undefined>;
+
+/** Makes an element; strings become text nodes. */
+function el(tag: string, attrs: Attrs = {}, ...children: (Node | string | null | undefined)[]): HTMLElement {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === false) continue;
+    e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c);
+  return e;
+}
+
+const state: {
+  key?: StoredKey;
+  /** The key file, while this page still holds it (right after making or importing). */
+  keyFile?: KeyFile;
+  ledger?: string;
+  account?: Account;
+  nodes: NodeView[];
+  models: Map<string, ModelView>;
+  maxPromptBytes: number;
+  events?: EventSource;
+} = { nodes: [], models: new Map(), maxPromptBytes: 4096 };
+
+function notice(text: string): void {
+  $("notice").textContent = text;
+}
+
+function showError(e: unknown): void {
+  const box = $("error");
+  box.textContent = e instanceof Error ? e.message : String(e);
+  box.hidden = false;
+}
+
+function clearError(): void {
+  const box = $("error");
+  box.hidden = true;
+  box.textContent = "";
+}
+
+/** Runs a user action with its button disabled, showing any error. */
+async function act(button: HTMLButtonElement | null, f: () => Promise<void>): Promise<void> {
+  clearError();
+  if (button) button.disabled = true;
+  try {
+    await f();
+  } catch (e) {
+    showError(e);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+// ---- signing and sending ----------------------------------------------------------
+
+/** Signs `action` with the next sequence number and relays it; when another tab took
+ * that number first, retries once with the next. */
+async function send(action: Action) {
+  const key = state.key;
+  if (!key) throw new Error("make or import a key first");
+  if (!state.ledger) state.ledger = (await api.info()).ledger;
+  for (let attempt = 0; ; attempt++) {
+    const account = action.type === "create_account" ? undefined : await api.account(key.address);
+    if (action.type !== "create_account" && !account) throw new Error("your account is not registered yet");
+    const env = await sign(key, {
+      ledger: state.ledger,
+      signer: key.address,
+      sequence: account?.sequence ?? 0,
+      action,
+    });
+    try {
+      return await api.relay(env);
+    } catch (e) {
+      if (e instanceof ApiError && e.code === "bad_sequence" && attempt === 0) continue;
+      throw e;
+    }
+  }
+}
+
+/** Registers the key as an account the first time it is used. */
+async function ensureAccount(): Promise<void> {
+  const key = state.key;
+  if (!key) return;
+  state.account = await api.account(key.address);
+  if (!state.account) {
+    notice("Registering your key as an account…");
+    await send({ type: "create_account", public_key: key.publicKey, hash_algo: "SHA2_256" });
+    state.account = await api.account(key.address);
+    notice("Your account is registered.");
+  }
+}
+
+// ---- the key ----------------------------------------------------------------------
+
+function renderKey(): void {
+  const key = state.key;
+  $("no-key").hidden = !!key;
+  $("has-key").hidden = !key;
+  $("who").textContent = key ? `Signed in as ${key.address}` : "Not signed in";
+  for (const id of ["pay"]) ($(id) as HTMLButtonElement).disabled = !key;
+  if (!key) return;
+  $("address").textContent = key.address;
+  const exportButton = $<HTMLButtonElement>("export-key");
+  exportButton.disabled = !state.keyFile;
+  $("export-note").textContent = state.keyFile
+    ? "Save your key file now and keep it private: it is the only way to use this account in another browser. This browser keeps the key so that it can sign but never read it out, so the file cannot be saved later."
+    : "This browser keeps your key so that it can sign but never read it out; the key file could be saved only when the key was made or imported.";
+  renderAccount();
+}
+
+function renderAccount(): void {
+  const a = state.account;
+  $("balance").textContent = a ? a.balance : "…";
+  $("faucet").hidden = !a || a.faucet_used;
+  updatePrice();
+}
+
+function downloadKeyFile(): void {
+  const f = state.keyFile;
+  if (!f) return;
+  const url = URL.createObjectURL(new Blob([JSON.stringify(f, null, 2)], { type: "application/json" }));
+  const a = el("a", { href: url, download: `flownet-key-${f.address}.json` });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+// ---- nodes and the prompt form ----------------------------------------------------
+
+const pct = (x: number | null) => (x === null ? "none yet" : `${Math.round(x * 100)}%`);
+
+function renderNodes(): void {
+  const rows: { node: NodeView; offer: NodeView["models"][number] }[] = [];
+  for (const node of state.nodes) for (const offer of node.models) rows.push({ node, offer });
+  // Best score first, then the lowest price (the ledger's own ranking of nodes).
+  rows.sort((a, b) => b.node.score - a.node.score || a.offer.price_units - b.offer.price_units);
+  const body = $("node-rows");
+  body.replaceChildren();
+  if (rows.length === 0) {
+    body.append(el("tr", {}, el("td", { colspan: "6" }, "No node has registered yet.")));
+    return;
+  }
+  for (const { node, offer } of rows) {
+    body.append(
+      el(
+        "tr",
+        { class: node.active ? undefined : "paused" },
+        // data-label names each cell where narrow screens stack the table's rows.
+        el("th", { scope: "row", "data-label": "Node" },
+          el("span", {}, node.name, el("br"), el("code", { class: "small" }, node.owner), node.active ? null : " (paused)")),
+        el("td", { "data-label": "Model" },
+          el("span", {}, offer.model_id, offer.kind ? el("span", { class: "small" }, ` ${offer.kind}`) : null)),
+        el("td", { class: "num", "data-label": "Price" }, el("span", {}, `${offer.price} FLOWNET`)),
+        el("td", { class: "num", "data-label": "Score" },
+          el("span", {}, `${node.score.toFixed(2)}`, el("span", { class: "small" }, ` (${node.ratings} ${node.ratings === 1 ? "rating" : "ratings"})`))),
+        el("td", { class: "num", "data-label": "Reliability" }, el("span", {}, pct(node.reliability))),
+        el("td", { class: "num", "data-label": "Community" },
+          el("span", {}, node.community_score === null ? "none yet" : `${node.community_score.toFixed(2)} (${node.community_ratings})`)),
+      ),
+    );
+  }
+}
+
+/** Kinds the form can ask for with a text prompt. */
+const TEXT_KINDS = new Set(["text-to-image", "text-generation", "embedding"]);
+
+function renderModelChoice(): void {
+  const select = $<HTMLSelectElement>("model");
+  const before = select.value;
+  const seen = new Map<string, string | null>();
+  for (const n of state.nodes.filter((n) => n.active))
+    for (const m of n.models) if (!seen.has(m.model_id)) seen.set(m.model_id, m.kind);
+  select.replaceChildren();
+  for (const [id, kind] of seen) {
+    const usable = kind === null || TEXT_KINDS.has(kind);
+    select.append(
+      el("option", { value: id, disabled: !usable }, usable ? id : `${id} (takes an image: use the CLI)`),
+    );
+  }
+  const first = [...select.options].find((o) => !o.disabled);
+  select.value = [...select.options].some((o) => o.value === before && !o.disabled) ? before : (first?.value ?? "");
+  renderNodeChoice();
+}
+
+function renderNodeChoice(): void {
+  const model = $<HTMLSelectElement>("model").value;
+  const select = $<HTMLSelectElement>("node");
+  const before = select.value;
+  select.replaceChildren();
+  const offers = state.nodes
+    .filter((n) => n.active)
+    .flatMap((n) => n.models.filter((m) => m.model_id === model).map((m) => ({ n, m })));
+  for (const { n, m } of offers) {
+    select.append(
+      el("option", { value: n.owner }, `${n.name}: ${m.price} FLOWNET, score ${n.score.toFixed(2)}`),
+    );
+  }
+  if (offers.some((o) => o.n.owner === before)) select.value = before;
+  const meta = state.models.get(model);
+  $("mapping").textContent = meta ? `How ${model} reads a prompt: ${meta.prompt_mapping}` : "";
+  updatePrice();
+}
+
+function chosenOffer() {
+  const model = $<HTMLSelectElement>("model").value;
+  const owner = $<HTMLSelectElement>("node").value;
+  const node = state.nodes.find((n) => n.owner === owner);
+  const offer = node?.models.find((m) => m.model_id === model);
+  return node && offer ? { node, offer } : undefined;
+}
+
+function updatePrice(): void {
+  const c = chosenOffer();
+  const price = $("price");
+  if (!c) {
+    price.textContent = "No node offers a model you can prompt yet.";
+    return;
+  }
+  const short = state.account && state.account.balance_units < c.offer.price_units;
+  price.textContent =
+    `You pay ${c.offer.price} FLOWNET into escrow. ${c.node.name} is paid when it delivers; if it does not, you get it back.` +
+    (short ? " Your balance is too low: get welcome tokens first." : "");
+}
+
+// ---- a task's life ----------------------------------------------------------------
+
+const STEPS = ["submitted", "claimed", "running", "delivered"];
+
+function resetSteps(): void {
+  for (const li of $("steps").querySelectorAll("li")) {
+    li.classList.remove("done", "skipped");
+    li.removeAttribute("aria-current");
+  }
+  $("steps").dataset.seen = "";
+  $("task-end").textContent = "";
+  $("result").replaceChildren();
+}
+
+function markStep(step: string): void {
+  const steps = $("steps");
+  steps.dataset.seen = steps.dataset.seen ? `${steps.dataset.seen},${step}` : step;
+  const idx = STEPS.indexOf(step);
+  for (const li of steps.querySelectorAll<HTMLLIElement>("li")) {
+    const i = STEPS.indexOf(li.dataset.step ?? "");
+    if (i === idx) {
+      li.classList.add("done");
+      li.setAttribute("aria-current", "step");
+    } else {
+      li.removeAttribute("aria-current");
+      // A node in another process does not report "running": it is skipped, not failed.
+      if (i < idx && !li.classList.contains("done")) li.classList.add("skipped");
+    }
+  }
+}
+
+function follow(taskId: number): void {
+  state.events?.close();
+  resetSteps();
+  $("status").hidden = false;
+  $("status-h").textContent = `Your task #${taskId}`;
+  const es = new EventSource(`/api/tasks/${taskId}/events`);
+  state.events = es;
+  const data = (e: Event) => JSON.parse((e as MessageEvent<string>).data) as { task: Task };
+  for (const step of ["submitted", "claimed", "running"]) es.addEventListener(step, () => markStep(step));
+  es.addEventListener("delivered", (e) => {
+    markStep("delivered");
+    es.close();
+    void act(null, () => showResult(data(e).task));
+  });
+  for (const end of ["expired", "cancelled"]) {
+    es.addEventListener(end, () => {
+      es.close();
+      $("task-end").textContent = `The task was ${end}: your escrow is back in your balance.`;
+      void refreshAccount();
+    });
+  }
+  es.addEventListener("overdue", (e) => {
+    const t = data(e).task;
+    const end = $("task-end");
+    end.replaceChildren(`The node missed its deadline. `);
+    const b = el("button", { type: "button" }, "Get my escrow back") as HTMLButtonElement;
+    b.addEventListener("click", () =>
+      act(b, async () => {
+        await send({ type: "expire", task: t.id });
+      }),
+    );
+    end.append(b);
+  });
+}
+
+async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
+  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+}
+
+function fact(label: string, value: Node | string): HTMLElement {
+  return el("div", {}, el("dt", {}, label), el("dd", {}, value));
+}
+
+async function showResult(task: Task): Promise<void> {
+  const out = task.result;
+  if (!out) return;
+  const res = await fetch(blobUrl(out.sha256, task.id));
+  if (!res.ok) throw new Error(`fetching the output failed: ${res.status}`);
+  const bytes = await res.arrayBuffer();
+  const got = await sha256Hex(bytes);
+  const ok = got === out.sha256;
+  let view: HTMLElement;
+  if (out.mime.startsWith("image/")) {
+    const url = URL.createObjectURL(new Blob([bytes], { type: out.mime }));
+    view = el("img", { src: url, alt: `Output of task ${task.id} for the prompt “${task.prompt}”`, id: "result-image" });
+  } else {
+    view = el("pre", { class: "text-output" }, new TextDecoder().decode(bytes));
+  }
+  const facts = el(
+    "dl",
+    { class: "facts" },
+    fact("SHA-256", el("code", { id: "result-sha" }, got)),
+    fact("Check", el("span", { id: "result-check", class: ok ? "ok" : "bad" }, ok ? "matches the ledger" : `DOES NOT match the ledger (${out.sha256})`)),
+    fact("Model", el("code", { id: "result-model" }, task.model_id)),
+    fact("Weights SHA-256", el("code", { id: "result-weights" }, task.weights_sha256)),
+    fact("Task", `#${task.id}`),
+    fact("NFT", el("span", { id: "result-nft" }, task.nft === null ? "none" : `#${task.nft}`)),
+    fact("Paid", `${formatAmount(task.price)} FLOWNET`),
+  );
+  $("result").replaceChildren(el("figure", { class: "output" }, view, el("figcaption", {}, facts)), rateForm(task, "Rate your output (this moves the node's score)"));
+  await Promise.all([refreshAccount(), refreshNfts(), refreshNodes()]);
+}
+
+// ---- ratings ----------------------------------------------------------------------
+
+let formCount = 0;
+
+/** A 1–5 star choice with a button, for `task`. */
+function rateForm(task: Task, legend: string, bounty?: string): HTMLElement {
+  const n = ++formCount;
+  const form = el("form", { class: "rate", "data-task": String(task.id) }) as HTMLFormElement;
+  const set = el("fieldset", {}, el("legend", {}, legend)) as HTMLFieldSetElement;
+  for (let s = 1; s <= 5; s++) {
+    const id = `stars-${n}-${s}`;
+    set.append(
+      el(
+        "span",
+        { class: "star" },
+        el("input", { type: "radio", name: `stars-${n}`, id, value: String(s), required: true, checked: s === 4 }),
+        el("label", { for: id }, `${s} ${s === 1 ? "star" : "stars"}`),
+      ),
+    );
+  }
+  const button = el("button", { type: "submit" }, bounty ? `Rate and earn ${bounty} FLOWNET` : "Rate") as HTMLButtonElement;
+  const result = el("p", { class: "rated", role: "status" });
+  form.append(set, button, result);
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const stars = Number(new FormData(form).get(`stars-${n}`));
+    void act(button, async () => {
+      const receipt = await send({ type: "rate", task: task.id, stars });
+      const earned = formatAmount(receipt.outcome.credited ?? 0);
+      result.textContent = `Rated ${stars} ${stars === 1 ? "star" : "stars"}. You earned ${earned} FLOWNET.`;
+      set.disabled = true;
+      button.remove();
+      await refreshAccount();
+    });
+  });
+  return form;
+}
+
+function thumb(sha: string, task: number, mime: string, alt: string): HTMLElement {
+  if (!mime.startsWith("image/")) return el("p", { class: "small" }, `${mime} output`);
+  return el("img", { src: blobUrl(sha, task), alt, loading: "lazy", width: "128", height: "128" });
+}
+
+async function refreshNfts(): Promise<void> {
+  const key = state.key;
+  const list = $("nfts");
+  if (!key) {
+    list.replaceChildren(el("li", { class: "empty" }, "Make a key to own outputs."));
+    return;
+  }
+  const nfts = (await api.nfts(key.address)).reverse();
+  list.replaceChildren(
+    ...(nfts.length === 0
+      ? [el("li", { class: "empty" }, "No outputs yet: ask a node above.")]
+      : nfts.map((n) =>
+          el(
+            "li",
+            { class: "card", "data-nft": String(n.id) },
+            thumb(n.output.sha256, n.task, n.output.mime, `NFT ${n.id}: “${n.prompt}”`),
+            el("p", { class: "title" }, `NFT #${n.id} · task #${n.task}`),
+            el("p", { class: "prompt" }, `“${n.prompt}”`),
+            el("dl", { class: "facts small" },
+              fact("Model", n.model_id),
+              fact("SHA-256", el("code", {}, n.output.sha256)),
+              fact("Weights", el("code", {}, n.weights_sha256))),
+          ),
+        )),
+  );
+}
+
+async function refreshOutputs(): Promise<void> {
+  const key = state.key;
+  const list = $("outputs");
+  if (!key) {
+    list.replaceChildren(el("li", { class: "empty" }, "Make a key to rate outputs."));
+    return;
+  }
+  const outputs = await api.outputs(key.address);
+  // Keep the cards someone is rating; add new ones.
+  const shown = new Set([...list.querySelectorAll<HTMLElement>("[data-task]")].map((e) => e.dataset.task));
+  const fresh = outputs.filter((o) => !shown.has(String(o.task.id)));
+  if (outputs.length === 0 && shown.size === 0) {
+    list.replaceChildren(el("li", { class: "empty" }, "Nothing from others to rate yet."));
+    return;
+  }
+  list.querySelector(".empty")?.remove();
+  for (const o of fresh) {
+    const t = o.task;
+    const r = t.result;
+    if (!r) continue;
+    const card = el(
+      "li",
+      { class: "card", "data-task": String(t.id) },
+      thumb(r.sha256, t.id, r.mime, `Task ${t.id}: “${t.prompt}”`),
+      el("p", { class: "title" }, `Task #${t.id} · ${t.model_id}`),
+      el("p", { class: "prompt" }, `“${t.prompt}”`),
+    );
+    if (o.rated_by_viewer) {
+      card.append(el("p", { class: "rated" }, "You rated this."));
+    } else {
+      const bounty = o.bounty_next !== "0" ? o.bounty_next : undefined;
+      card.append(rateForm(t, `Rate task #${t.id}`, bounty));
+    }
+    list.append(card);
+  }
+}
+
+// ---- refreshing -------------------------------------------------------------------
+
+async function refreshAccount(): Promise<void> {
+  if (!state.key) return;
+  state.account = await api.account(state.key.address);
+  renderAccount();
+}
+
+async function refreshNodes(): Promise<void> {
+  state.nodes = await api.nodes();
+  renderNodes();
+  renderModelChoice();
+}
+
+async function refreshAll(): Promise<void> {
+  await Promise.all([refreshNodes(), refreshAccount(), refreshNfts(), refreshOutputs()]);
+}
+
+// ---- wiring -----------------------------------------------------------------------
+
+async function useKey(kept: { stored: StoredKey; file: KeyFile }): Promise<void> {
+  state.key = kept.stored;
+  state.keyFile = kept.file;
+  renderKey();
+  await ensureAccount();
+  renderKey();
+  await refreshAll();
+}
+
+function wire(): void {
+  const make = $<HTMLButtonElement>("make-key");
+  make.addEventListener("click", () =>
+    act(make, async () => {
+      await useKey(await makeKey());
+      notice("Your key is made and registered. Save its key file to use it in another browser.");
+      $("export-key").focus();
+    }),
+  );
+  const file = $<HTMLInputElement>("import-key");
+  file.addEventListener("change", () =>
+    act(null, async () => {
+      const f = file.files?.[0];
+      if (!f) return;
+      await useKey(await importKeyFile(await f.text()));
+      file.value = "";
+      notice("Key imported.");
+    }),
+  );
+  $("export-key").addEventListener("click", downloadKeyFile);
+  const forget = $<HTMLButtonElement>("forget-key");
+  forget.addEventListener("click", () =>
+    act(forget, async () => {
+      if (!confirm("Forget this key in this browser? Without its key file you cannot use its account again.")) return;
+      await forgetKey();
+      state.key = undefined;
+      state.keyFile = undefined;
+      state.account = undefined;
+      renderKey();
+      await refreshAll();
+      $("make-key").focus();
+    }),
+  );
+  const faucet = $<HTMLButtonElement>("faucet");
+  faucet.addEventListener("click", () =>
+    act(faucet, async () => {
+      const r = await send({ type: "faucet" });
+      notice(`You received ${formatAmount(r.outcome.credited ?? 0)} FLOWNET.`);
+      await refreshAccount();
+      $("prompt").focus();
+    }),
+  );
+  $("model").addEventListener("change", renderNodeChoice);
+  $("node").addEventListener("change", updatePrice);
+  const form = $<HTMLFormElement>("ask-form");
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void act($<HTMLButtonElement>("pay"), async () => {
+      const c = chosenOffer();
+      if (!c) throw new Error("choose a model and a node");
+      const prompt = $<HTMLTextAreaElement>("prompt").value;
+      if (!prompt.trim()) {
+        $("prompt").focus();
+        throw new Error("write a prompt first");
+      }
+      const size = new TextEncoder().encode(prompt).length;
+      if (size > state.maxPromptBytes) throw new Error(`the prompt is ${size} bytes; at most ${state.maxPromptBytes} are allowed`);
+      if (state.account && state.account.balance_units < c.offer.price_units)
+        throw new Error("your balance is too low for this node's price: get welcome tokens first");
+      const receipt = await send({
+        type: "submit",
+        node: c.node.owner,
+        model_id: c.offer.model_id,
+        prompt,
+        params: "{}",
+        // The price seen here is the most this task may cost.
+        max_price: c.offer.price_units,
+      });
+      const id = receipt.outcome.task;
+      if (id === undefined) throw new Error("the ledger did not return a task id");
+      follow(id);
+      $("status-h").focus();
+      await refreshAccount();
+    });
+  });
+  $("status-h").tabIndex = -1;
+}
+
+async function main(): Promise<void> {
+  wire();
+  try {
+    const info = await api.info();
+    state.ledger = info.ledger;
+    state.maxPromptBytes = info.limits.max_prompt_bytes;
+    state.models = new Map((await api.models()).map((m) => [m.id, m]));
+    state.key = await loadKey();
+    renderKey();
+    if (state.key) await ensureAccount();
+    renderKey();
+    await refreshAll();
+  } catch (e) {
+    showError(e);
+  }
+  // Keep balances, scores and others' outputs current while the page is open.
+  setInterval(() => {
+    if (document.visibilityState === "visible") void refreshNodes().then(refreshAccount).then(refreshOutputs).catch(() => {});
+  }, 5000);
+}
+
+void main();
