@@ -16,6 +16,7 @@ pub mod keys;
 mod ledger;
 pub mod proto;
 pub mod rlp;
+pub mod sponsor;
 pub mod templates;
 pub mod transaction;
 
@@ -23,6 +24,7 @@ pub use access::AccessClient;
 pub use cadence::Value;
 pub use keys::{FlowKey, HashAlgorithm, SignatureAlgorithm};
 pub use ledger::{FlowConfig, FlowLedger, FlowSigner};
+pub use sponsor::{RateLimiter, Sponsor, SponsorError, SponsorPolicy, Whitelist};
 pub use templates::{Network, Template};
 pub use transaction::{ProposalKey, Transaction, TxSignature};
 
