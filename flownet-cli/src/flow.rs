@@ -10,7 +10,9 @@
 //!   account that pays every transaction and grants the faucet (on the
 //!   emulator, the service account);
 //! - `FLOWNET_FLOW_ADMIN`: the same form, the account `flow deploy` deploys
-//!   to (default: the sponsor).
+//!   to (default: the sponsor);
+//! - `FLOWNET_FLOW_SPONSOR_URL`: without a sponsor key, a `flownet sponsor`
+//!   service that pays for the user's transactions.
 
 use std::sync::Arc;
 
@@ -76,11 +78,28 @@ fn hex_bytes(s: &str) -> Result<Vec<u8>> {
 pub async fn connect(ctx: &Ctx) -> Result<Arc<FlowLedger>> {
     let mut config = FlowConfig::new(network(ctx)?);
     config.sponsor = signer_from_env("FLOWNET_FLOW_SPONSOR")?;
+    if config.sponsor.is_none()
+        && let Ok(url) = std::env::var("FLOWNET_FLOW_SPONSOR_URL")
+    {
+        let payer = crate::sponsor::HttpPayer::connect(&url)
+            .await
+            .with_context(|| format!("reaching the sponsor service {url}"))?;
+        config.payer = Some(Arc::new(payer));
+    }
     let name = ctx.network.as_str();
     let ledger = FlowLedger::connect(config)
         .await
         .with_context(|| format!("connecting to Flow {name}"))?;
     Ok(Arc::new(ledger))
+}
+
+/// The network and the paying key (FLOWNET_FLOW_SPONSOR) of `flownet sponsor`.
+pub fn sponsor_setup(ctx: &Ctx) -> Result<(Network, FlowSigner)> {
+    let network = network(ctx)?;
+    let payer = signer_from_env("FLOWNET_FLOW_SPONSOR")?.context(
+        "set FLOWNET_FLOW_SPONSOR to 0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX] of the paying account",
+    )?;
+    Ok((network, payer))
 }
 
 /// Deploys FlowNet with `config` to the admin account; returns its address.

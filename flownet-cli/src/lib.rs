@@ -23,6 +23,8 @@ pub mod context;
 mod flow;
 pub mod hooks;
 pub mod serve;
+#[cfg(feature = "flow")]
+pub mod sponsor;
 pub mod web;
 
 use std::{ffi::OsString, path::PathBuf};

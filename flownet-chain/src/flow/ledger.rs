@@ -27,6 +27,7 @@ use super::{
     access::{AccessClient, FlowAccountInfo, TransactionResult},
     errors,
     keys::{FlowKey, SignatureAlgorithm},
+    sponsor::Payer,
     templates::{CONTRACTS, Network, Template},
 };
 
@@ -56,6 +57,10 @@ pub struct FlowConfig {
     /// so users never hold FLOW. Without one, each signer pays for itself and
     /// there is no faucet and no account creation.
     pub sponsor: Option<FlowSigner>,
+    /// Without a `sponsor` key: a remote payer (a `flownet sponsor` service)
+    /// that co-signs the project's own transactions as payer only. Account
+    /// creation and the faucet still need the sponsor key.
+    pub payer: Option<Arc<dyn Payer>>,
     pub gas_limit: u64,
     /// FLOW (10⁻⁸ units) the sponsor gives each new account for its storage.
     pub initial_flow: u64,
@@ -68,6 +73,7 @@ impl FlowConfig {
         Self {
             network,
             sponsor: None,
+            payer: None,
             gas_limit: 9999,
             initial_flow: 1_000_000,
             poll_interval: Duration::from_millis(100),
@@ -308,11 +314,18 @@ impl FlowLedger {
         sequence: Option<u64>,
         extra: &[FlowSigner],
     ) -> Result<TransactionResult, Error> {
-        let payer = self
-            .config
-            .sponsor
-            .clone()
-            .unwrap_or_else(|| proposer.clone());
+        let remote = match (&self.config.sponsor, &self.config.payer) {
+            (None, Some(p)) => Some(p.clone()),
+            _ => None,
+        };
+        let payer = match &remote {
+            Some(r) => FlowSigner::new(r.address(), 0, proposer.key.clone()),
+            None => self
+                .config
+                .sponsor
+                .clone()
+                .unwrap_or_else(|| proposer.clone()),
+        };
         let is_sponsor = self
             .config
             .sponsor
@@ -351,11 +364,8 @@ impl FlowLedger {
                 signed.push(s.address);
             }
         }
-        tx.sign_envelope(payer.address, payer.key_index, &payer.key)
-            .map_err(net)?;
-        let id = self.client.send_transaction(&tx).await.map_err(|e| {
-            let text = e.to_string();
-            if text.contains("sequence number") {
+        let refused = |e: FlowError| {
+            if e.to_string().contains("sequence number") {
                 Error::BadSequence {
                     address: proposer.address,
                     expected: sequence.saturating_add(1),
@@ -364,7 +374,18 @@ impl FlowLedger {
             } else {
                 net(e)
             }
-        })?;
+        };
+        let id = match &remote {
+            Some(r) => r.pay(tx).await.map_err(|e| match e {
+                super::SponsorError::Access(m) => refused(FlowError::Access(m)),
+                other => other.into(),
+            })?,
+            None => {
+                tx.sign_envelope(payer.address, payer.key_index, &payer.key)
+                    .map_err(net)?;
+                self.client.send_transaction(&tx).await.map_err(refused)?
+            }
+        };
         let r = self
             .client
             .wait_sealed(id, self.config.poll_interval, self.config.seal_timeout)

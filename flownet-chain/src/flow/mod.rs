@@ -24,7 +24,7 @@ pub use access::AccessClient;
 pub use cadence::Value;
 pub use keys::{FlowKey, HashAlgorithm, SignatureAlgorithm};
 pub use ledger::{FlowConfig, FlowLedger, FlowSigner};
-pub use sponsor::{RateLimiter, Sponsor, SponsorError, SponsorPolicy, Whitelist};
+pub use sponsor::{Payer, RateLimiter, Sponsor, SponsorError, SponsorPolicy, Whitelist};
 pub use templates::{Network, Template};
 pub use transaction::{ProposalKey, Transaction, TxSignature};
 

@@ -26,6 +26,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use async_trait::async_trait;
 use flownet_core::Address;
 
 use super::{
@@ -79,6 +80,39 @@ pub enum SponsorError {
     Access(String),
     #[error("transaction: {0}")]
     Transaction(String),
+}
+
+impl From<SponsorError> for flownet_core::Error {
+    fn from(e: SponsorError) -> Self {
+        match e {
+            SponsorError::BadPayloadSignature { address, .. } => Self::BadSignature(address),
+            SponsorError::Access(m) => Self::Network(m),
+            other => Self::Unauthorized(format!("the sponsor refused: {other}")),
+        }
+    }
+}
+
+/// Whoever pays for a [`FlowLedger`](super::FlowLedger)'s transactions when
+/// it holds no sponsor key: a [`Sponsor`] in process, or the HTTP client of a
+/// `flownet sponsor` service.
+#[async_trait]
+pub trait Payer: Send + Sync + std::fmt::Debug {
+    /// The address transactions must name as payer.
+    fn address(&self) -> Address;
+    /// Signs the envelope of `tx` (its payload already signed) and sends it;
+    /// the transaction's id.
+    async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError>;
+}
+
+#[async_trait]
+impl Payer for Sponsor {
+    fn address(&self) -> Address {
+        self.payer.address
+    }
+
+    async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
+        self.sponsor(tx).await
+    }
 }
 
 /// SHA3-256 of a script's bytes, as the whitelist keys it.

@@ -57,6 +57,28 @@ pub enum Command {
     /// The web page and HTTP gateway (JSON API, OpenAI-compatible API, metrics); `web
     /// keys` manages its API keys
     Web(crate::web::WebArgs),
+    /// The gasless service: pays, as payer only, for transactions that run one of
+    /// FlowNet's own templates, rate limited per account. The paying key comes from
+    /// FLOWNET_FLOW_SPONSOR (`0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX]`), never argv
+    #[cfg(feature = "flow")]
+    Sponsor(SponsorArgs),
+}
+
+#[cfg(feature = "flow")]
+#[derive(Debug, Args)]
+pub struct SponsorArgs {
+    /// Where to listen
+    #[arg(long, default_value = "127.0.0.1:8099")]
+    listen: std::net::SocketAddr,
+    /// Transactions an account may send at once …
+    #[arg(long, default_value_t = 10)]
+    burst: u32,
+    /// … refilled over this many seconds
+    #[arg(long, default_value_t = 60)]
+    period: u64,
+    /// The highest gas limit paid for
+    #[arg(long, default_value_t = 9999)]
+    max_gas_limit: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +106,10 @@ pub enum FlowCmd {
 impl Command {
     /// Whether the command runs until stopped (and so logs its progress by default).
     pub fn is_long_running(&self) -> bool {
+        #[cfg(feature = "flow")]
+        if matches!(self, Self::Sponsor(_)) {
+            return true;
+        }
         matches!(self, Self::Demo(_) | Self::Node(node::NodeCmd::Serve(_)))
             || matches!(self, Self::Web(w) if w.command.is_none())
     }
@@ -173,6 +199,8 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Models => models(ctx),
         Command::Flow(cmd) => flow_cmd(ctx, cmd).await,
         Command::Web(args) => crate::web::run(ctx, args).await,
+        #[cfg(feature = "flow")]
+        Command::Sponsor(args) => sponsor_cmd(ctx, args).await,
         Command::Blob(BlobCmd::Put { file }) => {
             use flownet_core::BlobStore;
             let bytes =
@@ -500,6 +528,23 @@ async fn flow_cmd(ctx: &Ctx, cmd: FlowCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[cfg(feature = "flow")]
+async fn sponsor_cmd(ctx: &Ctx, args: SponsorArgs) -> Result<()> {
+    if ctx.network == crate::context::Network::Embedded {
+        bail!("`sponsor` pays for Flow transactions: pass --network emulator, testnet or mainnet");
+    }
+    if args.burst == 0 || args.period == 0 {
+        bail!("--burst and --period must be positive");
+    }
+    let (network, payer) = crate::flow::sponsor_setup(ctx)?;
+    let policy = flownet_chain::flow::SponsorPolicy {
+        burst: args.burst,
+        period: std::time::Duration::from_secs(args.period),
+        max_gas_limit: args.max_gas_limit,
+    };
+    crate::sponsor::serve(network, payer, args.listen, policy).await
 }
 
 #[cfg(not(feature = "flow"))]
