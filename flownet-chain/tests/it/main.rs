@@ -6,4 +6,6 @@ mod embedded;
 mod flow_client;
 #[cfg(feature = "flow")]
 mod flow_conformance;
+#[cfg(feature = "flow")]
+mod flow_sponsor;
 mod scenarios;
