@@ -330,3 +330,45 @@ impl Payer for HttpPayer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use flownet_chain::flow::{FlowKey, HashAlgorithm, SignatureAlgorithm, Template};
+
+    use super::*;
+
+    #[test]
+    fn the_wire_form_carries_the_signed_transaction_exactly() {
+        let user = Address([0, 0, 0, 0, 0, 0, 0, 1]);
+        let sponsor = Address([0, 0, 0, 0, 0, 0, 0, 9]);
+        let key = FlowKey::generate(SignatureAlgorithm::EcdsaP256, HashAlgorithm::Sha3_256);
+        let network = Network::named("emulator").unwrap().with_flownet_at(sponsor);
+        let mut tx = Transaction::new(
+            network.template(Template::Cancel).unwrap(),
+            vec![br#"{"value":"7","type":"UInt64"}"#.to_vec()],
+            [5; 32],
+            9999,
+            ProposalKey {
+                address: user,
+                key_index: 0,
+                sequence_number: 3,
+            },
+            sponsor,
+            vec![user],
+        );
+        tx.sign_payload(user, 0, &key).unwrap();
+        let json = serde_json::to_string(&SponsorRequest::from_transaction(&tx).unwrap()).unwrap();
+        let back: SponsorRequest = serde_json::from_str(&json).unwrap();
+        let back = back.to_transaction().unwrap();
+        assert_eq!(back, tx);
+        assert_eq!(back.payload_message(), tx.payload_message());
+        assert_eq!(back.id().unwrap(), tx.id().unwrap());
+        // Malformed fields are refused, not guessed at.
+        let mut bad: SponsorRequest = serde_json::from_str(&json).unwrap();
+        bad.reference_block_id = "05".into();
+        assert!(bad.to_transaction().is_err());
+        let mut bad: SponsorRequest = serde_json::from_str(&json).unwrap();
+        bad.payload_signatures[0].signature = "zz".into();
+        assert!(bad.to_transaction().is_err());
+    }
+}
