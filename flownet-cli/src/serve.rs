@@ -120,14 +120,20 @@ pub fn log_event(event: &NodeEvent) {
     }
 }
 
-/// Ticks the worker every `interval` until `stop` turns true. Ledger errors are logged
-/// and retried on the next tick rather than ending the node.
-pub async fn run_worker(worker: Arc<Worker>, interval: Duration, mut stop: watch::Receiver<bool>) {
+/// Ticks the worker every `interval` until `stop` turns true, reporting each node event
+/// to `on_event` (`log_event`, or more). Ledger errors are logged and retried on the
+/// next tick rather than ending the node.
+pub async fn run_worker(
+    worker: Arc<Worker>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+    on_event: impl Fn(&NodeEvent) + Send + Sync,
+) {
     loop {
         if *stop.borrow() {
             break;
         }
-        if let Err(e) = worker.tick(&log_event).await {
+        if let Err(e) = worker.tick(&on_event).await {
             tracing::warn!("node tick failed: {e}");
         }
         tokio::select! {
@@ -249,7 +255,7 @@ pub async fn run_node(
         let _ = server.await;
         return Ok(delivered?);
     }
-    let loop_handle = tokio::spawn(run_worker(worker, options.interval, stop_rx));
+    let loop_handle = tokio::spawn(run_worker(worker, options.interval, stop_rx, log_event));
     stop.await;
     tracing::info!("stopping: claimed tasks resume on the next start");
     let _ = stop_tx.send(true);

@@ -220,6 +220,32 @@ fn load_task(store: &impl StateStore, id: TaskId) -> Result<Task> {
         .ok_or_else(|| Error::NotFound(format!("task {id}")))
 }
 
+/// The task `id`, which `signer` may `action` only as its addressed node and only while
+/// the task is `status`.
+fn load_node_task(
+    store: &impl StateStore,
+    signer: Address,
+    id: TaskId,
+    status: TaskStatus,
+    action: &'static str,
+) -> Result<Task> {
+    let task = load_task(store, id)?;
+    if task.node != signer {
+        return Err(Error::WrongNode {
+            task: id,
+            node: task.node,
+        });
+    }
+    if task.status != status {
+        return Err(Error::InvalidState {
+            task: id,
+            status: task.status,
+            action,
+        });
+    }
+    Ok(task)
+}
+
 fn credit(store: &mut impl StateStore, to: Address, amount: Amount) -> Result<()> {
     let mut acct = load_account(store, to)?;
     acct.balance = acct.balance.checked_add(amount)?;
@@ -466,20 +492,7 @@ fn claim(
     id: TaskId,
     now: Timestamp,
 ) -> Result<Outcome> {
-    let mut task = load_task(store, id)?;
-    if task.node != signer {
-        return Err(Error::WrongNode {
-            task: id,
-            node: task.node,
-        });
-    }
-    if task.status != TaskStatus::Open {
-        return Err(Error::InvalidState {
-            task: id,
-            status: task.status,
-            action: "claim",
-        });
-    }
+    let mut task = load_node_task(store, signer, id, TaskStatus::Open, "claim")?;
     if now > task.claim_deadline {
         return Err(Error::DeadlinePassed(format!(
             "task {id} had to be claimed by {}",
@@ -503,20 +516,7 @@ fn fulfil(
     result: &OutputRef,
     now: Timestamp,
 ) -> Result<Outcome> {
-    let mut task = load_task(store, id)?;
-    if task.node != signer {
-        return Err(Error::WrongNode {
-            task: id,
-            node: task.node,
-        });
-    }
-    if task.status != TaskStatus::Claimed {
-        return Err(Error::InvalidState {
-            task: id,
-            status: task.status,
-            action: "fulfil",
-        });
-    }
+    let mut task = load_node_task(store, signer, id, TaskStatus::Claimed, "fulfil")?;
     let deadline = task.fulfil_deadline.unwrap_or(0);
     if now > deadline {
         return Err(Error::DeadlinePassed(format!(

@@ -143,6 +143,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         worker,
         Duration::from_millis(100),
         stop_rx,
+        serve::log_event,
     ));
 
     // The user's side: pick the best node for the model, pay, wait, fetch over HTTP.

@@ -403,24 +403,10 @@ async fn start_node(
     );
     let interval = Duration::from_millis(args.node_interval_ms.max(10));
     let gw = gateway.clone();
-    let mut stop_loop = stop;
-    let worker_loop = tokio::spawn(async move {
-        let on_event = move |e: &flownet_core::NodeEvent| {
-            serve::log_event(e);
-            gw.node_event(e);
-        };
-        loop {
-            if *stop_loop.borrow() {
-                break;
-            }
-            if let Err(e) = worker.tick(&on_event).await {
-                tracing::warn!("node tick failed: {e}");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = stop_loop.changed() => {}
-            }
-        }
-    });
+    let on_event = move |e: &flownet_core::NodeEvent| {
+        serve::log_event(e);
+        gw.node_event(e);
+    };
+    let worker_loop = tokio::spawn(serve::run_worker(worker, interval, stop, on_event));
     Ok(vec![server, worker_loop])
 }
