@@ -1,10 +1,12 @@
 //! FlowNet's chain adapters. [`EmbeddedLedger`] is the default ledger: one SQLite file
 //! (WAL mode) that several processes open at once, applying the rulebook of
 //! `flownet-core` to signed, sequence-numbered envelopes. It implements
-//! [`flownet_core::Ledger`], as the Flow client will, so every frontend runs on either.
+//! [`flownet_core::Ledger`], as the Flow client does, so every frontend runs on either.
 //!
 //! ## Feature Flags
-//! None yet; the Flow Access API client will come behind `flow`.
+//! - `flow`: [`flow::FlowLedger`], the same ledger over FlowNet's Cadence contracts
+//!   on a Flow network (emulator, testnet, mainnet) through the Access API, with the
+//!   project's own transaction encoder and signer and JSON-Cadence codec.
 //!
 //! ## Example
 //! ```
