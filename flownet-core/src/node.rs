@@ -155,15 +155,18 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
         Ok(delivered)
     }
 
-    fn attempts_left(&self, task: TaskId) -> u32 {
-        let used = self
-            .attempts
+    /// How many times the model has failed on `task` in this process.
+    fn attempts_used(&self, task: TaskId) -> u32 {
+        self.attempts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&task)
             .copied()
-            .unwrap_or(0);
-        MAX_ATTEMPTS.saturating_sub(used)
+            .unwrap_or(0)
+    }
+
+    fn attempts_left(&self, task: TaskId) -> u32 {
+        MAX_ATTEMPTS.saturating_sub(self.attempts_used(task))
     }
 
     fn can_serve(&self, task: &Task) -> std::result::Result<(), String> {
@@ -193,13 +196,7 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             });
             return Ok(false);
         }
-        let attempts = self
-            .attempts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&task.id)
-            .copied()
-            .unwrap_or(0);
+        let attempts = self.attempts_used(task.id);
         if attempts >= MAX_ATTEMPTS {
             return Ok(false);
         }
