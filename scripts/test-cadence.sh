@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # FlowNet on Flow: checks the Cadence and the Rust Flow client.
-#   1. parses every .cdc under cadence/ with @onflow/cadence-parser (the
+#   1. installs the conformance partners, two independent SDKs (@onflow/sdk
+#      from npm, flow-py-sdk from PyPI); `--prepare` stops here;
+#   2. parses every .cdc under cadence/ with @onflow/cadence-parser (the
 #      official Cadence 1.0 parser, WebAssembly), failing with file:line:col;
-#   2. builds and tests flownet-chain with the `flow` feature: RLP, signing,
-#      JSON-Cadence, the Access API client, and conformance against two
-#      independent SDKs (@onflow/sdk from npm, flow-py-sdk from PyPI);
-#   3. runs the scenario suite on a live Flow emulator when one is given
+#   3. tests the Rust Flow client (RLP, signing, JSON-Cadence, the Access API
+#      client, conformance with the partners), unless scripts/test.sh already
+#      has (FLOWNET_WORKSPACE_TESTED);
+#   4. runs the scenario suite on a live Flow emulator when one is given
 #      (FLOW_EMULATOR=/path/to/flow-emulator, or `flow` on PATH); without one
 #      the suite prints "SKIPPED: no Flow emulator" and passes.
 # Everything it installs goes into project-local, gitignored folders:
@@ -36,12 +38,7 @@ npm_install() {
   fi
 }
 
-# --- 1. Cadence parser ---------------------------------------------------------
-npm_install "$REPO/cadence"
-log "parsing every .cdc with @onflow/cadence-parser"
-node "$REPO/cadence/check.cjs" "$REPO/cadence"
-
-# --- 2. the Rust Flow client and its conformance partners -----------------------
+# --- 1. the conformance partners (all that `--prepare` does) ---------------------
 npm_install "$CONF"
 # flow-py-sdk pulls grpcio and friends: keep it in its own venv, not the
 # project's .venv. The stamp skips pip while the pinned list is unchanged.
@@ -53,6 +50,15 @@ if [[ ! -x "$CONF/.venv/bin/python" ]] || [[ "$(cat "$CONF/.venv/.flownet-stamp"
   "$CONF/.venv/bin/pip" install --quiet --disable-pip-version-check $PY_PINS
   echo "$PY_PINS" > "$CONF/.venv/.flownet-stamp"
 fi
+if [[ "${1:-}" == "--prepare" ]]; then
+  log "conformance partners installed"
+  exit 0
+fi
+
+# --- 2. Cadence parser ---------------------------------------------------------
+npm_install "$REPO/cadence"
+log "parsing every .cdc with @onflow/cadence-parser"
+node "$REPO/cadence/check.cjs" "$REPO/cadence"
 
 # --- 3. the scenario suite on a live emulator, when one is given ----------------
 # The same cargo test runs it: on the embedded ledger always, on Flow when
@@ -67,7 +73,10 @@ else
   log "         (set FLOW_EMULATOR=/path/to/flow-emulator to run it on Flow too)"
 fi
 
-log "cargo test -p flownet-chain --features flow"
-start=$(date +%s)
-(cd "$REPO" && cargo test -p flownet-chain --features flow)
-log "flownet-chain with the flow feature: built and tested in $(( $(date +%s) - start ))s"
+# scripts/test.sh has already run these tests in its one workspace build (the
+# flownet binary turns the `flow` feature on); run standalone, this builds the
+# same workspace selection, so the build is shared either way.
+if [[ -z "${FLOWNET_WORKSPACE_TESTED:-}" ]]; then
+  log "cargo test (the workspace: the Flow client, conformance, scenarios)"
+  (cd "$REPO" && cargo test --workspace --exclude flownet-py --all-targets --locked)
+fi

@@ -32,8 +32,12 @@ cargo fmt --all --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (unit, integration, benches once)"
+step "Flow conformance partners (scripts/test-cadence.sh --prepare)"
+scripts/test-cadence.sh --prepare
+
+step "cargo test (unit, integration, benches once; the Flow client included)"
 cargo test --workspace --exclude flownet-py --all-targets --locked
+export FLOWNET_WORKSPACE_TESTED=1
 
 step "doc tests"
 cargo test --workspace --exclude flownet-py --doc --locked

@@ -2,18 +2,24 @@ import "FungibleToken"
 import "FlowToken"
 import "FlowNetMarketplace"
 
-/// The sponsor creates an account for an ECDSA P-256 / SHA3-256 public key
-/// (64 bytes X‖Y, hex), sets it up for FlowNet and funds its storage with
+/// The sponsor creates an account for an ECDSA P-256 public key (64 bytes
+/// X‖Y, hex) that signs with `hashAlgorithm` (1 = SHA2-256, as WebCrypto keys
+/// do; 3 = SHA3-256), sets it up for FlowNet and funds its storage with
 /// `initialFlow` FLOW from the sponsor's vault. The new address is in the
 /// `flow.AccountCreated` event.
-transaction(publicKey: String, initialFlow: UFix64) {
+transaction(publicKey: String, hashAlgorithm: UInt8, initialFlow: UFix64) {
     prepare(sponsor: auth(BorrowValue) &Account) {
         let key = PublicKey(
             publicKey: publicKey.decodeHex(),
             signatureAlgorithm: SignatureAlgorithm.ECDSA_P256
         )
+        let hash = HashAlgorithm(rawValue: hashAlgorithm)
+            ?? panic("invalid input: unknown hash algorithm ".concat(hashAlgorithm.toString()))
+        if hash != HashAlgorithm.SHA2_256 && hash != HashAlgorithm.SHA3_256 {
+            panic("invalid input: account keys sign with SHA2-256 or SHA3-256")
+        }
         let account = Account(payer: sponsor)
-        account.keys.add(publicKey: key, hashAlgorithm: HashAlgorithm.SHA3_256, weight: 1000.0)
+        account.keys.add(publicKey: key, hashAlgorithm: hash, weight: 1000.0)
         FlowNetMarketplace.setupAccount(account)
         if initialFlow > 0.0 {
             let flow = sponsor.storage.borrow<auth(FungibleToken.Withdraw) &FlowToken.Vault>(from: /storage/flowTokenVault)

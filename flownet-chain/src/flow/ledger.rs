@@ -96,6 +96,14 @@ pub struct FlowLedger {
     sponsor_lock: tokio::sync::Mutex<()>,
 }
 
+/// Flow's code for a hash algorithm (`HashAlgorithm.rawValue` in Cadence).
+fn flow_hash_code(h: flownet_core::crypto::HashAlgo) -> u8 {
+    match h {
+        flownet_core::crypto::HashAlgo::Sha2_256 => 1,
+        flownet_core::crypto::HashAlgo::Sha3_256 => 3,
+    }
+}
+
 fn net(e: FlowError) -> Error {
     e.into()
 }
@@ -256,7 +264,9 @@ impl FlowLedger {
     /// paid by the sponsor, and returns its address.
     pub async fn create_account(&self, key: &SigningKey) -> Result<Address, Error> {
         let public_key = key.public_key();
-        let r = self.create_account_for(&public_key).await?;
+        let r = self
+            .create_account_for(&public_key, flownet_core::crypto::HashAlgo::Sha3_256)
+            .await?;
         let address = r.1;
         self.add_signer(FlowSigner::new(address, 0, FlowKey::from_core(key)));
         Ok(address)
@@ -265,6 +275,7 @@ impl FlowLedger {
     async fn create_account_for(
         &self,
         public_key: &PublicKey,
+        hash_algo: flownet_core::crypto::HashAlgo,
     ) -> Result<(TransactionResult, Address), Error> {
         let sponsor = self.config.sponsor.clone().ok_or_else(|| {
             Error::Unauthorized(
@@ -278,6 +289,7 @@ impl FlowLedger {
                 Template::CreateAccount,
                 &[
                     Value::string(hex::encode(public_key.as_bytes())),
+                    Value::uint8(flow_hash_code(hash_algo)),
                     Value::UFix64(self.config.initial_flow),
                 ],
                 &sponsor,
@@ -816,17 +828,12 @@ impl Ledger for FlowLedger {
             hash_algo,
         } = &env.action
         {
-            // This client makes Flow account keys for SHA3-256 signatures; a
-            // WebCrypto (SHA2-256) key needs the sponsor to create it as such.
-            if *hash_algo != flownet_core::crypto::HashAlgo::Sha3_256 {
-                return Err(Error::InvalidInput(
-                    "this Flow client creates accounts for SHA3-256 keys only".into(),
-                ));
-            }
+            // The Flow account key signs with the same hash as the core key:
+            // SHA3-256 for the CLI's keys, SHA2-256 for WebCrypto's.
             if !signed.verify(public_key) {
                 return Err(Error::BadSignature(env.signer));
             }
-            let (r, address) = self.create_account_for(public_key).await?;
+            let (r, address) = self.create_account_for(public_key, *hash_algo).await?;
             let outcome = Outcome {
                 account: Some(address),
                 ..Outcome::default()
