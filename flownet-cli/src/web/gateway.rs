@@ -61,6 +61,10 @@ pub struct GatewayConfig {
     pub max_stream_duration: Duration,
     /// Most images one OpenAI request may ask for.
     pub max_images: u32,
+    /// Longest a client may take to send a request's headers (a connection that
+    /// dribbles them is closed), and to send the next request on a kept-alive
+    /// connection.
+    pub header_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -77,6 +81,7 @@ impl Default for GatewayConfig {
             max_event_streams: 512,
             max_stream_duration: Duration::from_secs(1800),
             max_images: 4,
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -285,30 +290,47 @@ impl Gateway {
                 .clone()
                 .run(self.config.poll_interval, stop.clone()),
         );
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let gateway = self.clone();
-        // Event streams write small frames that must leave at once, not wait for
-        // Nagle's algorithm to batch them.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        // hyper's own connection loop rather than `axum::serve`, for the header
+        // timeout: a client that opens a connection and never finishes its headers
+        // would otherwise hold it (and a task) forever.
+        let app = self.router();
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        loop {
+            let (tcp, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, don't spin.
+                        tracing::warn!("accepting a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = stopped(&mut stop) => break,
+            };
+            // Event streams write small frames that must leave at once, not wait
+            // for Nagle's algorithm to batch them.
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!("TCP_NODELAY: {e}");
             }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        break;
-                    }
+            let service = hyper_util::service::TowerToHyperService::new(
+                app.clone().layer(axum::Extension(ConnectInfo(peer))),
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(self.config.header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("connection from {peer}: {e}");
                 }
-                // End the streams and waits first: the shutdown waits for every
-                // connection to finish.
-                gateway.closing.send_replace(true);
-            })
-            .await
-            .context("serving HTTP")?;
+            });
+        }
+        // End the streams and waits first: the shutdown waits for every connection
+        // to finish.
+        self.closing.send_replace(true);
+        graceful.shutdown().await;
         let _ = hub.await;
         Ok(())
     }
@@ -481,5 +503,14 @@ mod tests {
         assert!(!host_allowed(&h("evil.example:8080"), &none));
         assert!(host_allowed(&h("flownet.lan"), &["flownet.lan".to_owned()]));
         assert!(host_allowed(&h("anything"), &["*".to_owned()]));
+    }
+}
+
+/// Resolves once `stop` says true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            break;
+        }
     }
 }

@@ -119,6 +119,9 @@ pub struct ServeArgs {
     /// Longest a request may take, in seconds (not event streams or generations)
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
+    /// Longest a client may take to send a request's headers, in seconds
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
     /// Longest an OpenAI request waits for its tasks, in seconds
     #[arg(long, default_value_t = 120)]
     pub task_timeout: u64,
@@ -132,6 +135,7 @@ impl ServeArgs {
         GatewayConfig {
             max_body_bytes: self.max_body,
             request_timeout: Duration::from_secs(self.request_timeout),
+            header_timeout: Duration::from_secs(self.header_timeout.max(1)),
             task_timeout: Duration::from_secs(self.task_timeout),
             ip_rate: self.ip_rate,
             cors_origins: self.cors_origins.clone(),

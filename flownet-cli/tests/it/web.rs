@@ -1175,3 +1175,38 @@ fn browser_test_vectors_match_the_core() {
         "the core's encoding changed: rerun with FLOWNET_WRITE_VECTORS=1 and check the page's encoder"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = World::with(Options {
+        config: GatewayConfig {
+            header_timeout: Duration::from_secs(1),
+            ..Options::default().config
+        },
+        node: false,
+        ..Options::default()
+    })
+    .await;
+    let host = w
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&host).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    // The server closes the connection (EOF, or a 408 and then EOF) instead of
+    // waiting for the rest of the headers forever.
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(15), slow.read_to_end(&mut got)).await;
+    assert!(closed.is_ok(), "the connection is still open after 15 s");
+    assert!(
+        got.is_empty() || String::from_utf8_lossy(&got).starts_with("HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // A client that sends its request in time is served meanwhile.
+    assert_eq!(get(&w, "/healthz").await.bytes, b"ok");
+}
