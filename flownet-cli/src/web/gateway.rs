@@ -485,6 +485,15 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
 }
 
+/// Resolves once `stop` says true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            break;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,14 +512,5 @@ mod tests {
         assert!(!host_allowed(&h("evil.example:8080"), &none));
         assert!(host_allowed(&h("flownet.lan"), &["flownet.lan".to_owned()]));
         assert!(host_allowed(&h("anything"), &["*".to_owned()]));
-    }
-}
-
-/// Resolves once `stop` says true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if stop.changed().await.is_err() {
-            break;
-        }
     }
 }
