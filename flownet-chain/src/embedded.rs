@@ -13,8 +13,8 @@ use std::{
 use async_trait::async_trait;
 use flownet_core::{
     Account, Address, Digest32, Globals, Ledger, LedgerConfig, LedgerId, LedgerInfo, Node,
-    OutputNft, Rating, Receipt, SignedEnvelope, StateStore, Task, TaskId, TaskQuery, crypto,
-    rank_nodes, rules,
+    OutputNft, Rating, Receipt, SignedEnvelope, StateStore, Task, TaskId, TaskQuery, TaskStatus,
+    crypto, rank_nodes, rules,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Serialize, de::DeserializeOwned};
@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY, node TEXT NOT NULL, requester TEXT NOT NULL, status TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tasks_by_node ON tasks (node, status, id);
 CREATE INDEX IF NOT EXISTS tasks_by_requester ON tasks (requester, id);
+CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status);
 CREATE TABLE IF NOT EXISTS ratings (task INTEGER NOT NULL, rater TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (task, rater));
 CREATE TABLE IF NOT EXISTS nfts (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS nfts_by_owner ON nfts (owner, id);
@@ -371,6 +372,26 @@ impl Ledger for EmbeddedLedger {
                     q.limit.map_or(-1, i64::from)
                 ],
             )
+        })
+        .await
+    }
+
+    async fn task_counts(&self) -> flownet_core::Result<Vec<(TaskStatus, u64)>> {
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            let mut counts: Vec<(TaskStatus, u64)> =
+                TaskStatus::ALL.iter().map(|s| (*s, 0)).collect();
+            for row in rows {
+                let (status, n) = row?;
+                let slot = counts
+                    .iter_mut()
+                    .find(|(s, _)| s.as_str() == status)
+                    .ok_or_else(|| Error::Ledger(format!("unknown task status {status:?}")))?;
+                slot.1 = n as u64;
+            }
+            Ok(counts)
         })
         .await
     }

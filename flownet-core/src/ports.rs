@@ -63,6 +63,24 @@ pub trait Ledger: Send + Sync {
     async fn tasks(&self, query: TaskQuery) -> Result<Vec<Task>>;
     async fn ratings(&self, task: TaskId) -> Result<Vec<Rating>>;
     async fn nfts(&self, owner: Address) -> Result<Vec<OutputNft>>;
+
+    /// How many tasks are in each status (every status listed, zeros included).
+    /// The default lists the tasks; ledgers that can count without reading
+    /// each task override it.
+    async fn task_counts(&self) -> Result<Vec<(TaskStatus, u64)>> {
+        let mut out = Vec::with_capacity(TaskStatus::ALL.len());
+        for status in TaskStatus::ALL {
+            let n = self
+                .tasks(TaskQuery {
+                    status: Some(status),
+                    ..TaskQuery::default()
+                })
+                .await?
+                .len();
+            out.push((status, n as u64));
+        }
+        Ok(out)
+    }
 }
 
 /// What kind of inference a model does.

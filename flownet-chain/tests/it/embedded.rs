@@ -269,3 +269,57 @@ fn opening_a_missing_or_foreign_file_is_a_clear_error() {
             .contains("already holds")
     );
 }
+
+#[tokio::test]
+async fn task_counts_by_status_match_the_task_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ledger, _) = ledger_with_clock(&dir);
+    let node = Wallet::new(ledger.clone(), SigningKey::generate());
+    let user = Wallet::new(ledger.clone(), SigningKey::generate());
+    node.ensure_funded().await.unwrap();
+    user.ensure_funded().await.unwrap();
+    node.register_node("n", "http://n", offer(Amount::tokens(1)))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let id = user
+            .submit(
+                node.address(),
+                "m",
+                &format!("p{i}"),
+                "{}",
+                Amount::tokens(1),
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    node.claim(ids[0]).await.unwrap();
+    node.fulfil(ids[0], output()).await.unwrap();
+    node.claim(ids[1]).await.unwrap();
+    user.cancel(ids[2]).await.unwrap();
+    let counts = ledger.task_counts().await.unwrap();
+    assert_eq!(counts.len(), TaskStatus::ALL.len());
+    for (status, n) in counts {
+        let listed = ledger
+            .tasks(flownet_core::TaskQuery {
+                status: Some(status),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len() as u64;
+        assert_eq!(n, listed, "{status:?}");
+    }
+    assert_eq!(
+        ledger.task_counts().await.unwrap(),
+        [
+            (TaskStatus::Open, 2),
+            (TaskStatus::Claimed, 1),
+            (TaskStatus::Fulfilled, 1),
+            (TaskStatus::Cancelled, 1),
+            (TaskStatus::Expired, 0),
+        ]
+    );
+}

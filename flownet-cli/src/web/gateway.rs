@@ -17,9 +17,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use flownet_core::{
-    Address, Ledger, LedgerId, ModelInfo, NodeEvent, SigningKey, TaskKind, TaskStatus, Wallet,
-};
+use flownet_core::{Address, Ledger, LedgerId, ModelInfo, NodeEvent, SigningKey, TaskKind, Wallet};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -337,19 +335,13 @@ impl Gateway {
 
     /// Task counts by status, for `/metrics`.
     async fn task_counts(&self) -> flownet_core::Result<Vec<(&'static str, u64)>> {
-        let mut out = Vec::new();
-        for status in TaskStatus::ALL {
-            let n = self
-                .ledger
-                .tasks(flownet_core::TaskQuery {
-                    status: Some(status),
-                    ..Default::default()
-                })
-                .await?
-                .len();
-            out.push((status.as_str(), n as u64));
-        }
-        Ok(out)
+        Ok(self
+            .ledger
+            .task_counts()
+            .await?
+            .into_iter()
+            .map(|(s, n)| (s.as_str(), n))
+            .collect())
     }
 }
 
