@@ -560,7 +560,12 @@ fn wire_refusal(status: u16, v: &serde_json::Value, text: &str, who: Address) ->
             reason: message,
         },
         Some("bad_signature") => SponsorError::BadEnvelopeSignature(who),
-        Some("invalid_envelope" | "wrong_ledger") => SponsorError::InvalidEnvelope(message),
+        Some("invalid_envelope" | "wrong_ledger") => SponsorError::InvalidEnvelope(
+            message
+                .strip_prefix("invalid envelope: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
         Some("already_exists") => SponsorError::AccountExists(message),
         Some("faucet_used") => SponsorError::FaucetUsed(who),
         Some("execution") => SponsorError::Execution(
@@ -639,6 +644,102 @@ mod tests {
     use flownet_chain::flow::{FlowKey, HashAlgorithm, SignatureAlgorithm, Template};
 
     use super::*;
+
+    /// What a refusal looks like on the wire: status, `Retry-After`, body.
+    async fn wire(e: &SponsorError) -> (u16, Option<String>, serde_json::Value) {
+        let r = refusal_response(e);
+        let status = r.status().as_u16();
+        let retry = r
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn refusals_keep_their_type_across_http() {
+        let who = Address([0, 0, 0, 0, 0, 0, 0, 1]);
+        let cases = [
+            (
+                SponsorError::BadEnvelopeSignature(who),
+                401,
+                "bad_signature",
+            ),
+            (SponsorError::FaucetUsed(who), 403, "faucet_used"),
+            (
+                SponsorError::AccountExists("this sponsor already created account 0x01".into()),
+                409,
+                "already_exists",
+            ),
+            (
+                SponsorError::TooManyAccounts {
+                    retry_after_ms: 2500,
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                SponsorError::RateLimited {
+                    account: who,
+                    retry_after_ms: 900,
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                SponsorError::InvalidEnvelope("sequence 0, not 3".into()),
+                400,
+                "invalid_envelope",
+            ),
+            (
+                SponsorError::Execution("error: pre-condition failed: faucet: no".into()),
+                422,
+                "execution",
+            ),
+            (
+                SponsorError::NotOffered("create accounts".into()),
+                403,
+                "not_offered",
+            ),
+        ];
+        for (e, status, kind) in cases {
+            let (got, retry, v) = wire(&e).await;
+            assert_eq!((got, v["kind"].as_str()), (status, Some(kind)), "{e}");
+            assert_eq!(v["error"], e.to_string());
+            assert_eq!(wire_refusal(got, &v, "", who), e);
+            assert_eq!(retry.is_some(), status == 429, "{e}");
+        }
+        let (_, retry, v) = wire(&SponsorError::TooManyAccounts {
+            retry_after_ms: 2500,
+        })
+        .await;
+        assert_eq!(
+            (retry.as_deref(), v["retry_after_ms"].as_u64()),
+            (Some("3"), Some(2500))
+        );
+        // A wrong ledger is a 400 whose message names both ledgers.
+        let (a, b) = (
+            flownet_chain::flow::ledger_id("flow-emulator", who),
+            flownet_chain::flow::ledger_id("flow-testnet", who),
+        );
+        let (status, _, v) = wire(&SponsorError::WrongLedger {
+            expected: a,
+            got: b,
+        })
+        .await;
+        assert_eq!((status, v["kind"].as_str()), (400, Some("wrong_ledger")));
+        let back = wire_refusal(status, &v, "", who);
+        assert!(
+            matches!(&back, SponsorError::InvalidEnvelope(m) if m.contains(&a.to_hex()) && m.contains(&b.to_hex())),
+            "{back}"
+        );
+        // An answer that is not the service's JSON is kept as text.
+        assert_eq!(
+            wire_refusal(500, &serde_json::Value::Null, "oops", who),
+            SponsorError::Transaction("HTTP 500: oops".into())
+        );
+    }
 
     #[test]
     fn the_wire_form_carries_the_signed_transaction_exactly() {

@@ -977,6 +977,156 @@ mod tests {
         ));
     }
 
+    fn create_envelope(
+        key: &flownet_core::SigningKey,
+        ledger: LedgerId,
+        algo: HashAlgo,
+    ) -> flownet_core::Envelope {
+        flownet_core::Envelope {
+            ledger,
+            signer: Address::derive(&key.public_key()),
+            sequence: 0,
+            action: Action::CreateAccount {
+                public_key: key.public_key(),
+                hash_algo: algo,
+            },
+        }
+    }
+
+    #[test]
+    fn a_create_account_envelope_proves_its_key_for_this_ledger() {
+        let ledger = ledger_id("flow-emulator", addr(7));
+        let key = flownet_core::SigningKey::generate();
+        for algo in [HashAlgo::Sha3_256, HashAlgo::Sha2_256] {
+            let signed = create_envelope(&key, ledger, algo).sign_with(&key, algo);
+            assert_eq!(
+                check_create_account(&signed, ledger).unwrap(),
+                (key.public_key(), algo)
+            );
+            // Signed with the other hash than the one it registers: refused.
+            let other = match algo {
+                HashAlgo::Sha3_256 => HashAlgo::Sha2_256,
+                HashAlgo::Sha2_256 => HashAlgo::Sha3_256,
+            };
+            let mismatched = create_envelope(&key, ledger, algo).sign_with(&key, other);
+            assert!(matches!(
+                check_create_account(&mismatched, ledger),
+                Err(SponsorError::BadEnvelopeSignature(a)) if a == Address::derive(&key.public_key())
+            ));
+        }
+        // Signed by someone else for this key: no proof of holding it.
+        let forged = create_envelope(&key, ledger, HashAlgo::Sha3_256)
+            .sign(&flownet_core::SigningKey::generate());
+        assert!(matches!(
+            check_create_account(&forged, ledger),
+            Err(SponsorError::BadEnvelopeSignature(_))
+        ));
+        // For another deployment or chain.
+        let elsewhere = ledger_id("flow-testnet", addr(7));
+        assert_ne!(elsewhere, ledger);
+        assert_ne!(ledger_id("flow-emulator", addr(8)), ledger);
+        let wrong = create_envelope(&key, elsewhere, HashAlgo::Sha3_256).sign(&key);
+        assert_eq!(
+            check_create_account(&wrong, ledger).unwrap_err(),
+            SponsorError::WrongLedger {
+                expected: ledger,
+                got: elsewhere
+            }
+        );
+        // The core's rules: the derived signer, sequence 0, create_account only.
+        let mut env = create_envelope(&key, ledger, HashAlgo::Sha3_256);
+        env.signer = addr(1);
+        let err = check_create_account(&env.sign(&key), ledger).unwrap_err();
+        assert!(
+            matches!(&err, SponsorError::InvalidEnvelope(m) if m.contains("not the address of the key")),
+            "{err}"
+        );
+        let mut env = create_envelope(&key, ledger, HashAlgo::Sha3_256);
+        env.sequence = 1;
+        assert!(matches!(
+            check_create_account(&env.sign(&key), ledger),
+            Err(SponsorError::InvalidEnvelope(_))
+        ));
+        let mut env = create_envelope(&key, ledger, HashAlgo::Sha3_256);
+        env.action = Action::Faucet;
+        assert!(matches!(
+            check_create_account(&env.sign(&key), ledger),
+            Err(SponsorError::InvalidEnvelope(m)) if m.contains("got faucet")
+        ));
+    }
+
+    #[test]
+    fn refusals_become_the_cores_errors() {
+        let user = addr(1);
+        assert_eq!(
+            flownet_core::Error::from(SponsorError::FaucetUsed(user)),
+            flownet_core::Error::Faucet(format!(
+                "account {user} has already received its welcome amount"
+            ))
+        );
+        assert_eq!(
+            flownet_core::Error::from(SponsorError::BadEnvelopeSignature(user)),
+            flownet_core::Error::BadSignature(user)
+        );
+        assert!(matches!(
+            flownet_core::Error::from(SponsorError::AccountExists("account 0x1".into())),
+            flownet_core::Error::AlreadyExists(_)
+        ));
+        assert!(matches!(
+            flownet_core::Error::from(SponsorError::Execution(
+                "error: pre-condition failed: faucet: this ledger has no faucet".into()
+            )),
+            flownet_core::Error::Faucet(_)
+        ));
+        assert!(matches!(
+            flownet_core::Error::from(SponsorError::TooManyAccounts { retry_after_ms: 5 }),
+            flownet_core::Error::Unauthorized(m) if m.contains("too many new accounts")
+        ));
+    }
+
+    #[test]
+    fn one_global_bucket_limits_new_accounts() {
+        let mut r = RateLimiter::<()>::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        r.take_key((), t0).unwrap();
+        r.take_key((), t0).unwrap();
+        assert_eq!(r.take_key((), t0), Err(30_000));
+        r.take_key((), t0 + Duration::from_secs(30)).unwrap();
+    }
+
+    #[test]
+    fn the_faucets_sponsor_authorizes_with_its_envelope_signature_only() {
+        let (user, sponsor) = (addr(1), addr(9));
+        let key = p256();
+        let accounts = HashMap::from([(user, account(user, &[(&key, 1000)]))]);
+        let mut tx = Transaction::new(
+            network().template(Template::Faucet).unwrap(),
+            vec![],
+            [3; 32],
+            9999,
+            ProposalKey {
+                address: user,
+                key_index: 0,
+                sequence_number: 0,
+            },
+            sponsor,
+            vec![user, sponsor],
+        );
+        // Only the user signs the payload; the payer-authorizer is not asked to.
+        tx.sign_payload(user, 0, &key).unwrap();
+        verify_payload_signatures(&tx, &accounts).unwrap();
+        // A payload signature claiming to be the payer's is still refused.
+        let mut doubled = tx.clone();
+        doubled
+            .payload_signatures
+            .push(doubled.payload_signatures[0].clone());
+        doubled.payload_signatures[1].address = sponsor;
+        assert!(verify_payload_signatures(&doubled, &accounts).is_err());
+        // And the user's signature is still required.
+        tx.payload_signatures.clear();
+        assert!(verify_payload_signatures(&tx, &accounts).is_err());
+    }
+
     #[test]
     fn the_proposal_key_itself_must_sign() {
         let (user, sponsor) = (addr(1), addr(9));
