@@ -13,7 +13,7 @@
 //!   "period_s": 60, "max_gas_limit": 9999, "ledger_id": "<hex>",
 //!   "faucet": "<sha3-256 hex>", "accounts": {"burst": 30, "period_s": 60,
 //!   "per_client_burst": 5, "per_client_period_s": 3600,
-//!   "initial_flow": "0.01000000"}}`;
+//!   "initial_flow": "0.01"}}`;
 //! - `POST /v1/sponsor` with a [`SponsorRequest`] → `{"id": "<tx id hex>"}`;
 //! - `POST /v1/sponsor/accounts` with a core `SignedEnvelope` of
 //!   `create_account` for `ledger_id` → `{"address": "0x…", "transaction":
