@@ -664,4 +664,60 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
             .await,
         Err(SponsorError::TooManyAccounts { retry_after_ms }) if retry_after_ms > 0
     ));
+
+    // The `flownet sponsor` binary itself: each client IP gets its own
+    // bucket from the connection (here one account an hour).
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flownet"))
+        .args(["--network", "emulator", "sponsor", "--listen", &listen])
+        .args(["--accounts-per-client", "1", "--initial-flow", "0"])
+        .env("FLOWNET_FLOW_ACCESS", &api)
+        .env("FLOWNET_FLOW_CONTRACTS", SERVICE_ADDRESS.to_string())
+        .env(
+            "FLOWNET_FLOW_SPONSOR",
+            format!("{SERVICE_ADDRESS}:{SERVICE_KEY_HEX}"),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let service_url = format!("http://{listen}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let binary_payer = loop {
+        if let Ok(p) = HttpPayer::connect(&service_url).await {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flownet sponsor did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let first = Payer::create_account(
+        &binary_payer,
+        &create_account(ledger.id(), &SigningKey::generate(), HashAlgo::Sha2_256),
+    )
+    .await;
+    let second = Payer::create_account(
+        &binary_payer,
+        &create_account(ledger.id(), &SigningKey::generate(), HashAlgo::Sha3_256),
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.unwrap();
+    assert!(
+        ledger
+            .client()
+            .account(first.address)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        matches!(second, Err(SponsorError::TooManyAccounts { retry_after_ms }) if retry_after_ms > 1000),
+        "{second:?}"
+    );
 }
