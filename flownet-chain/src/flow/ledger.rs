@@ -54,8 +54,8 @@ impl FlowSigner {
 pub struct FlowConfig {
     pub network: Network,
     /// Pays every transaction's fees and co-signs the faucet and new accounts,
-    /// so users never hold FLOW. Without one, each signer pays for itself and
-    /// there is no faucet and no account creation.
+    /// so users never hold FLOW. Without one (and without a `payer`), each
+    /// signer pays for itself and there is no faucet and no account creation.
     pub sponsor: Option<FlowSigner>,
     /// Without a `sponsor` key: a remote payer (a `flownet sponsor` service)
     /// that co-signs the project's own transactions as payer only, creates
