@@ -12,7 +12,8 @@
 //! - `FLOWNET_FLOW_ADMIN`: the same form, the account `flow deploy` deploys
 //!   to (default: the sponsor);
 //! - `FLOWNET_FLOW_SPONSOR_URL`: without a sponsor key, a `flownet sponsor`
-//!   service that pays for the user's transactions.
+//!   service that pays for the user's transactions, creates the user's
+//!   account and co-signs the faucet.
 
 use std::sync::Arc;
 

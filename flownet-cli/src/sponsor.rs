@@ -1,6 +1,7 @@
 //! `flownet sponsor` (the `flow` build): the gasless service. It co-signs as
 //! payer only transactions that run one of FlowNet's own templates, rate
-//! limited per account (see `flownet_chain::flow::sponsor`), and
+//! limited per account, creates accounts for keys that prove themselves, and
+//! co-signs the faucet (see `flownet_chain::flow::sponsor`); and
 //! [`HttpPayer`], its client, which `FlowLedger` uses when
 //! `FLOWNET_FLOW_SPONSOR_URL` is set and no sponsor key is.
 //!
@@ -9,29 +10,46 @@
 //! - `GET /healthz` → `ok`;
 //! - `GET /v1/sponsor/info` → `{"address": "0x…", "network": "emulator",
 //!   "templates": {"Submit": "<sha3-256 hex>", …}, "burst": 10,
-//!   "period_s": 60, "max_gas_limit": 9999}`;
-//! - `POST /v1/sponsor` with a [`SponsorRequest`] → `{"id": "<tx id hex>"}`,
-//!   or `{"error": "...", "kind": "not_whitelisted" | "rate_limited" |
-//!   "bad_payload_signature" | "payer_mismatch" | "sponsor_as_signer" |
-//!   "gas_limit" | "bad_request" | "access"}` with 403, 429 (and
-//!   `Retry-After`), 401, 400, 400, 400, 400 or 502.
+//!   "period_s": 60, "max_gas_limit": 9999, "ledger_id": "<hex>",
+//!   "faucet": "<sha3-256 hex>", "accounts": {"burst": 30, "period_s": 60,
+//!   "per_client_burst": 5, "per_client_period_s": 3600,
+//!   "initial_flow": "0.01"}}`;
+//! - `POST /v1/sponsor` with a [`SponsorRequest`] → `{"id": "<tx id hex>"}`;
+//! - `POST /v1/sponsor/accounts` with a core `SignedEnvelope` of
+//!   `create_account` for `ledger_id` → `{"address": "0x…", "transaction":
+//!   "<tx id hex>"}` once the account is sealed;
+//! - `POST /v1/sponsor/faucet` with a [`SponsorRequest`] of `faucet.cdc`
+//!   (authorizers: the user, then the sponsor) → `{"id": "<tx id hex>"}`.
+//!
+//! A refusal is `{"error": "...", "kind": "..."}` (with `retry_after_ms` and
+//! a `Retry-After` header on 429): `bad_request`, `invalid_envelope`,
+//! `wrong_ledger`, `payer_mismatch`, `sponsor_as_signer`, `gas_limit`,
+//! `bad_faucet` → 400; `bad_payload_signature`, `bad_signature` → 401;
+//! `not_whitelisted`, `not_offered`, `faucet_used` → 403; `already_exists` →
+//! 409; `execution` (the Cadence error) → 422; `rate_limited` → 429;
+//! `access` → 502.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use async_trait::async_trait;
 use axum::{
     Json, Router,
-    extract::State,
+    extract::{ConnectInfo, Request, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use flownet_chain::flow::{
-    AccessClient, Network, Payer, ProposalKey, Sponsor, SponsorError, SponsorPolicy, Transaction,
-    TxSignature, Whitelist, sponsor::SPONSORED, sponsor::script_hash,
+    AccessClient, AccountPolicy, CreatedAccount, Network, Payer, ProposalKey, RateLimiter, Sponsor,
+    SponsorError, SponsorPolicy, Template, Transaction, TxSignature, Whitelist, sponsor::SPONSORED,
+    sponsor::check_create_account, sponsor::script_hash,
 };
-use flownet_core::Address;
+use flownet_core::{Address, Amount, SignedEnvelope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -133,6 +151,8 @@ impl SponsorRequest {
 struct AppState {
     sponsor: Sponsor,
     info: serde_json::Value,
+    /// New accounts per client IP address.
+    clients: Mutex<RateLimiter<IpAddr>>,
 }
 
 fn refusal(e: &SponsorError) -> (StatusCode, &'static str) {
@@ -147,6 +167,118 @@ fn refusal(e: &SponsorError) -> (StatusCode, &'static str) {
         SponsorError::GasLimit { .. } => (StatusCode::BAD_REQUEST, "gas_limit"),
         SponsorError::Transaction(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         SponsorError::Access(_) => (StatusCode::BAD_GATEWAY, "access"),
+        SponsorError::NotOffered(_) => (StatusCode::FORBIDDEN, "not_offered"),
+        SponsorError::InvalidEnvelope(_) => (StatusCode::BAD_REQUEST, "invalid_envelope"),
+        SponsorError::WrongLedger { .. } => (StatusCode::BAD_REQUEST, "wrong_ledger"),
+        SponsorError::BadEnvelopeSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+        SponsorError::AccountExists(_) => (StatusCode::CONFLICT, "already_exists"),
+        SponsorError::TooManyAccounts { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        SponsorError::FaucetUsed(_) => (StatusCode::FORBIDDEN, "faucet_used"),
+        SponsorError::BadFaucet(_) => (StatusCode::BAD_REQUEST, "bad_faucet"),
+        SponsorError::Execution(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+    }
+}
+
+/// The JSON answer of a refusal, with `Retry-After` when rate limited.
+fn refusal_response(e: &SponsorError) -> Response {
+    let (status, kind) = refusal(e);
+    let retry_after_ms = match e {
+        SponsorError::RateLimited { retry_after_ms, .. }
+        | SponsorError::TooManyAccounts { retry_after_ms } => Some(*retry_after_ms),
+        _ => None,
+    };
+    let mut body = json!({ "error": e.to_string(), "kind": kind });
+    if let Some(ms) = retry_after_ms {
+        body["retry_after_ms"] = json!(ms);
+    }
+    let mut r = (status, Json(body)).into_response();
+    if let Some(ms) = retry_after_ms
+        && let Ok(v) = HeaderValue::from_str(&ms.div_ceil(1000).max(1).to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn bad_request(kind: &str, message: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.to_string(), "kind": kind })),
+    )
+        .into_response()
+}
+
+/// The largest request body the account and faucet routes read.
+const MAX_BODY: usize = 64 * 1024;
+
+/// `POST /v1/sponsor/accounts`: the envelope is checked before the client's
+/// bucket is touched, so a forger cannot spend another client's budget; the
+/// sponsor then applies its global bucket and creates the account.
+async fn accounts_route(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    // Served without connect info (a test's plain `axum::serve`), every
+    // client shares one bucket.
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return bad_request("bad_request", format!("reading the body: {e}")),
+    };
+    let signed: SignedEnvelope = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return bad_request(
+                "invalid_envelope",
+                format!(
+                    "{e} (expected a signed envelope: ledger, signer, sequence, action, signature)"
+                ),
+            );
+        }
+    };
+    let Some(ledger) = s.sponsor.ledger_id() else {
+        return refusal_response(&SponsorError::NotOffered("create accounts".into()));
+    };
+    if let Err(e) = check_create_account(&signed, ledger) {
+        tracing::info!(%e, %client, "sponsor refused an account");
+        return refusal_response(&e);
+    }
+    if let Err(retry_after_ms) = s
+        .clients
+        .lock()
+        .expect("client limiter lock")
+        .take_key(client, Instant::now())
+    {
+        return refusal_response(&SponsorError::TooManyAccounts { retry_after_ms });
+    }
+    match s.sponsor.create_account(&signed).await {
+        Ok(c) => Json(json!({
+            "address": c.address,
+            "transaction": hex::encode(c.transaction),
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::info!(%e, %client, "sponsor refused an account");
+            refusal_response(&e)
+        }
+    }
+}
+
+/// `POST /v1/sponsor/faucet`.
+async fn faucet_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let tx = match serde_json::from_slice::<SponsorRequest>(&body)
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r.to_transaction())
+    {
+        Ok(tx) => tx,
+        Err(e) => return bad_request("bad_request", format!("{e:#}")),
+    };
+    match s.sponsor.faucet(tx).await {
+        Ok(id) => Json(json!({ "id": hex::encode(id) })).into_response(),
+        Err(e) => {
+            tracing::info!(%e, "sponsor refused a faucet");
+            refusal_response(&e)
+        }
     }
 }
 
@@ -185,8 +317,19 @@ async fn sponsor_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) 
     }
 }
 
-/// The service's router.
+/// The service's router, with the default per-client limit on new accounts.
 pub fn router(sponsor: Sponsor, network: &Network, policy: &SponsorPolicy) -> Result<Router> {
+    router_with_accounts(sponsor, network, policy, &AccountPolicy::default())
+}
+
+/// The service's router; `accounts` gives the per-client limit on new
+/// accounts (the sponsor holds the global one) and what `info` says of them.
+pub fn router_with_accounts(
+    sponsor: Sponsor,
+    network: &Network,
+    policy: &SponsorPolicy,
+    accounts: &AccountPolicy,
+) -> Result<Router> {
     let templates: serde_json::Map<String, serde_json::Value> = SPONSORED
         .iter()
         .map(|t| {
@@ -196,7 +339,7 @@ pub fn router(sponsor: Sponsor, network: &Network, policy: &SponsorPolicy) -> Re
             ))
         })
         .collect::<Result<_>>()?;
-    let info = json!({
+    let mut info = json!({
         "address": sponsor.address(),
         "network": network.name,
         "templates": templates,
@@ -204,7 +347,31 @@ pub fn router(sponsor: Sponsor, network: &Network, policy: &SponsorPolicy) -> Re
         "period_s": policy.period.as_secs(),
         "max_gas_limit": policy.max_gas_limit,
     });
-    let state = Arc::new(AppState { sponsor, info });
+    if let Some(ledger) = sponsor.ledger_id() {
+        info["ledger_id"] = json!(ledger);
+        info["faucet"] = json!(hex::encode(script_hash(
+            network.template(Template::Faucet)?.as_bytes()
+        )));
+        info["accounts"] = json!({
+            "burst": accounts.burst,
+            "period_s": accounts.period.as_secs(),
+            "per_client_burst": accounts.per_client_burst,
+            "per_client_period_s": accounts.per_client_period.as_secs(),
+            "initial_flow": Amount(accounts.initial_flow).to_string(),
+        });
+    }
+    if accounts.per_client_burst == 0 || accounts.per_client_period.is_zero() {
+        bail!("the per-client account limit needs a burst and a period");
+    }
+    let clients = Mutex::new(RateLimiter::new(
+        accounts.per_client_burst,
+        accounts.per_client_period,
+    ));
+    let state = Arc::new(AppState {
+        sponsor,
+        info,
+        clients,
+    });
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -212,6 +379,8 @@ pub fn router(sponsor: Sponsor, network: &Network, policy: &SponsorPolicy) -> Re
             get(|State(s): State<Arc<AppState>>| async move { Json(s.info.clone()) }),
         )
         .route("/v1/sponsor", post(sponsor_route))
+        .route("/v1/sponsor/accounts", post(accounts_route))
+        .route("/v1/sponsor/faucet", post(faucet_route))
         .with_state(state))
 }
 
@@ -221,14 +390,19 @@ pub async fn serve(
     payer: flownet_chain::flow::FlowSigner,
     listen: SocketAddr,
     policy: SponsorPolicy,
+    accounts: AccountPolicy,
 ) -> Result<()> {
     let client = AccessClient::connect(&network.access_api)
         .await
         .with_context(|| format!("connecting to {}", network.access_api))?;
     let whitelist = Whitelist::for_network(&network)?;
     let address = payer.address;
-    let sponsor = Sponsor::new(client, payer, whitelist, &policy);
-    let app = router(sponsor, &network, &policy)?;
+    if accounts.burst == 0 || accounts.period.is_zero() {
+        bail!("the account limit needs a burst and a period");
+    }
+    let sponsor =
+        Sponsor::new(client, payer, whitelist, &policy).with_accounts(&network, &accounts)?;
+    let app = router_with_accounts(sponsor, &network, &policy, &accounts)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("binding {listen}"))?;
@@ -237,7 +411,12 @@ pub async fn serve(
         network.name,
         listener.local_addr()?
     );
-    axum::serve(listener, app).await?;
+    // Connect info gives the account route each client's IP address.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -329,6 +508,135 @@ impl Payer for HttpPayer {
             _ => SponsorError::Transaction(format!("HTTP {status}: {message}")),
         })
     }
+
+    async fn create_account(
+        &self,
+        signed: &SignedEnvelope,
+    ) -> Result<CreatedAccount, SponsorError> {
+        HttpPayer::create_account(self, signed).await
+    }
+
+    async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
+        HttpPayer::faucet(self, tx).await
+    }
+}
+
+impl HttpPayer {
+    /// POSTs `body` to `path`; the status and the JSON answer.
+    async fn post_json(
+        &self,
+        path: &str,
+        body: String,
+    ) -> Result<(u16, serde_json::Value, String), SponsorError> {
+        let (agent, url) = (self.agent.clone(), format!("{}{path}", self.url));
+        let (status, text) = tokio::task::spawn_blocking(move || {
+            let mut r = agent
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(body)
+                .map_err(|e| format!("POST {url}: {e}"))?;
+            let text = r
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| format!("POST {url}: {e}"))?;
+            Ok::<_, String>((r.status().as_u16(), text))
+        })
+        .await
+        .map_err(|e| SponsorError::Access(e.to_string()))?
+        .map_err(SponsorError::Access)?;
+        let v = serde_json::from_str(&text).unwrap_or_default();
+        Ok((status, v, text))
+    }
+}
+
+/// The typed refusal of a service's error answer `v`, for a request signed
+/// by `who`.
+fn wire_refusal(status: u16, v: &serde_json::Value, text: &str, who: Address) -> SponsorError {
+    let message = v["error"].as_str().unwrap_or(text).to_owned();
+    let retry_after_ms = v["retry_after_ms"].as_u64().unwrap_or(1000);
+    match v["kind"].as_str() {
+        Some("bad_payload_signature") => SponsorError::BadPayloadSignature {
+            address: who,
+            reason: message,
+        },
+        Some("bad_signature") => SponsorError::BadEnvelopeSignature(who),
+        Some("invalid_envelope" | "wrong_ledger") => SponsorError::InvalidEnvelope(
+            message
+                .strip_prefix("invalid envelope: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
+        Some("already_exists") => SponsorError::AccountExists(message),
+        Some("faucet_used") => SponsorError::FaucetUsed(who),
+        Some("execution") => SponsorError::Execution(
+            message
+                .strip_prefix("the transaction failed: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
+        Some("rate_limited")
+            if v["error"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("too many new accounts")) =>
+        {
+            SponsorError::TooManyAccounts { retry_after_ms }
+        }
+        Some("rate_limited") => SponsorError::RateLimited {
+            account: who,
+            retry_after_ms,
+        },
+        Some("not_offered") => SponsorError::NotOffered(
+            message
+                .strip_prefix("this sponsor does not ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
+        Some("access") => SponsorError::Access(message),
+        _ => SponsorError::Transaction(format!("HTTP {status}: {message}")),
+    }
+}
+
+impl HttpPayer {
+    /// `POST /v1/sponsor/accounts`.
+    pub async fn create_account(
+        &self,
+        signed: &SignedEnvelope,
+    ) -> Result<CreatedAccount, SponsorError> {
+        let body = serde_json::to_string(signed)
+            .map_err(|e| SponsorError::InvalidEnvelope(e.to_string()))?;
+        let (status, v, text) = self.post_json("/v1/sponsor/accounts", body).await?;
+        if status != 200 {
+            return Err(wire_refusal(status, &v, &text, signed.envelope.signer));
+        }
+        let address = v["address"].as_str().and_then(|a| a.parse().ok());
+        let transaction = v["transaction"]
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| b.try_into().ok());
+        match (address, transaction) {
+            (Some(address), Some(transaction)) => Ok(CreatedAccount {
+                address,
+                transaction,
+            }),
+            _ => Err(SponsorError::Access(format!("the sponsor answered {text}"))),
+        }
+    }
+
+    /// `POST /v1/sponsor/faucet`.
+    pub async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
+        let body = SponsorRequest::from_transaction(&tx)
+            .and_then(|r| Ok(serde_json::to_string(&r)?))
+            .map_err(|e| SponsorError::Transaction(format!("{e:#}")))?;
+        let (status, v, text) = self.post_json("/v1/sponsor/faucet", body).await?;
+        if status != 200 {
+            return Err(wire_refusal(status, &v, &text, tx.proposal_key.address));
+        }
+        v["id"]
+            .as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| SponsorError::Access(format!("the sponsor answered {text}")))
+    }
 }
 
 #[cfg(test)]
@@ -336,6 +644,102 @@ mod tests {
     use flownet_chain::flow::{FlowKey, HashAlgorithm, SignatureAlgorithm, Template};
 
     use super::*;
+
+    /// What a refusal looks like on the wire: status, `Retry-After`, body.
+    async fn wire(e: &SponsorError) -> (u16, Option<String>, serde_json::Value) {
+        let r = refusal_response(e);
+        let status = r.status().as_u16();
+        let retry = r
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn refusals_keep_their_type_across_http() {
+        let who = Address([0, 0, 0, 0, 0, 0, 0, 1]);
+        let cases = [
+            (
+                SponsorError::BadEnvelopeSignature(who),
+                401,
+                "bad_signature",
+            ),
+            (SponsorError::FaucetUsed(who), 403, "faucet_used"),
+            (
+                SponsorError::AccountExists("this sponsor already created account 0x01".into()),
+                409,
+                "already_exists",
+            ),
+            (
+                SponsorError::TooManyAccounts {
+                    retry_after_ms: 2500,
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                SponsorError::RateLimited {
+                    account: who,
+                    retry_after_ms: 900,
+                },
+                429,
+                "rate_limited",
+            ),
+            (
+                SponsorError::InvalidEnvelope("sequence 0, not 3".into()),
+                400,
+                "invalid_envelope",
+            ),
+            (
+                SponsorError::Execution("error: pre-condition failed: faucet: no".into()),
+                422,
+                "execution",
+            ),
+            (
+                SponsorError::NotOffered("create accounts".into()),
+                403,
+                "not_offered",
+            ),
+        ];
+        for (e, status, kind) in cases {
+            let (got, retry, v) = wire(&e).await;
+            assert_eq!((got, v["kind"].as_str()), (status, Some(kind)), "{e}");
+            assert_eq!(v["error"], e.to_string());
+            assert_eq!(wire_refusal(got, &v, "", who), e);
+            assert_eq!(retry.is_some(), status == 429, "{e}");
+        }
+        let (_, retry, v) = wire(&SponsorError::TooManyAccounts {
+            retry_after_ms: 2500,
+        })
+        .await;
+        assert_eq!(
+            (retry.as_deref(), v["retry_after_ms"].as_u64()),
+            (Some("3"), Some(2500))
+        );
+        // A wrong ledger is a 400 whose message names both ledgers.
+        let (a, b) = (
+            flownet_chain::flow::ledger_id("flow-emulator", who),
+            flownet_chain::flow::ledger_id("flow-testnet", who),
+        );
+        let (status, _, v) = wire(&SponsorError::WrongLedger {
+            expected: a,
+            got: b,
+        })
+        .await;
+        assert_eq!((status, v["kind"].as_str()), (400, Some("wrong_ledger")));
+        let back = wire_refusal(status, &v, "", who);
+        assert!(
+            matches!(&back, SponsorError::InvalidEnvelope(m) if m.contains(&a.to_hex()) && m.contains(&b.to_hex())),
+            "{back}"
+        );
+        // An answer that is not the service's JSON is kept as text.
+        assert_eq!(
+            wire_refusal(500, &serde_json::Value::Null, "oops", who),
+            SponsorError::Transaction("HTTP 500: oops".into())
+        );
+    }
 
     #[test]
     fn the_wire_form_carries_the_signed_transaction_exactly() {

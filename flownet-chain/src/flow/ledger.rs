@@ -27,7 +27,7 @@ use super::{
     access::{AccessClient, FlowAccountInfo, TransactionResult},
     errors,
     keys::{FlowKey, SignatureAlgorithm},
-    sponsor::Payer,
+    sponsor::{self, Payer},
     templates::{CONTRACTS, Network, Template},
 };
 
@@ -54,12 +54,13 @@ impl FlowSigner {
 pub struct FlowConfig {
     pub network: Network,
     /// Pays every transaction's fees and co-signs the faucet and new accounts,
-    /// so users never hold FLOW. Without one, each signer pays for itself and
-    /// there is no faucet and no account creation.
+    /// so users never hold FLOW. Without one (and without a `payer`), each
+    /// signer pays for itself and there is no faucet and no account creation.
     pub sponsor: Option<FlowSigner>,
     /// Without a `sponsor` key: a remote payer (a `flownet sponsor` service)
-    /// that co-signs the project's own transactions as payer only. Account
-    /// creation and the faucet still need the sponsor key.
+    /// that co-signs the project's own transactions as payer only, creates
+    /// accounts for keys that prove themselves with a signed `create_account`
+    /// envelope, and co-signs the faucet.
     pub payer: Option<Arc<dyn Payer>>,
     pub gas_limit: u64,
     /// FLOW (10⁻⁸ units) the sponsor gives each new account for its storage.
@@ -104,6 +105,16 @@ fn flow_hash_code(h: flownet_core::crypto::HashAlgo) -> u8 {
     }
 }
 
+/// The ledger id of FlowNet deployed at `marketplace` on the Flow chain
+/// `chain_id` (`flow-emulator`, `flow-testnet`, `flow-mainnet`): what every
+/// envelope for that deployment names.
+pub fn ledger_id(chain_id: &str, marketplace: Address) -> LedgerId {
+    Digest32(crypto::tagged_hash(
+        crypto::LEDGER_TAG,
+        &[b"flow", chain_id.as_bytes(), &marketplace.0],
+    ))
+}
+
 fn net(e: FlowError) -> Error {
     e.into()
 }
@@ -127,10 +138,7 @@ impl FlowLedger {
             )));
         }
         let marketplace = config.network.marketplace().map_err(net)?;
-        let id = Digest32(crypto::tagged_hash(
-            crypto::LEDGER_TAG,
-            &[b"flow", chain_id.as_bytes(), &marketplace.0],
-        ));
+        let id = ledger_id(&chain_id, marketplace);
         let ledger = Self {
             event_prefix: format!("A.{}.FlowNetMarketplace.", hex::encode(marketplace.0)),
             client,
@@ -260,30 +268,52 @@ impl FlowLedger {
         Wallet::with_address(self.clone(), key, address)
     }
 
+    /// The ledger id envelopes for this deployment name.
+    pub fn id(&self) -> LedgerId {
+        self.id
+    }
+
     /// Creates a FlowNet account for `key` (P-256 / SHA3-256, key index 0),
-    /// paid by the sponsor, and returns its address.
+    /// paid by the sponsor (its key, or the sponsor service, to which the key
+    /// proves itself with a signed `create_account` envelope), and returns
+    /// its address.
     pub async fn create_account(&self, key: &SigningKey) -> Result<Address, Error> {
         let public_key = key.public_key();
-        let r = self
-            .create_account_for(&public_key, flownet_core::crypto::HashAlgo::Sha3_256)
-            .await?;
-        let address = r.1;
+        let signed = flownet_core::Envelope {
+            ledger: self.id,
+            signer: Address::derive(&public_key),
+            sequence: 0,
+            action: Action::CreateAccount {
+                public_key,
+                hash_algo: flownet_core::crypto::HashAlgo::Sha3_256,
+            },
+        }
+        .sign(key);
+        let (_, address) = self.create_account_for(&signed).await?;
         self.add_signer(FlowSigner::new(address, 0, FlowKey::from_core(key)));
         Ok(address)
     }
 
+    /// Creates the account of a checked `create_account` envelope.
     async fn create_account_for(
         &self,
-        public_key: &PublicKey,
-        hash_algo: flownet_core::crypto::HashAlgo,
+        signed: &SignedEnvelope,
     ) -> Result<(TransactionResult, Address), Error> {
-        let sponsor = self.config.sponsor.clone().ok_or_else(|| {
-            Error::Unauthorized(
-                "creating accounts on Flow needs a sponsor (configure one, or create the account \
-                 with the Flow CLI and run setup_account)"
-                    .into(),
-            )
-        })?;
+        let (public_key, hash_algo) = sponsor::check_create_account(signed, self.id)?;
+        let sponsor = match (&self.config.sponsor, &self.config.payer) {
+            (Some(s), _) => s.clone(),
+            (None, Some(payer)) => {
+                return self.create_account_remote(payer, signed, &public_key).await;
+            }
+            (None, None) => {
+                return Err(Error::Unauthorized(
+                    "creating accounts on Flow needs a sponsor (a key in FLOWNET_FLOW_SPONSOR, or a \
+                     sponsor service in FLOWNET_FLOW_SPONSOR_URL; or create the account with the \
+                     Flow CLI and run setup_account)"
+                        .into(),
+                ));
+            }
+        };
         let r = self
             .run(
                 Template::CreateAccount,
@@ -298,6 +328,49 @@ impl FlowLedger {
             )
             .await?;
         let address = created_address(&r)?;
+        Ok((r, address))
+    }
+
+    /// Asks the remote payer to create the account, then checks on chain
+    /// what it did rather than trusting its answer.
+    async fn create_account_remote(
+        &self,
+        payer: &Arc<dyn Payer>,
+        signed: &SignedEnvelope,
+        public_key: &PublicKey,
+    ) -> Result<(TransactionResult, Address), Error> {
+        let created = payer.create_account(signed).await?;
+        let r = self
+            .client
+            .wait_sealed(
+                created.transaction,
+                self.config.poll_interval,
+                self.config.seal_timeout,
+            )
+            .await
+            .map_err(net)?;
+        if !r.error_message.is_empty() {
+            return Err(errors::from_execution_error(&r.error_message));
+        }
+        let address = created_address(&r)?;
+        let info = self
+            .client
+            .account(address)
+            .await
+            .map_err(net)?
+            .ok_or_else(|| Error::NotFound(format!("account {address}")))?;
+        if address != created.address
+            || !info
+                .keys
+                .iter()
+                .any(|k| !k.revoked && k.public_key == public_key.as_bytes())
+        {
+            return Err(Error::Storage(format!(
+                "the sponsor service answered account {} but its transaction created {address}, \
+                 which does not hold key {public_key}",
+                created.address
+            )));
+        }
         Ok((r, address))
     }
 
@@ -387,7 +460,13 @@ impl FlowLedger {
                 net(e)
             }
         };
+        // The faucet is the one template where the payer also authorizes.
+        let faucet = tx.authorizers.contains(&payer.address);
         let id = match &remote {
+            Some(r) if faucet => r.faucet(tx).await.map_err(|e| match e {
+                super::SponsorError::Access(m) => refused(FlowError::Access(m)),
+                other => other.into(),
+            })?,
             Some(r) => r.pay(tx).await.map_err(|e| match e {
                 super::SponsorError::Access(m) => refused(FlowError::Access(m)),
                 other => other.into(),
@@ -592,7 +671,7 @@ impl FlowLedger {
     }
 }
 
-fn created_address(r: &TransactionResult) -> Result<Address, Error> {
+pub(crate) fn created_address(r: &TransactionResult) -> Result<Address, Error> {
     r.events
         .iter()
         .find(|e| e.r#type == "flow.AccountCreated")
@@ -830,17 +909,17 @@ impl Ledger for FlowLedger {
         {
             // The Flow account key signs with the same hash as the core key:
             // SHA3-256 for the CLI's keys, SHA2-256 for WebCrypto's.
-            if !signed.verify(public_key) {
+            if !signed.verify_with(public_key, *hash_algo) {
                 return Err(Error::BadSignature(env.signer));
             }
-            let (r, address) = self.create_account_for(public_key, *hash_algo).await?;
+            let (r, address) = self.create_account_for(&signed).await?;
             let outcome = Outcome {
                 account: Some(address),
                 ..Outcome::default()
             };
             return self.receipt(&r, &signed, outcome).await;
         }
-        let signer = self.signer(env.signer).ok_or_else(|| {
+        let mut signer = self.signer(env.signer).ok_or_else(|| {
             Error::Unauthorized(format!(
                 "this Flow client holds no key for {} (open a wallet for it first)",
                 env.signer
@@ -854,8 +933,22 @@ impl Ledger for FlowLedger {
             .ok_or_else(|| Error::NotFound(format!("account {} (create it first)", env.signer)))?;
         let key = self.flownet_key(&info)?;
         let on_chain = PublicKey::from_bytes(&key.public_key)?;
-        if !signed.verify(&on_chain) {
+        // Envelope and transaction are signed with the hash the account's key
+        // was registered with (SHA2-256 for WebCrypto's keys).
+        let hash = key
+            .hash_algorithm
+            .unwrap_or(super::keys::HashAlgorithm::Sha3_256);
+        let core_hash = match hash {
+            super::keys::HashAlgorithm::Sha2_256 => flownet_core::crypto::HashAlgo::Sha2_256,
+            _ => flownet_core::crypto::HashAlgo::Sha3_256,
+        };
+        if !signed.verify_with(&on_chain, core_hash) {
             return Err(Error::BadSignature(env.signer));
+        }
+        if signer.key.hash_algorithm() != hash {
+            signer.key =
+                FlowKey::from_bytes(SignatureAlgorithm::EcdsaP256, hash, &signer.key.to_bytes())
+                    .map_err(net)?;
         }
         if env.sequence != key.sequence_number {
             return Err(Error::BadSequence {
@@ -867,9 +960,17 @@ impl Ledger for FlowLedger {
         let (template, args) = Self::arguments(&env.action)?;
         let mut extra = Vec::new();
         if matches!(env.action, Action::Faucet) {
-            extra.push(self.config.sponsor.clone().ok_or_else(|| {
-                Error::Faucet("this Flow client has no sponsor to grant the faucet".into())
-            })?);
+            extra.push(match (&self.config.sponsor, &self.config.payer) {
+                (Some(s), _) => s.clone(),
+                // The sponsor service signs as payer and second authorizer:
+                // no key of its is needed here.
+                (None, Some(p)) => FlowSigner::new(p.address(), 0, signer.key.clone()),
+                (None, None) => {
+                    return Err(Error::Faucet(
+                        "this Flow client has no sponsor to grant the faucet".into(),
+                    ));
+                }
+            });
         }
         let r = self
             .run(template, &args, &signer, Some(env.sequence), &extra)

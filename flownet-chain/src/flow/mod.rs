@@ -23,8 +23,11 @@ pub mod transaction;
 pub use access::AccessClient;
 pub use cadence::Value;
 pub use keys::{FlowKey, HashAlgorithm, SignatureAlgorithm};
-pub use ledger::{FlowConfig, FlowLedger, FlowSigner};
-pub use sponsor::{Payer, RateLimiter, Sponsor, SponsorError, SponsorPolicy, Whitelist};
+pub use ledger::{FlowConfig, FlowLedger, FlowSigner, ledger_id};
+pub use sponsor::{
+    AccountPolicy, CreatedAccount, Payer, RateLimiter, Sponsor, SponsorError, SponsorPolicy,
+    Whitelist,
+};
 pub use templates::{Network, Template};
 pub use transaction::{ProposalKey, Transaction, TxSignature};
 

@@ -19,6 +19,24 @@
 //! 5. the proposer's account has budget left in its token bucket
 //!    ([`SponsorError::RateLimited`]); checked after the signatures, so a
 //!    forger cannot drain someone else's bucket.
+//!
+//! A sponsor built [`Sponsor::with_accounts`] also onboards users who hold
+//! nothing but a key:
+//!
+//! - [`Sponsor::create_account`] takes the user's signed core envelope of
+//!   `create_account` for the FlowLedger's ledger id ([`check_create_account`]:
+//!   the core's rules — the signer is the key's derived address, sequence 0 —
+//!   and the signature, which proves the requester holds the key), refuses a
+//!   key it already created an account for, takes a token of one global
+//!   bucket, then proposes, authorizes and pays `create_account.cdc` itself
+//!   and returns the address of the sealed `flow.AccountCreated` event;
+//! - [`Sponsor::faucet`] co-signs `faucet.cdc`, the one script where the
+//!   sponsor appears as an authorizer (its `Sponsor` resource grants the
+//!   welcome amount): the user proposes and authorizes first, the sponsor is
+//!   second authorizer and payer, there are no arguments; the user's payload
+//!   signature, the contract's `faucetUsed` (the core's error, before the
+//!   transaction costs anything) and the user's token bucket are checked.
+//!   Every other template still refuses the sponsor as a signer.
 
 use std::{
     collections::HashMap,
@@ -27,13 +45,14 @@ use std::{
 };
 
 use async_trait::async_trait;
-use flownet_core::Address;
+use flownet_core::{Action, Address, LedgerId, PublicKey, SignedEnvelope, crypto::HashAlgo};
 
 use super::{
-    Transaction,
+    ProposalKey, Transaction, Value,
     access::{AccessClient, FlowAccountInfo},
+    errors,
     keys::{self, HashAlgorithm},
-    ledger::FlowSigner,
+    ledger::{FlowSigner, created_address, ledger_id},
     templates::{Network, Template},
 };
 
@@ -80,13 +99,43 @@ pub enum SponsorError {
     Access(String),
     #[error("transaction: {0}")]
     Transaction(String),
+    /// This sponsor was started without account creation and the faucet.
+    #[error("this sponsor does not {0}")]
+    NotOffered(String),
+    #[error("invalid envelope: {0}")]
+    InvalidEnvelope(String),
+    #[error("the envelope is for ledger {got}, this sponsor serves ledger {expected}")]
+    WrongLedger { expected: LedgerId, got: LedgerId },
+    #[error("bad signature: the envelope is not signed by the key it registers for {0}")]
+    BadEnvelopeSignature(Address),
+    /// The message says which account was created for the key.
+    #[error("{0}")]
+    AccountExists(String),
+    #[error("too many new accounts: the sponsor creates the next in {retry_after_ms} ms")]
+    TooManyAccounts { retry_after_ms: u64 },
+    #[error("faucet: account {0} has already received its welcome amount")]
+    FaucetUsed(Address),
+    #[error("not a faucet transaction: {0}")]
+    BadFaucet(String),
+    /// The transaction was sealed with this Cadence error.
+    #[error("the transaction failed: {0}")]
+    Execution(String),
 }
 
 impl From<SponsorError> for flownet_core::Error {
     fn from(e: SponsorError) -> Self {
         match e {
             SponsorError::BadPayloadSignature { address, .. } => Self::BadSignature(address),
+            SponsorError::BadEnvelopeSignature(address) => Self::BadSignature(address),
             SponsorError::Access(m) => Self::Network(m),
+            e @ (SponsorError::InvalidEnvelope(_) | SponsorError::WrongLedger { .. }) => {
+                Self::InvalidInput(e.to_string())
+            }
+            SponsorError::AccountExists(m) => Self::AlreadyExists(m),
+            SponsorError::FaucetUsed(a) => Self::Faucet(format!(
+                "account {a} has already received its welcome amount"
+            )),
+            SponsorError::Execution(m) => errors::from_execution_error(&m),
             other => Self::Unauthorized(format!("the sponsor refused: {other}")),
         }
     }
@@ -102,6 +151,33 @@ pub trait Payer: Send + Sync + std::fmt::Debug {
     /// Signs the envelope of `tx` (its payload already signed) and sends it;
     /// the transaction's id.
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError>;
+
+    /// Creates an account for the key of `signed`, a `create_account`
+    /// envelope its key signed for the FlowLedger's ledger id; the new address
+    /// and the id of the (sealed) transaction that created it.
+    async fn create_account(
+        &self,
+        signed: &SignedEnvelope,
+    ) -> Result<CreatedAccount, SponsorError> {
+        let _ = signed;
+        Err(SponsorError::NotOffered("create accounts".into()))
+    }
+
+    /// Co-signs the faucet transaction `tx` (the user proposer and first
+    /// authorizer, the payer second authorizer; the payload signed) and sends
+    /// it; the transaction's id.
+    async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
+        let _ = tx;
+        Err(SponsorError::NotOffered("grant the faucet".into()))
+    }
+}
+
+/// An account a sponsor created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreatedAccount {
+    pub address: Address,
+    /// The sealed transaction that created it.
+    pub transaction: [u8; 32],
 }
 
 #[async_trait]
@@ -112,6 +188,17 @@ impl Payer for Sponsor {
 
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
         self.sponsor(tx).await
+    }
+
+    async fn create_account(
+        &self,
+        signed: &SignedEnvelope,
+    ) -> Result<CreatedAccount, SponsorError> {
+        Sponsor::create_account(self, signed).await
+    }
+
+    async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
+        Sponsor::faucet(self, tx).await
     }
 }
 
@@ -162,16 +249,16 @@ impl Whitelist {
     }
 }
 
-/// A token bucket per account: `burst` transactions at once, refilled at
-/// `burst` per `period`.
+/// A token bucket per key (an account, a client's IP, or `()` for one global
+/// bucket): `burst` at once, refilled at `burst` per `period`.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = Address> {
     burst: u32,
     period: Duration,
-    buckets: HashMap<Address, (f64, Instant)>,
+    buckets: HashMap<K, (f64, Instant)>,
 }
 
-impl RateLimiter {
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     /// # Panics
     /// When `burst` is zero or `period` is zero.
     pub fn new(burst: u32, period: Duration) -> Self {
@@ -186,12 +273,12 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token of `account`'s bucket at `now`, or says how long until
-    /// one is back.
-    pub fn take(&mut self, account: Address, now: Instant) -> Result<(), SponsorError> {
+    /// Takes one token of `key`'s bucket at `now`, or says in how many
+    /// milliseconds one is back.
+    pub fn take_key(&mut self, key: K, now: Instant) -> Result<(), u64> {
         let burst = f64::from(self.burst);
         let per_second = burst / self.period.as_secs_f64();
-        let (tokens, last) = self.buckets.entry(account).or_insert((burst, now));
+        let (tokens, last) = self.buckets.entry(key).or_insert((burst, now));
         let elapsed = now.saturating_duration_since(*last).as_secs_f64();
         *tokens = (*tokens + elapsed * per_second).min(burst);
         *last = now.max(*last);
@@ -200,11 +287,20 @@ impl RateLimiter {
             Ok(())
         } else {
             let wait = (1.0 - *tokens) / per_second;
-            Err(SponsorError::RateLimited {
-                account,
-                retry_after_ms: (wait * 1000.0).ceil() as u64,
-            })
+            Err((wait * 1000.0).ceil() as u64)
         }
+    }
+}
+
+impl RateLimiter<Address> {
+    /// Takes one token of `account`'s bucket at `now`, or says how long until
+    /// one is back.
+    pub fn take(&mut self, account: Address, now: Instant) -> Result<(), SponsorError> {
+        self.take_key(account, now)
+            .map_err(|retry_after_ms| SponsorError::RateLimited {
+                account,
+                retry_after_ms,
+            })
     }
 }
 
@@ -230,9 +326,11 @@ pub fn verify_payload_signatures(
             ));
         }
     }
+    // The payer authorizes with its envelope signature (the faucet's
+    // sponsor); everyone else signs the payload.
     let mut required = vec![tx.proposal_key.address];
     for a in &tx.authorizers {
-        if !required.contains(a) {
+        if !required.contains(a) && *a != tx.payer {
             required.push(*a);
         }
     }
@@ -321,6 +419,92 @@ impl Default for SponsorPolicy {
     }
 }
 
+/// The limits of account creation and the faucet ([`Sponsor::with_accounts`]).
+#[derive(Debug, Clone)]
+pub struct AccountPolicy {
+    /// New accounts the whole service creates at once …
+    pub burst: u32,
+    /// … refilled over this period.
+    pub period: Duration,
+    /// New accounts one client (IP address) of the HTTP service asks for at
+    /// once …
+    pub per_client_burst: u32,
+    /// … refilled over this period.
+    pub per_client_period: Duration,
+    /// FLOW (10⁻⁸ units) each new account receives for its storage.
+    pub initial_flow: u64,
+}
+
+impl Default for AccountPolicy {
+    fn default() -> Self {
+        Self {
+            burst: 30,
+            period: Duration::from_secs(60),
+            per_client_burst: 5,
+            per_client_period: Duration::from_secs(3600),
+            initial_flow: 1_000_000,
+        }
+    }
+}
+
+/// What a sponsor needs to create accounts and grant the faucet.
+#[derive(Debug)]
+struct Onboarding {
+    ledger_id: LedgerId,
+    network: Network,
+    create_account: String,
+    faucet_hash: [u8; 32],
+    initial_flow: u64,
+    limiter: Mutex<RateLimiter<()>>,
+    /// Keys this process created an account for (`None` while the creating
+    /// transaction is in flight).
+    created: Mutex<HashMap<[u8; 64], Option<Address>>>,
+}
+
+/// Checks a `create_account` envelope as the core's rulebook does, for the
+/// ledger `ledger`: the signer is the address derived from the key, the
+/// sequence is 0, and the key signed it with its own hash algorithm. Returns
+/// the key and its hash algorithm.
+pub fn check_create_account(
+    signed: &SignedEnvelope,
+    ledger: LedgerId,
+) -> Result<(PublicKey, HashAlgo), SponsorError> {
+    let env = &signed.envelope;
+    let Action::CreateAccount {
+        public_key,
+        hash_algo,
+    } = &env.action
+    else {
+        return Err(SponsorError::InvalidEnvelope(format!(
+            "expected a create_account envelope, got {}",
+            env.action.name()
+        )));
+    };
+    if env.ledger != ledger {
+        return Err(SponsorError::WrongLedger {
+            expected: ledger,
+            got: env.ledger,
+        });
+    }
+    let derived = Address::derive(public_key);
+    if env.signer != derived {
+        return Err(SponsorError::InvalidEnvelope(format!(
+            "signer {} is not the address of the key (expected {derived})",
+            env.signer
+        )));
+    }
+    if env.sequence != 0 {
+        return Err(SponsorError::InvalidEnvelope(format!(
+            "a create_account envelope has sequence 0, not {}",
+            env.sequence
+        )));
+    }
+    if !signed.verify_with(public_key, *hash_algo) {
+        return Err(SponsorError::BadEnvelopeSignature(env.signer));
+    }
+    Ok((*public_key, *hash_algo))
+}
+
 /// Pays for the project's own transactions; see the module documentation.
 #[derive(Debug)]
 pub struct Sponsor {
@@ -329,6 +513,10 @@ pub struct Sponsor {
     whitelist: Whitelist,
     max_gas_limit: u64,
     limiter: Mutex<RateLimiter>,
+    onboarding: Option<Onboarding>,
+    // Transactions the sponsor proposes itself (account creation) take its
+    // key's sequence number in turn.
+    propose_lock: tokio::sync::Mutex<()>,
 }
 
 impl Sponsor {
@@ -344,7 +532,216 @@ impl Sponsor {
             whitelist,
             max_gas_limit: policy.max_gas_limit,
             limiter: Mutex::new(RateLimiter::new(policy.burst, policy.period)),
+            onboarding: None,
+            propose_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Lets this sponsor create accounts and grant the faucet on `network`
+    /// (which must know where FlowNet is deployed; its `chain_id` and that
+    /// address make the ledger id envelopes must name), within `policy`.
+    pub fn with_accounts(
+        mut self,
+        network: &Network,
+        policy: &AccountPolicy,
+    ) -> super::Result<Self> {
+        self.onboarding = Some(Onboarding {
+            ledger_id: ledger_id(&network.chain_id, network.marketplace()?),
+            network: network.clone(),
+            create_account: network.template(Template::CreateAccount)?,
+            faucet_hash: script_hash(network.template(Template::Faucet)?.as_bytes()),
+            initial_flow: policy.initial_flow,
+            limiter: Mutex::new(RateLimiter::new(policy.burst, policy.period)),
+            created: Mutex::new(HashMap::new()),
+        });
+        Ok(self)
+    }
+
+    /// The ledger id `create_account` envelopes must name, when this sponsor
+    /// creates accounts.
+    pub fn ledger_id(&self) -> Option<LedgerId> {
+        self.onboarding.as_ref().map(|o| o.ledger_id)
+    }
+
+    fn onboarding(&self, what: &str) -> Result<&Onboarding, SponsorError> {
+        self.onboarding
+            .as_ref()
+            .ok_or_else(|| SponsorError::NotOffered(what.into()))
+    }
+
+    /// Creates an account for the key of `signed` (see the module
+    /// documentation), waits for the seal and returns the new address.
+    pub async fn create_account(
+        &self,
+        signed: &SignedEnvelope,
+    ) -> Result<CreatedAccount, SponsorError> {
+        let on = self.onboarding("create accounts")?;
+        let (public_key, hash_algo) = check_create_account(signed, on.ledger_id)?;
+        let key = *public_key.as_bytes();
+        {
+            let mut created = on.created.lock().expect("created lock");
+            if let Some(done) = created.get(&key) {
+                return Err(SponsorError::AccountExists(match done {
+                    Some(a) => {
+                        format!("this sponsor already created account {a} for key {public_key}")
+                    }
+                    None => format!("this sponsor is creating an account for key {public_key}"),
+                }));
+            }
+            on.limiter
+                .lock()
+                .expect("account limiter lock")
+                .take_key((), Instant::now())
+                .map_err(|retry_after_ms| SponsorError::TooManyAccounts { retry_after_ms })?;
+            created.insert(key, None);
+        }
+        let result = self.send_create_account(on, &public_key, hash_algo).await;
+        let mut created = on.created.lock().expect("created lock");
+        match &result {
+            Ok(c) => {
+                created.insert(key, Some(c.address));
+            }
+            Err(_) => {
+                created.remove(&key);
+            }
+        }
+        result
+    }
+
+    async fn send_create_account(
+        &self,
+        on: &Onboarding,
+        public_key: &PublicKey,
+        hash_algo: HashAlgo,
+    ) -> Result<CreatedAccount, SponsorError> {
+        let access = |e: super::FlowError| SponsorError::Access(e.to_string());
+        let me = &self.payer;
+        let _turn = self.propose_lock.lock().await;
+        let info = self
+            .client
+            .account(me.address)
+            .await
+            .map_err(access)?
+            .ok_or_else(|| {
+                SponsorError::Access(format!("the sponsor account {} is gone", me.address))
+            })?;
+        let sequence = info
+            .keys
+            .iter()
+            .find(|k| k.index == me.key_index)
+            .map(|k| k.sequence_number)
+            .ok_or_else(|| {
+                SponsorError::Access(format!("the sponsor has no key {}", me.key_index))
+            })?;
+        let args = [
+            Value::string(hex::encode(public_key.as_bytes())),
+            Value::uint8(hash_algo.flow_code()),
+            Value::UFix64(on.initial_flow),
+        ];
+        let reference = self.client.latest_block(true).await.map_err(access)?;
+        let mut tx = Transaction::new(
+            on.create_account.clone(),
+            args.iter().map(Value::to_json_bytes).collect(),
+            reference.id,
+            self.max_gas_limit,
+            ProposalKey {
+                address: me.address,
+                key_index: me.key_index,
+                sequence_number: sequence,
+            },
+            me.address,
+            vec![me.address],
+        );
+        tx.sign_envelope(me.address, me.key_index, &me.key)
+            .map_err(|e| SponsorError::Transaction(e.to_string()))?;
+        let id = self.client.send_transaction(&tx).await.map_err(access)?;
+        let r = self
+            .client
+            .wait_sealed(id, Duration::from_millis(100), Duration::from_secs(60))
+            .await
+            .map_err(access)?;
+        if !r.error_message.is_empty() {
+            return Err(SponsorError::Execution(r.error_message));
+        }
+        let address = created_address(&r).map_err(|e| SponsorError::Transaction(e.to_string()))?;
+        tracing::info!(%address, key = %public_key, "sponsor created an account");
+        Ok(CreatedAccount {
+            address,
+            transaction: id,
+        })
+    }
+
+    /// Checks the faucet transaction `tx` (see the module documentation),
+    /// signs its envelope as payer and second authorizer, sends it and
+    /// returns its id (not waiting for the seal).
+    pub async fn faucet(&self, mut tx: Transaction) -> Result<[u8; 32], SponsorError> {
+        let on = self.onboarding("grant the faucet")?;
+        let me = self.payer.address;
+        if tx.payer != me {
+            return Err(SponsorError::PayerMismatch {
+                expected: me,
+                got: tx.payer,
+            });
+        }
+        let user = tx.proposal_key.address;
+        if user == me || tx.authorizers != [user, me] {
+            return Err(SponsorError::BadFaucet(format!(
+                "the user proposes and authorizes first, the sponsor {me} authorizes second"
+            )));
+        }
+        let hash = script_hash(&tx.script);
+        if hash != on.faucet_hash {
+            return Err(SponsorError::NotWhitelisted {
+                sha3_256: hex::encode(hash),
+            });
+        }
+        if !tx.arguments.is_empty() {
+            return Err(SponsorError::BadFaucet(
+                "the faucet takes no arguments".into(),
+            ));
+        }
+        if tx.gas_limit > self.max_gas_limit {
+            return Err(SponsorError::GasLimit {
+                got: tx.gas_limit,
+                max: self.max_gas_limit,
+            });
+        }
+        let info = self
+            .client
+            .account(user)
+            .await
+            .map_err(|e| SponsorError::Access(e.to_string()))?
+            .ok_or_else(|| SponsorError::BadPayloadSignature {
+                address: user,
+                reason: "no such account".into(),
+            })?;
+        verify_payload_signatures(&tx, &HashMap::from([(user, info)]))?;
+        let get_account = on
+            .network
+            .template(Template::GetAccount)
+            .map_err(|e| SponsorError::Transaction(e.to_string()))?;
+        let used = self
+            .client
+            .execute_script(get_account.as_bytes(), &[Value::Address(user)])
+            .await
+            .map_err(|e| SponsorError::Access(e.to_string()))?
+            .field("faucetUsed")
+            .and_then(Value::as_bool)
+            .map_err(|e| SponsorError::Access(format!("reading the account's faucet use: {e}")))?;
+        if used {
+            return Err(SponsorError::FaucetUsed(user));
+        }
+        self.limiter
+            .lock()
+            .expect("rate limiter lock")
+            .take(user, Instant::now())?;
+        tx.envelope_signatures.clear();
+        tx.sign_envelope(me, self.payer.key_index, &self.payer.key)
+            .map_err(|e| SponsorError::Transaction(e.to_string()))?;
+        self.client
+            .send_transaction(&tx)
+            .await
+            .map_err(|e| SponsorError::Access(e.to_string()))
     }
 
     /// The address that pays: the `payer` of the transactions it signs.
@@ -578,6 +975,156 @@ mod tests {
             verify_payload_signatures(&two, &with_two),
             Err(SponsorError::BadPayloadSignature { address, .. }) if address == addr(2)
         ));
+    }
+
+    fn create_envelope(
+        key: &flownet_core::SigningKey,
+        ledger: LedgerId,
+        algo: HashAlgo,
+    ) -> flownet_core::Envelope {
+        flownet_core::Envelope {
+            ledger,
+            signer: Address::derive(&key.public_key()),
+            sequence: 0,
+            action: Action::CreateAccount {
+                public_key: key.public_key(),
+                hash_algo: algo,
+            },
+        }
+    }
+
+    #[test]
+    fn a_create_account_envelope_proves_its_key_for_this_ledger() {
+        let ledger = ledger_id("flow-emulator", addr(7));
+        let key = flownet_core::SigningKey::generate();
+        for algo in [HashAlgo::Sha3_256, HashAlgo::Sha2_256] {
+            let signed = create_envelope(&key, ledger, algo).sign_with(&key, algo);
+            assert_eq!(
+                check_create_account(&signed, ledger).unwrap(),
+                (key.public_key(), algo)
+            );
+            // Signed with the other hash than the one it registers: refused.
+            let other = match algo {
+                HashAlgo::Sha3_256 => HashAlgo::Sha2_256,
+                HashAlgo::Sha2_256 => HashAlgo::Sha3_256,
+            };
+            let mismatched = create_envelope(&key, ledger, algo).sign_with(&key, other);
+            assert!(matches!(
+                check_create_account(&mismatched, ledger),
+                Err(SponsorError::BadEnvelopeSignature(a)) if a == Address::derive(&key.public_key())
+            ));
+        }
+        // Signed by someone else for this key: no proof of holding it.
+        let forged = create_envelope(&key, ledger, HashAlgo::Sha3_256)
+            .sign(&flownet_core::SigningKey::generate());
+        assert!(matches!(
+            check_create_account(&forged, ledger),
+            Err(SponsorError::BadEnvelopeSignature(_))
+        ));
+        // For another deployment or chain.
+        let elsewhere = ledger_id("flow-testnet", addr(7));
+        assert_ne!(elsewhere, ledger);
+        assert_ne!(ledger_id("flow-emulator", addr(8)), ledger);
+        let wrong = create_envelope(&key, elsewhere, HashAlgo::Sha3_256).sign(&key);
+        assert_eq!(
+            check_create_account(&wrong, ledger).unwrap_err(),
+            SponsorError::WrongLedger {
+                expected: ledger,
+                got: elsewhere
+            }
+        );
+        // The core's rules: the derived signer, sequence 0, create_account only.
+        let mut env = create_envelope(&key, ledger, HashAlgo::Sha3_256);
+        env.signer = addr(1);
+        let err = check_create_account(&env.sign(&key), ledger).unwrap_err();
+        assert!(
+            matches!(&err, SponsorError::InvalidEnvelope(m) if m.contains("not the address of the key")),
+            "{err}"
+        );
+        let mut env = create_envelope(&key, ledger, HashAlgo::Sha3_256);
+        env.sequence = 1;
+        assert!(matches!(
+            check_create_account(&env.sign(&key), ledger),
+            Err(SponsorError::InvalidEnvelope(_))
+        ));
+        let mut env = create_envelope(&key, ledger, HashAlgo::Sha3_256);
+        env.action = Action::Faucet;
+        assert!(matches!(
+            check_create_account(&env.sign(&key), ledger),
+            Err(SponsorError::InvalidEnvelope(m)) if m.contains("got faucet")
+        ));
+    }
+
+    #[test]
+    fn refusals_become_the_cores_errors() {
+        let user = addr(1);
+        assert_eq!(
+            flownet_core::Error::from(SponsorError::FaucetUsed(user)),
+            flownet_core::Error::Faucet(format!(
+                "account {user} has already received its welcome amount"
+            ))
+        );
+        assert_eq!(
+            flownet_core::Error::from(SponsorError::BadEnvelopeSignature(user)),
+            flownet_core::Error::BadSignature(user)
+        );
+        assert!(matches!(
+            flownet_core::Error::from(SponsorError::AccountExists("account 0x1".into())),
+            flownet_core::Error::AlreadyExists(_)
+        ));
+        assert!(matches!(
+            flownet_core::Error::from(SponsorError::Execution(
+                "error: pre-condition failed: faucet: this ledger has no faucet".into()
+            )),
+            flownet_core::Error::Faucet(_)
+        ));
+        assert!(matches!(
+            flownet_core::Error::from(SponsorError::TooManyAccounts { retry_after_ms: 5 }),
+            flownet_core::Error::Unauthorized(m) if m.contains("too many new accounts")
+        ));
+    }
+
+    #[test]
+    fn one_global_bucket_limits_new_accounts() {
+        let mut r = RateLimiter::<()>::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        r.take_key((), t0).unwrap();
+        r.take_key((), t0).unwrap();
+        assert_eq!(r.take_key((), t0), Err(30_000));
+        r.take_key((), t0 + Duration::from_secs(30)).unwrap();
+    }
+
+    #[test]
+    fn the_faucets_sponsor_authorizes_with_its_envelope_signature_only() {
+        let (user, sponsor) = (addr(1), addr(9));
+        let key = p256();
+        let accounts = HashMap::from([(user, account(user, &[(&key, 1000)]))]);
+        let mut tx = Transaction::new(
+            network().template(Template::Faucet).unwrap(),
+            vec![],
+            [3; 32],
+            9999,
+            ProposalKey {
+                address: user,
+                key_index: 0,
+                sequence_number: 0,
+            },
+            sponsor,
+            vec![user, sponsor],
+        );
+        // Only the user signs the payload; the payer-authorizer is not asked to.
+        tx.sign_payload(user, 0, &key).unwrap();
+        verify_payload_signatures(&tx, &accounts).unwrap();
+        // A payload signature claiming to be the payer's is still refused.
+        let mut doubled = tx.clone();
+        doubled
+            .payload_signatures
+            .push(doubled.payload_signatures[0].clone());
+        doubled.payload_signatures[1].address = sponsor;
+        assert!(verify_payload_signatures(&doubled, &accounts).is_err());
+        // And the user's signature is still required.
+        tx.payload_signatures.clear();
+        assert!(verify_payload_signatures(&tx, &accounts).is_err());
     }
 
     #[test]

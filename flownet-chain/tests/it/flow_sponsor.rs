@@ -1,12 +1,14 @@
 //! Gasless on a live emulator (skipped without one): a user whose account
-//! holds no spendable FLOW submits a task through a [`Sponsor`] that pays as
-//! payer only; a script that is not a FlowNet template is refused; the
+//! holds no spendable FLOW has it created, takes the faucet once and submits
+//! a task through a [`Sponsor`] that pays as payer only (and authorizes the
+//! faucet); a script that is not a FlowNet template is refused; the
 //! per-account rate limit bites.
 
 use std::{sync::Arc, time::Duration};
 
 use flownet_chain::flow::{
-    AccessClient, FlowConfig, FlowKey, FlowLedger, FlowSigner, Sponsor, SponsorPolicy, Whitelist,
+    AccessClient, AccountPolicy, FlowConfig, FlowKey, FlowLedger, FlowSigner, Sponsor,
+    SponsorPolicy, Whitelist,
 };
 use flownet_core::{
     Amount, Error, Ledger, LedgerConfig, OfferedModel, SigningKey, TaskStatus, memory::EchoEngine,
@@ -44,38 +46,49 @@ async fn a_user_without_flow_submits_through_the_sponsor() {
     FlowLedger::deploy(&network, &admin, &config).await.unwrap();
     let network = network.with_flownet_at(admin.address);
 
-    // Accounts and the faucet still need the sponsor key in process; the new
-    // accounts get no FLOW beyond what account creation itself stores.
-    let mut admin_config = FlowConfig::new(network.clone());
-    admin_config.sponsor = Some(admin.clone());
-    admin_config.initial_flow = 0;
-    let admin_ledger = Arc::new(FlowLedger::connect(admin_config).await.unwrap());
-    let node_key = SigningKey::generate();
-    let node_address = admin_ledger.create_account(&node_key).await.unwrap();
-    let user_key = SigningKey::generate();
-    let user_address = admin_ledger.create_account(&user_key).await.unwrap();
-    admin_ledger
-        .wallet(user_key.clone(), user_address)
-        .faucet()
-        .await
-        .unwrap();
-
-    // Everything else goes through the sponsor: this client holds no key
-    // that can pay.
+    // Everything goes through the sponsor, account creation and the faucet
+    // included: this client holds no key that can pay. The new accounts get
+    // no FLOW beyond what account creation itself stores.
     let policy = SponsorPolicy {
-        burst: 3,
+        burst: 4,
         period: Duration::from_secs(3600),
         max_gas_limit: 9999,
+    };
+    let accounts = AccountPolicy {
+        initial_flow: 0,
+        ..AccountPolicy::default()
     };
     let sponsor = Sponsor::new(
         AccessClient::connect(&emulator.access_api).await.unwrap(),
         admin.clone(),
         Whitelist::for_network(&network).unwrap(),
         &policy,
-    );
+    )
+    .with_accounts(&network, &accounts)
+    .unwrap();
     let mut user_config = FlowConfig::new(network.clone());
     user_config.payer = Some(Arc::new(sponsor));
     let ledger = Arc::new(FlowLedger::connect(user_config).await.unwrap());
+    let node_key = SigningKey::generate();
+    let node_address = ledger.create_account(&node_key).await.unwrap();
+    let user_key = SigningKey::generate();
+    let user_address = ledger.create_account(&user_key).await.unwrap();
+    // The same key again: the sponsor made its account already.
+    let err = ledger.create_account(&user_key).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists(m) if m.contains(&user_address.to_string())),
+        "{err}"
+    );
+    let faucet = ledger.wallet(user_key.clone(), user_address);
+    let granted = faucet.faucet().await.unwrap();
+    assert_eq!(granted.outcome.credited, Some(Amount::tokens(1000)));
+    assert_eq!(
+        faucet.faucet().await.unwrap_err(),
+        Error::Faucet(format!(
+            "account {user_address} has already received its welcome amount"
+        ))
+    );
+
     let client = ledger.client().clone();
     let flow_of = |a| {
         let client = client.clone();
@@ -133,8 +146,8 @@ async fn a_user_without_flow_submits_through_the_sponsor() {
         "{err}"
     );
 
-    // Burst 3: the user's submit, then a cancel and a second submit; the
-    // fourth transaction is refused until the bucket refills.
+    // Burst 4: the faucet, the user's submit, then a cancel and a second
+    // submit; the fifth transaction is refused until the bucket refills.
     user.cancel(task).await.unwrap();
     user.submit(node_address, &model.id, "again", "{}", Amount::tokens(2))
         .await

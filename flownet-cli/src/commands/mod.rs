@@ -79,6 +79,21 @@ pub struct SponsorArgs {
     /// The highest gas limit paid for
     #[arg(long, default_value_t = 9999)]
     max_gas_limit: u64,
+    /// New accounts the service creates at once …
+    #[arg(long, default_value_t = 30)]
+    accounts_burst: u32,
+    /// … refilled over this many seconds
+    #[arg(long, default_value_t = 60)]
+    accounts_period: u64,
+    /// New accounts one client IP address may ask for at once …
+    #[arg(long, default_value_t = 5)]
+    accounts_per_client: u32,
+    /// … refilled over this many seconds
+    #[arg(long, default_value_t = 3600)]
+    accounts_per_client_period: u64,
+    /// FLOW each new account receives for its storage
+    #[arg(long, default_value = "0.01")]
+    initial_flow: flownet_core::Amount,
 }
 
 #[derive(Debug, Subcommand)]
@@ -538,13 +553,27 @@ async fn sponsor_cmd(ctx: &Ctx, args: SponsorArgs) -> Result<()> {
     if args.burst == 0 || args.period == 0 {
         bail!("--burst and --period must be positive");
     }
+    if args.accounts_burst == 0
+        || args.accounts_period == 0
+        || args.accounts_per_client == 0
+        || args.accounts_per_client_period == 0
+    {
+        bail!("the --accounts-* limits must be positive");
+    }
     let (network, payer) = crate::flow::sponsor_setup(ctx)?;
     let policy = flownet_chain::flow::SponsorPolicy {
         burst: args.burst,
         period: std::time::Duration::from_secs(args.period),
         max_gas_limit: args.max_gas_limit,
     };
-    crate::sponsor::serve(network, payer, args.listen, policy).await
+    let accounts = flownet_chain::flow::AccountPolicy {
+        burst: args.accounts_burst,
+        period: std::time::Duration::from_secs(args.accounts_period),
+        per_client_burst: args.accounts_per_client,
+        per_client_period: std::time::Duration::from_secs(args.accounts_per_client_period),
+        initial_flow: args.initial_flow.0,
+    };
+    crate::sponsor::serve(network, payer, args.listen, policy, accounts).await
 }
 
 #[cfg(not(feature = "flow"))]
