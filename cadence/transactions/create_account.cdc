@@ -13,11 +13,13 @@ transaction(publicKey: String, hashAlgorithm: UInt8, initialFlow: UFix64) {
             publicKey: publicKey.decodeHex(),
             signatureAlgorithm: SignatureAlgorithm.ECDSA_P256
         )
-        let hash = HashAlgorithm(rawValue: hashAlgorithm)
-            ?? panic("invalid input: unknown hash algorithm ".concat(hashAlgorithm.toString()))
-        if hash != HashAlgorithm.SHA2_256 && hash != HashAlgorithm.SHA3_256 {
+        // Compared by raw value: on emulator v1.21.0 comparing the enum cases
+        // (`hash != HashAlgorithm.SHA3_256`) refused every SHA3-256 key.
+        if hashAlgorithm != HashAlgorithm.SHA2_256.rawValue
+            && hashAlgorithm != HashAlgorithm.SHA3_256.rawValue {
             panic("invalid input: account keys sign with SHA2-256 or SHA3-256")
         }
+        let hash = HashAlgorithm(rawValue: hashAlgorithm)!
         let account = Account(payer: sponsor)
         account.keys.add(publicKey: key, hashAlgorithm: hash, weight: 1000.0)
         FlowNetMarketplace.setupAccount(account)
