@@ -57,7 +57,7 @@ impl Client {
     /// A client paying and signing with `account` on `ledger`.
     #[new]
     fn new(ledger: Py<Ledger>, account: Py<Account>) -> PyResult<Self> {
-        if ledger.get().inner.id() != account.get().ledger.get().inner.id() {
+        if ledger.get().id() != account.get().ledger.get().id() {
             return Err(FlowError::Core(Error::InvalidInput(
                 "the account was loaded for another ledger".into(),
             ))
