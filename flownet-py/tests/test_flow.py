@@ -65,6 +65,23 @@ def test_an_emulator_that_does_not_answer_is_a_network_error(
         flownet.Ledger.open("emulator", create=True)
 
 
+def test_a_bad_flow_configuration_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_flow_env: None) -> None:
+    monkeypatch.setenv("FLOWNET_FLOW_ACCESS", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("FLOWNET_FLOW_CONTRACTS", "0x12")
+    with pytest.raises(flownet.InvalidInput, match="FLOWNET_FLOW_CONTRACTS must be an address"):
+        flownet.Ledger.open("emulator", data_dir=tmp_path)
+    monkeypatch.delenv("FLOWNET_FLOW_CONTRACTS")
+    monkeypatch.setenv("FLOWNET_FLOW_SPONSOR", "not a key")
+    with pytest.raises(flownet.FlowNetError, match="FLOWNET_FLOW_SPONSOR must be"):
+        flownet.Ledger.open("emulator", data_dir=tmp_path)
+    # A directory named like a network is still reachable by path.
+    (tmp_path / "emulator").mkdir()
+    monkeypatch.chdir(tmp_path)
+    local = flownet.Ledger.open("./emulator", create=True)
+    assert local.network == "embedded" and local.path is not None
+    assert local.path.resolve() == (tmp_path / "emulator" / "ledger.db").resolve()
+
+
 class Emulator:
     """A Flow emulator on 127.0.0.1 with free ports (the debugger listens on every
     interface otherwise), the known service key and transaction fees on."""
