@@ -8,16 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
 import urllib.request
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
-from support import VENV_BIN, free_port, wait_until
+from support import VENV_BIN, Proc, free_port, wait_until, write_module
 
 import flownet
 
@@ -249,3 +250,47 @@ def test_a_python_handler_node_serves_a_paid_task_on_flow(tmp_path: Path, on_flo
         node.stop()
         server.join(timeout=60)
     assert not server.is_alive() and not served, served
+
+
+HANDLER_MODULE = """
+import os
+
+import flownet
+
+node = flownet.Node(name="cli python node on flow", endpoint=os.environ["HANDLER_ENDPOINT"])
+
+@node.model("reverse", price="0.3", kind="text-generation")
+def reverse(prompt, params):
+    return prompt[::-1] * int(params.get("times", 1))
+"""
+
+
+@needs_emulator
+def test_the_console_script_serves_a_python_handler_for_a_python_made_account_on_flow(
+    tmp_path: Path, on_flow: Emulator, spawn: Callable[..., Proc]
+) -> None:
+    node_home = tmp_path / "node-home"
+    node_account = flownet.Account.create(flownet.Ledger.open("emulator", data_dir=node_home), "node")
+    flownet_cmd = [str(VENV_BIN / "flownet"), "--data-dir", str(node_home), "--key", "node", "--network", "emulator"]
+    # The key file Python wrote is the command's: same account on Flow.
+    shown = subprocess.run([*flownet_cmd, "--json", "account", "show"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["address"] == node_account.address
+
+    write_module(tmp_path, "flow_models", HANDLER_MODULE)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    node = spawn([*flownet_cmd, "node", "serve", "--handler", "flow_models:node", "--interval-ms", "200"],
+                 env={"HANDLER_ENDPOINT": endpoint})  # fmt: skip
+    node.wait_for_log("serving reverse", timeout=120)
+
+    user_ledger = flownet.Ledger.open("emulator", data_dir=tmp_path / "user-home")
+    client = flownet.Client(user_ledger, flownet.Account.create(user_ledger, "bob"))
+    (listed,) = client.nodes(model="reverse")
+    assert listed["owner"] == node_account.address and listed["endpoint"] == endpoint
+    task = client.submit("flow", "reverse", params={"times": 2})
+    out = task.wait(timeout=120)
+    assert out.text() == "wolfwolf" and out.sha256 == hashlib.sha256(b"wolfwolf").hexdigest()
+    assert client.rate(task, 4) >= 0
+    assert client.task(task.id).status == "fulfilled"
+    node.popen.send_signal(signal.SIGINT)
+    assert node.popen.wait(timeout=60) == 0, node.stderr()
