@@ -5,8 +5,11 @@
 #   2. mypy's stubtest checks _flownet.pyi against the native module, and mypy
 #      checks the examples (strict) and the tests against the stubs,
 #   3. pytest runs flownet-py/tests against the installed wheel, warnings as errors.
+#      With FLOW_EMULATOR=/path/to/flow-emulator, test_flow.py also runs the Python
+#      API on a live Flow emulator it starts (skipped, with the reason, otherwise).
 # Needs scripts/setup.sh first (the venv, the models, ONNX Runtime).
 # Usage: scripts/test-python.sh [extra pytest args]
+#        FLOW_EMULATOR=/path/to/flow-emulator scripts/test-python.sh -k flow
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

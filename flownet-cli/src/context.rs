@@ -24,6 +24,23 @@ pub enum Network {
     Mainnet,
 }
 
+impl std::str::FromStr for Network {
+    type Err = flownet_core::Error;
+
+    /// A network by the name `--network` takes (`embedded`, `emulator`, `testnet`,
+    /// `mainnet`), for frontends without clap (the Python package).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [Self::Embedded, Self::Emulator, Self::Testnet, Self::Mainnet]
+            .into_iter()
+            .find(|n| n.as_str() == name)
+            .ok_or_else(|| {
+                flownet_core::Error::InvalidInput(format!(
+                    "unknown network {name:?}: expected embedded, emulator, testnet or mainnet"
+                ))
+            })
+    }
+}
+
 impl Network {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -149,27 +166,58 @@ impl Ctx {
                 Ok(Wallet::new(ledger, self.load_key()?))
             }
             #[cfg(feature = "flow")]
-            _ => {
-                let ledger = crate::flow::connect(self).await?;
-                let key = self.load_key()?;
-                let address = self.flow_address()?;
-                ledger.add_signer(flownet_chain::flow::FlowSigner::new(
-                    address,
-                    0,
-                    flownet_chain::flow::FlowKey::from_core(&key),
-                ));
-                Ok(Wallet::with_address(
-                    ledger as Arc<dyn Ledger>,
-                    key,
-                    address,
-                ))
-            }
+            _ => self.flow_wallet(crate::flow::connect(self).await?),
             #[cfg(not(feature = "flow"))]
             _ => {
                 self.flow_ledger().await?;
                 unreachable!("flow_ledger fails without the flow feature")
             }
         }
+    }
+
+    /// A wallet for the key named `--key` at its account on the `--network` Flow
+    /// network, on `ledger` (a client of that network), which from then on signs
+    /// that account's transactions with the key.
+    #[cfg(feature = "flow")]
+    pub fn flow_wallet(
+        &self,
+        ledger: Arc<flownet_chain::flow::FlowLedger>,
+    ) -> Result<Wallet<dyn Ledger>> {
+        let key = self.load_key()?;
+        let address = self.flow_address()?;
+        ledger.add_signer(flownet_chain::flow::FlowSigner::new(
+            address,
+            0,
+            flownet_chain::flow::FlowKey::from_core(&key),
+        ));
+        Ok(Wallet::with_address(
+            ledger as Arc<dyn Ledger>,
+            key,
+            address,
+        ))
+    }
+
+    /// Creates an account for the `--key` key (made if missing) on `ledger`, a
+    /// client of the `--network` Flow network (its sponsor pays), and records
+    /// the account's address in the key file. A key that has an account on
+    /// that network already is refused with `AlreadyExists`.
+    #[cfg(feature = "flow")]
+    pub async fn create_flow_account(
+        &self,
+        ledger: &flownet_chain::flow::FlowLedger,
+    ) -> Result<Address> {
+        if let Ok(existing) = self.flow_address() {
+            return Err(flownet_core::Error::AlreadyExists(format!(
+                "key {:?} has account {existing} on {} already",
+                self.key_name,
+                self.network.as_str()
+            ))
+            .into());
+        }
+        let (key, _) = self.load_or_create_key()?;
+        let address = ledger.create_account(&key).await?;
+        self.save_flow_address(address)?;
+        Ok(address)
     }
 
     /// The `--key` account's address on the `--network` ledger.

@@ -20,7 +20,7 @@ mod commands;
 pub mod config;
 pub mod context;
 #[cfg(feature = "flow")]
-mod flow;
+pub mod flow;
 pub mod hooks;
 pub mod serve;
 #[cfg(feature = "flow")]

@@ -36,9 +36,17 @@ impl Client {
     }
 
     fn task_handle(&self, id: u64) -> Task {
+        let ledger = self.ledger.get();
         Task {
             id,
-            ledger: self.ledger.get().port(),
+            ledger: ledger.port(),
+            // A Flow read is a script run by an Access node, which public networks
+            // rate-limit; a block takes about a second there anyway.
+            poll: if ledger.network() == flownet_cli::context::Network::Embedded {
+                Duration::from_millis(50)
+            } else {
+                Duration::from_millis(500)
+            },
             data_dir: self.account.get().data_dir.clone(),
         }
     }
@@ -57,7 +65,7 @@ impl Client {
     /// A client paying and signing with `account` on `ledger`.
     #[new]
     fn new(ledger: Py<Ledger>, account: Py<Account>) -> PyResult<Self> {
-        if ledger.get().inner.id() != account.get().ledger.get().inner.id() {
+        if ledger.get().id() != account.get().ledger.get().id() {
             return Err(FlowError::Core(Error::InvalidInput(
                 "the account was loaded for another ledger".into(),
             ))
@@ -238,6 +246,8 @@ pub struct Task {
     #[pyo3(get)]
     id: u64,
     ledger: Arc<dyn flownet_core::Ledger>,
+    /// How often `wait` reads the ledger unless told.
+    poll: Duration,
     /// Whose blob store to look in before fetching an output over HTTP.
     data_dir: PathBuf,
 }
@@ -276,13 +286,14 @@ impl Task {
     /// output (from the local blob store, else over HTTP) and checks it against the
     /// SHA-256 on the ledger. Raises TimeoutError after `timeout` seconds, and
     /// InvalidState when the task ended without an output. The ledger is read every
-    /// `poll_interval` seconds.
-    #[pyo3(signature = (timeout = 900.0, *, poll_interval = 0.05))]
-    fn wait(&self, py: Python<'_>, timeout: f64, poll_interval: f64) -> PyResult<Output> {
+    /// `poll_interval` seconds (default: 0.05 on the embedded ledger, 0.5 on Flow).
+    #[pyo3(signature = (timeout = 900.0, *, poll_interval = None))]
+    fn wait(&self, py: Python<'_>, timeout: f64, poll_interval: Option<f64>) -> PyResult<Output> {
         let started = Instant::now();
         let limit = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
-        let poll = Duration::try_from_secs_f64(poll_interval.clamp(0.001, 60.0))
-            .unwrap_or(Duration::from_millis(50));
+        let poll = poll_interval
+            .and_then(|p| Duration::try_from_secs_f64(p.clamp(0.001, 60.0)).ok())
+            .unwrap_or(self.poll);
         let task = loop {
             let ledger = self.ledger.clone();
             let id = self.id;

@@ -5,10 +5,14 @@ use std::{
     sync::Arc,
 };
 
-use flownet_chain::EmbeddedLedger;
-use flownet_cli::{config::Config, context::Ctx};
+use flownet_chain::{EmbeddedLedger, flow::FlowLedger};
+use flownet_cli::{
+    config::Config,
+    context::{Ctx, Network},
+};
 use flownet_core::{
-    Action, Address, Envelope, Error, LedgerConfig, Receipt, TaskQuery, TaskStatus, Wallet,
+    Action, Address, Envelope, Error, LedgerConfig, LedgerId, Receipt, TaskQuery, TaskStatus,
+    Wallet,
 };
 use pyo3::{prelude::*, types::PyType};
 
@@ -18,30 +22,110 @@ use crate::{
     errors::{FlowError, FlowResult},
 };
 
-/// Ledger networks other builds may know; this one opens embedded ledgers only.
-const OTHER_NETWORKS: [&str; 3] = ["emulator", "testnet", "mainnet"];
+/// Which ledger a [`Ledger`] talks to.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// One SQLite file that several processes share.
+    Embedded(Arc<EmbeddedLedger>),
+    /// FlowNet's contracts on a Flow network, through the Access API. The one
+    /// client signs for every account loaded on it.
+    Flow {
+        ledger: Arc<FlowLedger>,
+        network: Network,
+    },
+}
 
-/// A FlowNet ledger. This build opens the embedded ledger: one SQLite file that several
-/// processes (the `flownet` command included) share.
+/// A FlowNet ledger: the embedded ledger (one SQLite file that several processes,
+/// the `flownet` command included, share) or FlowNet's contracts on a Flow network.
 #[pyclass(module = "flownet", frozen)]
 #[derive(Debug)]
 pub struct Ledger {
-    pub(crate) inner: Arc<EmbeddedLedger>,
+    backend: Backend,
+    id: LedgerId,
+    /// Where keys (and the blobs of accounts) are kept by default.
+    data_dir: PathBuf,
 }
 
 impl Ledger {
     pub(crate) fn port(&self) -> Arc<dyn flownet_core::Ledger> {
-        self.inner.clone()
+        self.backend.port()
     }
 
-    /// The data dir the ledger file lives in (`<data dir>/ledger.db`), where keys and
-    /// blobs go by default, as with the `flownet` command.
-    pub(crate) fn data_dir(&self) -> PathBuf {
-        self.inner
-            .path()
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    /// The ledger's id: accounts, clients and nodes check that they share one.
+    pub(crate) fn id(&self) -> LedgerId {
+        self.id
     }
+
+    /// The network, as `--network` names it.
+    pub(crate) fn network(&self) -> Network {
+        self.backend.network()
+    }
+
+    /// Where keys and blobs go by default, as with the `flownet` command: the
+    /// directory of the ledger file (`<data dir>/ledger.db`), or on Flow the data dir
+    /// given to `open` (else `$FLOWNET_HOME`, else `~/.flownet`).
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone()
+    }
+
+    fn embedded(inner: EmbeddedLedger, data_dir: Option<PathBuf>) -> Self {
+        let data_dir = data_dir.unwrap_or_else(|| {
+            inner
+                .path()
+                .parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        });
+        Self {
+            id: inner.id(),
+            backend: Backend::Embedded(Arc::new(inner)),
+            data_dir,
+        }
+    }
+
+    /// Connects to FlowNet on the Flow `network`, configured from the environment
+    /// exactly as the `flownet` command is (`FLOWNET_FLOW_ACCESS`,
+    /// `FLOWNET_FLOW_CONTRACTS`, `FLOWNET_FLOW_SPONSOR` or `FLOWNET_FLOW_SPONSOR_URL`).
+    async fn connect_flow(network: Network, data_dir: PathBuf) -> FlowResult<Self> {
+        let ctx = Account::ctx(data_dir.clone(), "default", network);
+        let ledger = flownet_cli::flow::connect(&ctx).await?;
+        // Reading the ledger's info also checks that FlowNet is deployed there.
+        let info = flownet_core::Ledger::info(&*ledger).await.map_err(|e| {
+            FlowError::Other(anyhow::Error::new(e).context(format!(
+                "reading FlowNet's contracts on Flow {} (deployed with `flownet --network {} flow deploy`?)",
+                network.as_str(),
+                network.as_str()
+            )))
+        })?;
+        Ok(Self {
+            id: info.id,
+            backend: Backend::Flow { ledger, network },
+            data_dir,
+        })
+    }
+}
+
+impl Backend {
+    fn network(&self) -> Network {
+        match self {
+            Self::Embedded(_) => Network::Embedded,
+            Self::Flow { network, .. } => *network,
+        }
+    }
+
+    fn port(&self) -> Arc<dyn flownet_core::Ledger> {
+        match self {
+            Self::Embedded(l) => l.clone(),
+            Self::Flow { ledger, .. } => ledger.clone(),
+        }
+    }
+}
+
+/// The default data dir, as the `flownet` command finds it: `$FLOWNET_HOME`, else
+/// `~/.flownet`.
+fn default_home() -> PathBuf {
+    std::env::var_os("FLOWNET_HOME")
+        .filter(|h| !h.is_empty())
+        .map_or_else(flownet_cli::context::default_data_dir, PathBuf::from)
 }
 
 /// A path argument (str or os.PathLike) with `~` expanded, as people write data dirs.
@@ -69,48 +153,73 @@ pub(crate) fn check_key_name(name: &str) -> FlowResult<()> {
     }
 }
 
-fn resolve_ledger_path(path_or_network: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+/// What `Ledger.open` was asked for.
+enum Target {
+    File(PathBuf),
+    Flow(Network),
+}
+
+fn resolve_target(path_or_network: &Bound<'_, PyAny>) -> PyResult<Target> {
     let path = path_arg(path_or_network)?;
     let text = path.to_string_lossy();
-    if text == flownet_cli::config::EMBEDDED {
-        return Ok(flownet_cli::context::default_data_dir().join("ledger.db"));
+    // A bare network name; a file or directory of that name is written `./emulator`.
+    match text.parse::<Network>() {
+        Ok(Network::Embedded) => return Ok(Target::File(default_home().join("ledger.db"))),
+        Ok(network) => return Ok(Target::Flow(network)),
+        Err(_) => {}
     }
-    if OTHER_NETWORKS.contains(&text.as_ref()) {
-        return Err(FlowError::Core(Error::InvalidInput(format!(
-            "network {text:?} is not available in this build: open an embedded ledger by its \
-             path (a ledger.db file or the data dir holding it)"
-        )))
-        .into());
-    }
-    Ok(if path.is_dir() {
+    Ok(Target::File(if path.is_dir() {
         path.join("ledger.db")
     } else {
         path
-    })
+    }))
 }
 
 #[pymethods]
 impl Ledger {
-    /// Opens a ledger: a path to a `ledger.db` file (or the data dir holding it), or
-    /// "embedded" for the default data dir (`$FLOWNET_HOME`, else `~/.flownet`). With
-    /// `create=True` a missing ledger is made with the default parameters.
+    /// Opens a ledger: a path to a `ledger.db` file (or the data dir holding it),
+    /// "embedded" for the default data dir (`$FLOWNET_HOME`, else `~/.flownet`), or
+    /// "emulator", "testnet" or "mainnet" for FlowNet's contracts on that Flow network,
+    /// configured from the environment as the `flownet` command is
+    /// (`FLOWNET_FLOW_ACCESS`, `FLOWNET_FLOW_CONTRACTS`, `FLOWNET_FLOW_SPONSOR` or
+    /// `FLOWNET_FLOW_SPONSOR_URL`). With `create=True` a missing embedded ledger is
+    /// made with the default parameters. `data_dir` is where accounts' keys and blobs
+    /// are kept (default: the ledger file's directory; on Flow `$FLOWNET_HOME`, else
+    /// `~/.flownet`).
     #[staticmethod]
-    #[pyo3(signature = (path_or_network, *, create = false))]
-    fn open(py: Python<'_>, path_or_network: &Bound<'_, PyAny>, create: bool) -> PyResult<Self> {
-        let path = resolve_ledger_path(path_or_network)?;
-        blocking(py, move || {
-            if !create && !path.exists() {
-                return Err(Error::NotFound(format!(
-                    "no ledger at {} (pass create=True, or run `flownet init`)",
-                    path.display()
-                ))
-                .into());
+    #[pyo3(signature = (path_or_network, *, create = false, data_dir = None))]
+    fn open(
+        py: Python<'_>,
+        path_or_network: &Bound<'_, PyAny>,
+        create: bool,
+        data_dir: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let data_dir = data_dir.map(path_arg).transpose()?;
+        match resolve_target(path_or_network)? {
+            Target::Flow(network) => {
+                if create {
+                    return Err(FlowError::Core(Error::InvalidInput(format!(
+                        "on Flow the ledger is FlowNet's contracts: deploy them with \
+                         `flownet --network {} flow deploy` instead of create=True",
+                        network.as_str()
+                    )))
+                    .into());
+                }
+                let data_dir = data_dir.unwrap_or_else(default_home);
+                block_on(py, Self::connect_flow(network, data_dir))
             }
-            let inner = EmbeddedLedger::open_or_create(&path, LedgerConfig::default())?;
-            Ok(Self {
-                inner: Arc::new(inner),
-            })
-        })
+            Target::File(path) => blocking(py, move || {
+                if !create && !path.exists() {
+                    return Err(Error::NotFound(format!(
+                        "no ledger at {} (pass create=True, or run `flownet init`)",
+                        path.display()
+                    ))
+                    .into());
+                }
+                let inner = EmbeddedLedger::open_or_create(&path, LedgerConfig::default())?;
+                Ok(Self::embedded(inner, data_dir))
+            }),
+        }
     }
 
     /// Creates a new ledger file with the given parameters (windows in seconds, the
@@ -144,27 +253,44 @@ impl Ledger {
             if path.exists() {
                 return Err(Error::AlreadyExists(format!("a ledger at {}", path.display())).into());
             }
-            Ok(Self {
-                inner: Arc::new(EmbeddedLedger::create(&path, config)?),
-            })
+            Ok(Self::embedded(EmbeddedLedger::create(&path, config)?, None))
         })
     }
 
-    /// The ledger file.
+    /// The ledger file, or None on Flow.
     #[getter]
-    fn path(&self) -> PathBuf {
-        self.inner.path().to_path_buf()
+    fn path(&self) -> Option<PathBuf> {
+        match &self.backend {
+            Backend::Embedded(l) => Some(l.path().to_path_buf()),
+            Backend::Flow { .. } => None,
+        }
     }
 
     /// The ledger's id (hex): envelopes signed for one ledger are void on any other.
-    #[getter]
-    fn id(&self) -> String {
-        self.inner.id().to_hex()
+    #[getter(id)]
+    fn id_hex(&self) -> String {
+        self.id.to_hex()
     }
 
+    /// "embedded", or the Flow network: "emulator", "testnet" or "mainnet".
+    #[getter(network)]
+    fn network_name(&self) -> &'static str {
+        self.network().as_str()
+    }
+
+    /// The Access API (`http://host:port`) of a Flow ledger, or None.
     #[getter]
-    fn network(&self) -> &'static str {
-        flownet_cli::config::EMBEDDED
+    fn access_api(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Embedded(_) => None,
+            Backend::Flow { ledger, .. } => Some(ledger.network().access_api.clone()),
+        }
+    }
+
+    /// Where keys and blobs are kept by default (see `open`).
+    #[getter(data_dir)]
+    fn data_dir_py(&self) -> PathBuf {
+        self.data_dir()
     }
 
     /// The ledger's id, parameters, clock, height and totals.
@@ -259,11 +385,20 @@ impl Ledger {
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "Ledger(path={:?}, id={})",
-            self.inner.path().display().to_string(),
-            self.inner.id()
-        )
+        match &self.backend {
+            Backend::Embedded(l) => format!(
+                "Ledger(path={:?}, id={})",
+                l.path().display().to_string(),
+                self.id
+            ),
+            Backend::Flow { ledger, network } => format!(
+                "Ledger(network={:?}, access_api={:?}, contracts={}, id={})",
+                network.as_str(),
+                ledger.network().access_api,
+                ledger.marketplace(),
+                self.id
+            ),
+        }
     }
 }
 
@@ -326,13 +461,39 @@ pub struct Account {
 }
 
 impl Account {
-    pub(crate) fn ctx(data_dir: PathBuf, name: &str) -> Ctx {
+    pub(crate) fn ctx(data_dir: PathBuf, name: &str, network: Network) -> Ctx {
         Ctx {
             data_dir,
             key_name: name.to_owned(),
             models_dir: flownet_infer::default_models_dir(),
             json: false,
-            network: flownet_cli::context::Network::Embedded,
+            network,
+        }
+    }
+
+    /// A wallet for the key `name` of `data_dir` on `ledger`, which must exist (and
+    /// on Flow have an account on that network).
+    fn load_wallet(
+        backend: &Backend,
+        data_dir: PathBuf,
+        name: &str,
+    ) -> FlowResult<Wallet<dyn flownet_core::Ledger>> {
+        let ctx = Self::ctx(data_dir, name, backend.network());
+        if !ctx.key_path(name).exists() {
+            return Err(Error::NotFound(format!(
+                "no key named {name:?} in {} (make it with Account.create or `flownet init --key {name}`)",
+                ctx.data_dir.display()
+            ))
+            .into());
+        }
+        match backend {
+            Backend::Embedded(l) => Ok(Wallet::new(l.clone(), ctx.load_key()?)),
+            Backend::Flow { ledger: flow, .. } => {
+                if let Err(e) = ctx.flow_address() {
+                    return Err(Error::NotFound(format!("{e:#}")).into());
+                }
+                Ok(ctx.flow_wallet(flow.clone())?)
+            }
         }
     }
 
@@ -353,7 +514,9 @@ impl Account {
     /// Makes the key `name` in the data dir (unless it exists), registers it as an
     /// account on the ledger and, with `faucet=True`, takes the faucet's welcome amount
     /// where the ledger has one. An account that exists already raises AlreadyExists.
-    /// The data dir defaults to the ledger file's directory.
+    /// The data dir defaults to the ledger's (see `Ledger.open`). On Flow the
+    /// ledger's sponsor creates the account, and its address is recorded in the key
+    /// file, as `flownet --network ... account create` does.
     #[staticmethod]
     #[pyo3(signature = (ledger, name = None, *, data_dir = None, faucet = true))]
     fn create(
@@ -363,11 +526,11 @@ impl Account {
         data_dir: Option<&Bound<'_, PyAny>>,
         faucet: bool,
     ) -> PyResult<Self> {
-        let port = ledger.get().port();
         let data_dir = match data_dir {
             Some(d) => path_arg(d)?,
             None => ledger.get().data_dir(),
         };
+        let backend = ledger.get().backend.clone();
         let (wallet, name) = block_on(py, {
             let data_dir = data_dir.clone();
             async move {
@@ -376,9 +539,19 @@ impl Account {
                     None => Self::default_name(&data_dir)?,
                 };
                 check_key_name(&name)?;
-                let (key, _) = Self::ctx(data_dir, &name).load_or_create_key()?;
-                let wallet = Wallet::new(port, key);
-                wallet.create_account().await?;
+                let ctx = Self::ctx(data_dir, &name, backend.network());
+                let wallet = match &backend {
+                    Backend::Embedded(l) => {
+                        let (key, _) = ctx.load_or_create_key()?;
+                        let wallet = Wallet::new(l.clone() as Arc<dyn flownet_core::Ledger>, key);
+                        wallet.create_account().await?;
+                        wallet
+                    }
+                    Backend::Flow { ledger: flow, .. } => {
+                        ctx.create_flow_account(flow).await?;
+                        ctx.flow_wallet(flow.clone())?
+                    }
+                };
                 if faucet {
                     wallet.ensure_funded().await?;
                 }
@@ -403,11 +576,11 @@ impl Account {
         name: Option<String>,
         data_dir: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let port = ledger.get().port();
         let data_dir = match data_dir {
             Some(d) => path_arg(d)?,
             None => ledger.get().data_dir(),
         };
+        let backend = ledger.get().backend.clone();
         let (wallet, name) = blocking(py, {
             let data_dir = data_dir.clone();
             move || {
@@ -416,15 +589,7 @@ impl Account {
                     None => Self::default_name(&data_dir)?,
                 };
                 check_key_name(&name)?;
-                let ctx = Self::ctx(data_dir, &name);
-                if !ctx.key_path(&name).exists() {
-                    return Err(Error::NotFound(format!(
-                        "no key named {name:?} in {} (make it with Account.create or `flownet init --key {name}`)",
-                        ctx.data_dir.display()
-                    ))
-                    .into());
-                }
-                Ok((Wallet::new(port, ctx.load_key()?), name))
+                Ok((Self::load_wallet(&backend, data_dir, &name)?, name))
             }
         })?;
         Ok(Self {
@@ -454,7 +619,12 @@ impl Account {
     /// The key file.
     #[getter]
     fn key_path(&self) -> PathBuf {
-        Self::ctx(self.data_dir.clone(), &self.name).key_path(&self.name)
+        Self::ctx(
+            self.data_dir.clone(),
+            &self.name,
+            self.ledger.get().network(),
+        )
+        .key_path(&self.name)
     }
 
     #[getter]

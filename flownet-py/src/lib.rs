@@ -1,7 +1,8 @@
 //! The native module of the `flownet` Python package, `flownet._flownet`: PyO3 glue over
 //! the same Rust crates as the `flownet` command. It converts values, maps errors to
 //! the exception classes of `flownet.exceptions` (one function, [`errors::to_py_err`]),
-//! runs every blocking call on one shared tokio runtime with the GIL released, and
+//! runs every blocking call on one shared tokio runtime with the GIL released (on Flow,
+//! while a transaction is sent and sealed), and
 //! implements the core's `Engine` port for Python model functions, taking the GIL only
 //! to call them.
 //!
@@ -15,6 +16,8 @@
 //! ledger = flownet.Ledger.open("/tmp/demo/ledger.db", create=True)
 //! alice = flownet.Account.create(ledger, "alice")
 //! print(alice.address, alice.balance())
+//! # the same on FlowNet's Flow contracts, configured from FLOWNET_FLOW_* as the command is
+//! on_flow = flownet.Ledger.open("emulator")
 //! ```
 
 mod cli;

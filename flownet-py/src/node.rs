@@ -277,7 +277,7 @@ impl Node {
     ) -> PyResult<Self> {
         let ledger = match (&ledger, &account) {
             (None, Some(a)) => Some(a.get().ledger.clone_ref(py)),
-            (Some(l), Some(a)) if l.get().inner.id() != a.get().ledger.get().inner.id() => {
+            (Some(l), Some(a)) if l.get().id() != a.get().ledger.get().id() => {
                 return Err(FlowError::Core(Error::InvalidInput(
                     "the account was loaded for another ledger".into(),
                 ))

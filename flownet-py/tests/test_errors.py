@@ -156,12 +156,13 @@ def test_errors_of_no_core_kind_are_the_base_class(ledger: flownet.Ledger) -> No
         ledger.balance("0x12")
     with pytest.raises(flownet.NotFound, match="no key named"):
         flownet.Account.load(ledger, "nobody")
-    with pytest.raises(flownet.InvalidInput, match="not available in this build"):
-        flownet.Ledger.open("testnet")
+    with pytest.raises(flownet.InvalidInput, match="flow deploy"):
+        flownet.Ledger.open("testnet", create=True)
     with pytest.raises(flownet.InvalidInput, match="key name"):
         flownet.Account.create(ledger, "../outside")
+    assert ledger.path is not None and ledger.data_dir == ledger.path.parent
     with pytest.raises(flownet.NotFound, match="no ledger at"):
-        flownet.Ledger.open(Path(ledger.path).parent / "missing.db")
+        flownet.Ledger.open(ledger.data_dir / "missing.db")
     with pytest.raises(flownet.AlreadyExists):
         flownet.Ledger.create(ledger.path)
 

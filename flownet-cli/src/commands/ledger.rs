@@ -183,18 +183,8 @@ async fn resolve(ctx: &Ctx, address: Option<Address>) -> Result<Address> {
 /// pays) and records its address in the key file.
 #[cfg(feature = "flow")]
 pub async fn create_flow_account(ctx: &Ctx) -> Result<Address> {
-    if let Ok(existing) = ctx.flow_address() {
-        bail!(
-            "key {:?} already has account {existing} on {}",
-            ctx.key_name,
-            ctx.network.as_str()
-        );
-    }
-    let (key, _) = ctx.load_or_create_key()?;
-    let ledger = crate::flow::connect(ctx).await?;
-    let address = ledger.create_account(&key).await?;
-    ctx.save_flow_address(address)?;
-    Ok(address)
+    ctx.create_flow_account(&*crate::flow::connect(ctx).await?)
+        .await
 }
 
 #[cfg(not(feature = "flow"))]

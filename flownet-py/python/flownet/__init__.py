@@ -19,6 +19,10 @@ Users pay for prompts::
     client = flownet.Client(ledger, flownet.Account.load(ledger, "alice"))
     task = client.submit("a quiet valley", "my-model")
     task.wait(timeout=60).save("valley.png")
+
+The same code runs on FlowNet's contracts on Flow with
+``flownet.Ledger.open("emulator")`` (or ``"testnet"``, ``"mainnet"``), configured from
+the environment as ``flownet --network ...`` is.
 """
 
 from __future__ import annotations

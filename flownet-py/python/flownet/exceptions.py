@@ -151,7 +151,7 @@ class Blob(FlowNetError):
 
 
 class Network(FlowNetError, ConnectionError):
-    """A node's endpoint could not be reached."""
+    """A node's endpoint, or a Flow network's Access API, could not be reached."""
 
     kind = "network"
 
