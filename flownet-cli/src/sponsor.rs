@@ -14,7 +14,12 @@
 //!   or `{"error": "...", "kind": "not_whitelisted" | "rate_limited" |
 //!   "bad_payload_signature" | "payer_mismatch" | "sponsor_as_signer" |
 //!   "gas_limit" | "bad_request" | "access"}` with 403, 429 (and
-//!   `Retry-After`), 401, 400, 400, 400, 400 or 502.
+//!   `Retry-After`), 401, 400, 400, 400, 400 or 502;
+//! - `POST /v1/sponsor/sign` with a [`SponsorRequest`]: the same checks, then
+//!   the payer's envelope signature only, nothing sent (for clients that send
+//!   the transaction themselves, such as the web page with FCL) →
+//!   `{"address": "0x…", "key_index": 0, "signature": "<r ‖ s hex>", "id":
+//!   "<tx id hex>"}`, or the same refusals.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -151,38 +156,95 @@ fn refusal(e: &SponsorError) -> (StatusCode, &'static str) {
 }
 
 async fn sponsor_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
-    let tx = match serde_json::from_slice::<SponsorRequest>(&body)
-        .map_err(anyhow::Error::from)
-        .and_then(|r| r.to_transaction())
-    {
+    let tx = match parse_request(&body) {
         Ok(tx) => tx,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": format!("{e:#}"), "kind": "bad_request" })),
-            )
-                .into_response();
-        }
+        Err(r) => return r,
     };
     match s.sponsor.sponsor(tx).await {
         Ok(id) => Json(json!({ "id": hex::encode(id) })).into_response(),
-        Err(e) => {
-            let (status, kind) = refusal(&e);
-            tracing::info!(%e, "sponsor refused a transaction");
-            let mut r = (
-                status,
-                Json(json!({ "error": e.to_string(), "kind": kind })),
+        Err(e) => refusal_response(e),
+    }
+}
+
+/// The request of a `POST /v1/sponsor…` body, or its refusal.
+fn parse_request(body: &[u8]) -> Result<Transaction, Response> {
+    serde_json::from_slice::<SponsorRequest>(body)
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r.to_transaction())
+        .map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": format!("{e:#}"), "kind": "bad_request" })),
             )
-                .into_response();
-            if let SponsorError::RateLimited { retry_after_ms, .. } = e {
-                let secs = retry_after_ms.div_ceil(1000).max(1);
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-            }
-            r
+                .into_response()
+        })
+}
+
+/// The answer of `POST /v1/sponsor/sign`: the payer's envelope signature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedByPayer {
+    pub address: Address,
+    pub key_index: u32,
+    /// `r ‖ s`, hex.
+    pub signature: String,
+    /// The transaction's id once sent with this signature, hex.
+    pub id: String,
+}
+
+impl SignedByPayer {
+    /// The payer's signature of `tx` (signed by `payer`).
+    pub fn of(tx: &Transaction, payer: Address) -> Result<Self, SponsorError> {
+        let s = tx
+            .envelope_signatures
+            .iter()
+            .find(|s| s.address == payer)
+            .ok_or_else(|| SponsorError::Transaction("the payer did not sign".into()))?;
+        let id = tx
+            .id()
+            .map_err(|e| SponsorError::Transaction(e.to_string()))?;
+        Ok(Self {
+            address: s.address,
+            key_index: s.key_index,
+            signature: hex::encode(&s.signature),
+            id: hex::encode(id),
+        })
+    }
+}
+
+async fn sign_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let tx = match parse_request(&body) {
+        Ok(tx) => tx,
+        Err(r) => return r,
+    };
+    let me = s.sponsor.address();
+    match s
+        .sponsor
+        .sign_envelope(tx)
+        .await
+        .and_then(|tx| SignedByPayer::of(&tx, me))
+    {
+        Ok(signed) => Json(signed).into_response(),
+        Err(e) => refusal_response(e),
+    }
+}
+
+/// A refusal as the service answers it: status, `{"error", "kind"}` and, when
+/// rate limited, `Retry-After`.
+pub fn refusal_response(e: SponsorError) -> Response {
+    let (status, kind) = refusal(&e);
+    tracing::info!(%e, "sponsor refused a transaction");
+    let mut r = (
+        status,
+        Json(json!({ "error": e.to_string(), "kind": kind })),
+    )
+        .into_response();
+    if let SponsorError::RateLimited { retry_after_ms, .. } = e {
+        let secs = retry_after_ms.div_ceil(1000).max(1);
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
         }
     }
+    r
 }
 
 /// The service's router.
@@ -212,6 +274,7 @@ pub fn router(sponsor: Sponsor, network: &Network, policy: &SponsorPolicy) -> Re
             get(|State(s): State<Arc<AppState>>| async move { Json(s.info.clone()) }),
         )
         .route("/v1/sponsor", post(sponsor_route))
+        .route("/v1/sponsor/sign", post(sign_route))
         .with_state(state))
 }
 
@@ -328,6 +391,78 @@ impl Payer for HttpPayer {
             Some("access") => SponsorError::Access(message),
             _ => SponsorError::Transaction(format!("HTTP {status}: {message}")),
         })
+    }
+
+    async fn sign_envelope(&self, mut tx: Transaction) -> Result<Transaction, SponsorError> {
+        let body = SponsorRequest::from_transaction(&tx)
+            .and_then(|r| Ok(serde_json::to_string(&r)?))
+            .map_err(|e| SponsorError::Transaction(format!("{e:#}")))?;
+        let url = format!("{}/v1/sponsor/sign", self.url);
+        let (status, text) = post_json(self.agent.clone(), url, body).await?;
+        if status != 200 {
+            return Err(http_refusal(status, &text, tx.proposal_key.address));
+        }
+        let signed: SignedByPayer = serde_json::from_str(&text)
+            .map_err(|e| SponsorError::Access(format!("the sponsor answered {text}: {e}")))?;
+        if signed.address != self.address {
+            return Err(SponsorError::Access(format!(
+                "the sponsor signed as {}, not as its payer {}",
+                signed.address, self.address
+            )));
+        }
+        let signature = hex::decode(&signed.signature)
+            .map_err(|e| SponsorError::Access(format!("the sponsor's signature is not hex: {e}")))?;
+        tx.envelope_signatures.clear();
+        tx.envelope_signatures.push(TxSignature {
+            address: signed.address,
+            key_index: signed.key_index,
+            signature,
+        });
+        Ok(tx)
+    }
+}
+
+/// POSTs `body` as JSON to `url`; the status and the answer's text.
+async fn post_json(
+    agent: ureq::Agent,
+    url: String,
+    body: String,
+) -> Result<(u16, String), SponsorError> {
+    tokio::task::spawn_blocking(move || {
+        let mut r = agent
+            .post(&url)
+            .header("content-type", "application/json")
+            .send(body)
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        let text = r
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        Ok::<_, String>((r.status().as_u16(), text))
+    })
+    .await
+    .map_err(|e| SponsorError::Access(e.to_string()))?
+    .map_err(SponsorError::Access)
+}
+
+/// The service's refusal, kept typed where its kind says which.
+fn http_refusal(status: u16, text: &str, proposer: Address) -> SponsorError {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let message = v["error"].as_str().unwrap_or(text).to_owned();
+    match v["kind"].as_str() {
+        Some("bad_payload_signature") => SponsorError::BadPayloadSignature {
+            address: proposer,
+            reason: message,
+        },
+        Some("not_whitelisted") => SponsorError::NotWhitelisted {
+            sha3_256: message
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned(),
+        },
+        Some("access") => SponsorError::Access(message),
+        _ => SponsorError::Transaction(format!("HTTP {status}: {message}")),
     }
 }
 

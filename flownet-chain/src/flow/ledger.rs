@@ -432,7 +432,9 @@ impl FlowLedger {
             .map_err(net)
     }
 
-    fn outcome(&self, r: &TransactionResult) -> Result<Outcome, Error> {
+    /// What a sealed FlowNet transaction did, read from its events (task id,
+    /// NFT, amount credited), as [`Ledger::send`]'s receipt carries it.
+    pub fn outcome(&self, r: &TransactionResult) -> Result<Outcome, Error> {
         let mut outcome = Outcome::default();
         for e in &r.events {
             let Some(name) = e.r#type.strip_prefix(&self.event_prefix) else {
@@ -474,7 +476,10 @@ impl FlowLedger {
         Ok(outcome)
     }
 
-    fn arguments(action: &Action) -> Result<(Template, Vec<Value>), Error> {
+    /// The template and the arguments that carry out `action` on Flow: the one
+    /// mapping from the core's verbs to Cadence, used by [`Ledger::send`] and by
+    /// clients that build the transaction themselves (the web page with FCL).
+    pub fn arguments(action: &Action) -> Result<(Template, Vec<Value>), Error> {
         use Value as V;
         Ok(match action {
             Action::CreateAccount { .. } => {
