@@ -158,7 +158,7 @@ fn refusal(e: &SponsorError) -> (StatusCode, &'static str) {
 async fn sponsor_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
     let tx = match parse_request(&body) {
         Ok(tx) => tx,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     match s.sponsor.sponsor(tx).await {
         Ok(id) => Json(json!({ "id": hex::encode(id) })).into_response(),
@@ -167,16 +167,18 @@ async fn sponsor_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) 
 }
 
 /// The request of a `POST /v1/sponsor…` body, or its refusal.
-fn parse_request(body: &[u8]) -> Result<Transaction, Response> {
+fn parse_request(body: &[u8]) -> Result<Transaction, Box<Response>> {
     serde_json::from_slice::<SponsorRequest>(body)
         .map_err(anyhow::Error::from)
         .and_then(|r| r.to_transaction())
         .map_err(|e| {
-            (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": format!("{e:#}"), "kind": "bad_request" })),
+            Box::new(
+                (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "error": format!("{e:#}"), "kind": "bad_request" })),
+                )
+                    .into_response(),
             )
-                .into_response()
         })
 }
 
@@ -214,7 +216,7 @@ impl SignedByPayer {
 async fn sign_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
     let tx = match parse_request(&body) {
         Ok(tx) => tx,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let me = s.sponsor.address();
     match s
@@ -410,8 +412,9 @@ impl Payer for HttpPayer {
                 signed.address, self.address
             )));
         }
-        let signature = hex::decode(&signed.signature)
-            .map_err(|e| SponsorError::Access(format!("the sponsor's signature is not hex: {e}")))?;
+        let signature = hex::decode(&signed.signature).map_err(|e| {
+            SponsorError::Access(format!("the sponsor's signature is not hex: {e}"))
+        })?;
         tx.envelope_signatures.clear();
         tx.envelope_signatures.push(TxSignature {
             address: signed.address,
