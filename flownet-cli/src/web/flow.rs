@@ -306,6 +306,7 @@ pub async fn sign_faucet(
 /// `GET /api/flow/transactions/{id}`: waits for the transaction's seal; its
 /// outcome, or the core error its Cadence rejection maps to.
 async fn transaction(State(g): G, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let started = std::time::Instant::now();
     let f = flow(&g)?;
     let raw: [u8; 32] = hex::decode(id.trim_start_matches("0x"))
         .ok()
@@ -333,6 +334,17 @@ async fn transaction(State(g): G, Path(id): Path<String>) -> ApiResult<Json<Valu
         )));
     }
     let outcome = f.ledger.outcome(&r)?;
+    // A task submitted through this page: watched from its seal, for its events and
+    // the submit-to-delivery latency, as the relay does on the embedded ledger.
+    if r.events
+        .iter()
+        .any(|e| e.r#type.ends_with("FlowNetMarketplace.TaskSubmitted"))
+        && let Some(id) = outcome.task
+        && let Ok(Some(task)) = g.ledger.task(id).await
+    {
+        g.hub
+            .track_submit(task, g.ledger.info().await?.now, started);
+    }
     Ok(Json(json!({
         "id": hex::encode(raw),
         "height": r.block_height,

@@ -1,0 +1,192 @@
+// The page on a live Flow emulator (FLOW_EMULATOR=/path/to/flow-emulator; skipped
+// without one): a fresh browser makes its key, which becomes a Flow account's key
+// (created by the sponsor from an envelope the browser signed), takes the faucet and
+// pays for a prompt with Flow transactions that FCL builds and sends in the browser,
+// signed by the browser's key and paid by the gateway's sponsor; a node serving the
+// real terrain model on the emulator delivers; the page shows the image with the
+// SHA-256 on chain. Screenshots go to target/e2e/flow-*.png.
+
+import { strict as assert } from "node:assert";
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+
+import { chromium } from "playwright-core";
+
+import { EMULATOR, FlowMarket } from "./flow-harness.mjs";
+
+const SHOTS = resolve(import.meta.dirname, "../../target/e2e");
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--no-first-run",
+  "--disable-sync",
+];
+const PROMPT = "glacier carved ridges under a low sun";
+
+if (!EMULATOR) {
+  console.log(
+    "\n*****************************************************************\n" +
+      "SKIPPED: no Flow emulator (the page on Flow; set FLOW_EMULATOR=\n" +
+      "/path/to/flow-emulator to run it)\n" +
+      "*****************************************************************\n",
+  );
+  test("the page on Flow (SKIPPED: no Flow emulator)", () => {});
+} else {
+  let market;
+  let base;
+  let browser;
+  const problems = [];
+
+  before(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    market = new FlowMarket();
+    base = await market.start();
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (problems.length > 0 || process.exitCode) console.error(market?.logs());
+    await market?.stop();
+  });
+
+  const shot = (page, name) => page.screenshot({ path: join(SHOTS, `flow-${name}.png`), fullPage: true });
+
+  test("a fresh browser's key becomes a Flow account that pays for a prompt with FCL", { timeout: 300_000 }, async () => {
+    const config = await (await fetch(`${base}/api/flow/config`)).json();
+    assert.equal(config.network, "emulator");
+    assert.equal(config.payer, "0xf8d6e0586b0a20c7");
+    assert.equal(config.access_node, "/api/flow/access");
+
+    const ctx = await browser.newContext({ viewport: { width: 360, height: 800 }, acceptDownloads: true });
+    ctx.on("request", (r) => {
+      const u = new URL(r.url());
+      if (!["blob:", "data:"].includes(u.protocol) && u.origin !== base) problems.push(`request off the gateway: ${r.url()}`);
+    });
+    const page = await ctx.newPage();
+    page.on("console", (m) => {
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console: ${m.text()}`);
+    });
+    page.on("response", (r) => {
+      const expected = r.status() === 404 && new URL(r.url()).pathname.startsWith("/api/accounts/");
+      if (r.status() >= 400 && !expected) problems.push(`${r.status()} for ${r.url()}`);
+    });
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    const signs = [];
+    page.on("request", (r) => {
+      if (new URL(r.url()).pathname === "/api/flow/sign") signs.push(r.postDataJSON());
+    });
+
+    await page.goto(base);
+    await page.getByRole("button", { name: "Make my key" }).waitFor();
+    await page.locator("#network", { hasText: "On Flow emulator" }).waitFor();
+    await shot(page, "fresh-browser");
+
+    // The key: made in the browser, then a Flow account (the sponsor creates it).
+    await page.getByRole("button", { name: "Make my key" }).click();
+    await page.locator("#notice", { hasText: /Flow account 0x[0-9a-f]{16} is created/ }).waitFor({ timeout: 60_000 });
+    const address = (await page.locator("#address").textContent()).trim();
+    assert.match(address, /^0x[0-9a-f]{16}$/);
+    const account = await (await fetch(`${base}/api/accounts/${address}`)).json();
+    assert.equal(account.hash_algo, "SHA2_256", "the Flow account key signs with SHA2-256, as WebCrypto does");
+    // The account's Flow key is the browser's key.
+    const flowAccount = await (await fetch(`${market.rest}/v1/accounts/${address.slice(2)}?expand=keys`)).json();
+    assert.equal(flowAccount.keys.length, 1);
+    assert.equal(flowAccount.keys[0].signing_algorithm, "ECDSA_P256");
+    assert.equal(flowAccount.keys[0].hashing_algorithm, "SHA2_256");
+    const download = page.waitForEvent("download");
+    await page.getByRole("button", { name: "Save key file" }).click();
+    const keyFile = join(SHOTS, "flow-key.json");
+    await (await download).saveAs(keyFile);
+    const saved = JSON.parse(readFileSync(keyFile, "utf8"));
+    assert.equal(`0x${flowAccount.keys[0].public_key.replace(/^0x/, "")}`, `0x${saved.public_key}`);
+    assert.deepEqual(saved.flow_addresses, { emulator: address });
+    await shot(page, "account-created");
+
+    // The faucet: a Flow transaction the browser signs; the sponsor pays and grants.
+    await page.getByRole("button", { name: "Get welcome tokens" }).click();
+    await page.locator("#balance", { hasText: "1000" }).waitFor({ timeout: 60_000 });
+    await shot(page, "faucet");
+
+    // The prompt: the submit transaction, built by FCL in the browser.
+    await page.getByLabel("Model", { exact: true }).selectOption("terrain-diffusion-128");
+    await page.getByLabel("Prompt", { exact: true }).fill(PROMPT);
+    await page.locator("#price", { hasText: "You pay 0.5 FLOWNET" }).waitFor();
+    await page.getByRole("button", { name: "Pay and run" }).click();
+    await page.locator('#steps li[data-step="submitted"].done, #steps li[data-step="delivered"].done').first().waitFor({ timeout: 60_000 });
+    const taskId = Number((await page.locator("#status-h").textContent()).match(/#(\d+)/)[1]);
+    await page.locator('#steps li[data-step="delivered"].done').waitFor({ timeout: 180_000 });
+    await page.locator("#result-check", { hasText: "matches the ledger" }).waitFor({ timeout: 30_000 });
+
+    const task = (await (await fetch(`${base}/api/tasks/${taskId}`)).json()).task;
+    assert.equal(task.status, "fulfilled");
+    assert.equal(task.requester, address);
+    assert.equal(task.prompt, PROMPT);
+    assert.equal((await page.locator("#result-sha").textContent()).trim(), task.result.sha256);
+    assert.equal((await page.locator("#result-weights").textContent()).trim(), task.weights_sha256);
+    const bytes = Buffer.from(await (await fetch(`${base}/api/blobs/${task.result.sha256}?task=${taskId}`)).arrayBuffer());
+    assert.equal(createHash("sha256").update(bytes).digest("hex"), task.result.sha256);
+    const size = await page.locator("#result-image").evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+    assert.deepEqual(size, [128, 128]);
+    await page.locator("#balance", { hasText: "999.5" }).waitFor({ timeout: 15_000 });
+    await page.locator(`#nfts li[data-nft="${task.nft}"]`).waitFor({ timeout: 15_000 });
+    await shot(page, "image-delivered");
+
+    // The sponsor was asked to sign (never to send) the faucet and the submit, each
+    // time for a transaction whose payload the browser's key signed.
+    assert.equal(signs.length, 2, JSON.stringify(signs));
+    for (const s of signs) {
+      assert.equal(s.payer, "0xf8d6e0586b0a20c7");
+      assert.equal(s.proposal_key.address, address);
+      assert.deepEqual(s.payload_signatures.map((p) => p.address), [address]);
+    }
+
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 360 px screen`);
+    assert.deepEqual(problems, []);
+  });
+
+  test("the sponsor's sign-only path refuses what it must not pay for", { timeout: 60_000 }, async () => {
+    const post = async (body) => {
+      const r = await fetch(`${base}/api/flow/sign`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      return [r.status, (await r.json()).error];
+    };
+    const block = await (await fetch(`${market.rest}/v1/blocks?height=sealed`)).json();
+    const alpine = JSON.parse(readFileSync(join(market.dir, "keys", "alpine.json"), "utf8"));
+    const user = alpine.flow_addresses.emulator;
+    const tx = {
+      script: "transaction { prepare(a: &Account) { log(a.address) } }",
+      arguments: [],
+      reference_block_id: block[0].header.id,
+      gas_limit: 100,
+      proposal_key: { address: user, key_index: 0, sequence_number: 0 },
+      payer: "0xf8d6e0586b0a20c7",
+      authorizers: [user],
+      payload_signatures: [{ address: user, key_index: 0, signature: "00".repeat(64) }],
+    };
+    // Not one of FlowNet's templates: refused before any signature is checked.
+    let [status, error] = await post(tx);
+    assert.equal(status, 403);
+    assert.equal(error.code, "not_whitelisted");
+    // A template with a payload signature that is not the account key's.
+    const built = await (
+      await fetch(`${base}/api/flow/transaction`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ action: { type: "cancel", task: 1 } }),
+      })
+    ).json();
+    [status, error] = await post({ ...tx, script: built.cadence, arguments: built.arguments.map((a) => JSON.stringify(a)) });
+    assert.equal(status, 401);
+    assert.equal(error.code, "bad_signature");
+  });
+}
