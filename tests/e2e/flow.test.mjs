@@ -55,6 +55,13 @@ if (!EMULATOR) {
     await market?.stop();
   });
 
+  /** Waits for `locator`, failing at once with the page's error when one shows. */
+  async function settled(page, locator, timeout) {
+    const error = page.locator("#error:not([hidden])");
+    await locator.or(error).first().waitFor({ timeout });
+    if (await error.isVisible()) assert.fail(`the page shows an error: ${await error.textContent()}; ${problems.join("; ")}`);
+  }
+
   const shot = (page, name) => page.screenshot({ path: join(SHOTS, `flow-${name}.png`), fullPage: true });
 
   test("a fresh browser's key becomes a Flow account that pays for a prompt with FCL", { timeout: 300_000 }, async () => {
@@ -89,7 +96,7 @@ if (!EMULATOR) {
 
     // The key: made in the browser, then a Flow account (the sponsor creates it).
     await page.getByRole("button", { name: "Make my key" }).click();
-    await page.locator("#notice", { hasText: /Flow account 0x[0-9a-f]{16} is created/ }).waitFor({ timeout: 60_000 });
+    await settled(page, page.locator("#notice", { hasText: /Flow account 0x[0-9a-f]{16} is created/ }), 60_000);
     const address = (await page.locator("#address").textContent()).trim();
     assert.match(address, /^0x[0-9a-f]{16}$/);
     const account = await (await fetch(`${base}/api/accounts/${address}`)).json();
@@ -110,7 +117,7 @@ if (!EMULATOR) {
 
     // The faucet: a Flow transaction the browser signs; the sponsor pays and grants.
     await page.getByRole("button", { name: "Get welcome tokens" }).click();
-    await page.locator("#balance", { hasText: "1000" }).waitFor({ timeout: 60_000 });
+    await settled(page, page.locator("#balance", { hasText: "1000" }), 60_000);
     await shot(page, "faucet");
 
     // The prompt: the submit transaction, built by FCL in the browser.
@@ -118,7 +125,7 @@ if (!EMULATOR) {
     await page.getByLabel("Prompt", { exact: true }).fill(PROMPT);
     await page.locator("#price", { hasText: "You pay 0.5 FLOWNET" }).waitFor();
     await page.getByRole("button", { name: "Pay and run" }).click();
-    await page.locator('#steps li[data-step="submitted"].done, #steps li[data-step="delivered"].done').first().waitFor({ timeout: 60_000 });
+    await settled(page, page.locator("#status:not([hidden])"), 60_000);
     const taskId = Number((await page.locator("#status-h").textContent()).match(/#(\d+)/)[1]);
     await page.locator('#steps li[data-step="delivered"].done').waitFor({ timeout: 180_000 });
     await page.locator("#result-check", { hasText: "matches the ledger" }).waitFor({ timeout: 30_000 });

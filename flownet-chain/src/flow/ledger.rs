@@ -104,6 +104,14 @@ fn flow_hash_code(h: flownet_core::crypto::HashAlgo) -> u8 {
     }
 }
 
+/// The core's hash algorithm for a Flow account key's.
+fn core_hash(h: Option<super::keys::HashAlgorithm>) -> flownet_core::crypto::HashAlgo {
+    match h {
+        Some(super::keys::HashAlgorithm::Sha2_256) => flownet_core::crypto::HashAlgo::Sha2_256,
+        _ => flownet_core::crypto::HashAlgo::Sha3_256,
+    }
+}
+
 fn net(e: FlowError) -> Error {
     e.into()
 }
@@ -835,7 +843,7 @@ impl Ledger for FlowLedger {
         {
             // The Flow account key signs with the same hash as the core key:
             // SHA3-256 for the CLI's keys, SHA2-256 for WebCrypto's.
-            if !signed.verify(public_key) {
+            if !signed.verify_with(public_key, *hash_algo) {
                 return Err(Error::BadSignature(env.signer));
             }
             let (r, address) = self.create_account_for(public_key, *hash_algo).await?;
@@ -859,7 +867,9 @@ impl Ledger for FlowLedger {
             .ok_or_else(|| Error::NotFound(format!("account {} (create it first)", env.signer)))?;
         let key = self.flownet_key(&info)?;
         let on_chain = PublicKey::from_bytes(&key.public_key)?;
-        if !signed.verify(&on_chain) {
+        // The envelope is hashed as the account's key hashes (SHA2-256 for keys
+        // made by WebCrypto).
+        if !signed.verify_with(&on_chain, core_hash(key.hash_algorithm)) {
             return Err(Error::BadSignature(env.signer));
         }
         if env.sequence != key.sequence_number {
@@ -897,12 +907,7 @@ impl Ledger for FlowLedger {
             sequence: key.sequence_number,
             balance: amount_of(&v, "balance")?,
             faucet_used: bool_of(&v, "faucetUsed")?,
-            hash_algo: match key.hash_algorithm {
-                Some(super::keys::HashAlgorithm::Sha2_256) => {
-                    flownet_core::crypto::HashAlgo::Sha2_256
-                }
-                _ => flownet_core::crypto::HashAlgo::Sha3_256,
-            },
+            hash_algo: core_hash(key.hash_algorithm),
         }))
     }
 
