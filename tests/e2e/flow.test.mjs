@@ -4,7 +4,9 @@
 // pays for a prompt with Flow transactions that FCL builds and sends in the browser,
 // signed by the browser's key and paid by the gateway's sponsor; a node serving the
 // real terrain model on the emulator delivers; the page shows the image with the
-// SHA-256 on chain. Screenshots go to target/e2e/flow-*.png.
+// SHA-256 on chain. A custodial OpenAI API key pays for an image on Flow; the
+// sponsor's sign-only path refuses a script that is not a template and a forged
+// payload signature. Screenshots go to target/e2e/flow-*.png.
 
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
@@ -156,6 +158,29 @@ if (!EMULATOR) {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 360 px screen`);
     assert.deepEqual(problems, []);
+  });
+
+  test("a custodial OpenAI API key works on Flow", { timeout: 180_000 }, async () => {
+    // The sponsor creates the key's Flow account and grants it the faucet.
+    const made = market.run("alpine", ["web", "keys", "create", "--label", "flow-app", "--max-price", "1", "--faucet"], true);
+    assert.match(made.address, /^0x[0-9a-f]{16}$/);
+    assert.equal(made.funded, "1000");
+    const r = await fetch(`${base}/v1/images/generations`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${made.key}` },
+      body: JSON.stringify({ model: "terrain-diffusion-128", prompt: "a dune sea at dusk", response_format: "b64_json" }),
+    });
+    const body = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(body));
+    const image = body.data[0];
+    const bytes = Buffer.from(image.b64_json, "base64");
+    assert.equal(createHash("sha256").update(bytes).digest("hex"), image.sha256);
+    const task = (await (await fetch(`${base}/api/tasks/${image.task_id}`)).json()).task;
+    assert.equal(task.requester, made.address, "paid from the key's Flow account");
+    assert.equal(task.result.sha256, image.sha256);
+    const listed = market.run("alpine", ["web", "keys", "list"], true).find((k) => k.id === made.id);
+    assert.equal(listed.network, "emulator");
+    assert.equal(listed.balance, "999.5");
   });
 
   test("the sponsor's sign-only path refuses what it must not pay for", { timeout: 60_000 }, async () => {
