@@ -4,7 +4,8 @@
 // pays for a prompt with Flow transactions that FCL builds and sends in the browser,
 // signed by the browser's key and paid by the gateway's sponsor; a node serving the
 // real terrain model on the emulator delivers; the page shows the image with the
-// SHA-256 on chain. A custodial OpenAI API key pays for an image on Flow; the
+// SHA-256 on chain; another browser rates it with an FCL transaction and earns the
+// bounty; a third imports the key file and finds the account. A custodial OpenAI API key pays for an image on Flow; the
 // sponsor's sign-only path refuses a script that is not a template and a forged
 // payload signature. Screenshots go to target/e2e/flow-*.png.
 
@@ -98,7 +99,7 @@ if (!EMULATOR) {
 
     // The key: made in the browser, then a Flow account (the sponsor creates it).
     await page.getByRole("button", { name: "Make my key" }).click();
-    await settled(page, page.locator("#notice", { hasText: /Flow account 0x[0-9a-f]{16} is created/ }), 60_000);
+    await settled(page, page.locator("#address", { hasText: /^0x[0-9a-f]{16}$/ }), 60_000);
     const address = (await page.locator("#address").textContent()).trim();
     assert.match(address, /^0x[0-9a-f]{16}$/);
     const account = await (await fetch(`${base}/api/accounts/${address}`)).json();
@@ -157,6 +158,39 @@ if (!EMULATOR) {
 
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 360 px screen`);
+
+    // Another browser: its own key and Flow account; it rates the output with an FCL
+    // transaction and is paid the bounty.
+    const bobCtx = await browser.newContext({ viewport: { width: 1024, height: 800 } });
+    const bob = await bobCtx.newPage();
+    bob.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    await bob.goto(base);
+    await bob.getByRole("button", { name: "Make my key" }).click();
+    await settled(bob, bob.locator("#address", { hasText: /^0x[0-9a-f]{16}$/ }), 60_000);
+    await bob.getByRole("button", { name: "Get welcome tokens" }).click();
+    await settled(bob, bob.locator("#balance", { hasText: "1000" }), 60_000);
+    const card = bob.locator(`#outputs li[data-task="${taskId}"]`);
+    await card.waitFor({ timeout: 15_000 });
+    const rateButton = card.getByRole("button", { name: /^Rate and earn / });
+    const bounty = Number((await rateButton.textContent()).match(/earn ([0-9.]+) FLOWNET/)[1]);
+    assert.ok(bounty > 0);
+    await card.getByLabel("5 stars").check();
+    await rateButton.click();
+    await settled(bob, card.locator(".rated", { hasText: `You earned ${bounty} FLOWNET` }), 60_000);
+    const ratings = (await (await fetch(`${base}/api/tasks/${taskId}`)).json()).ratings;
+    assert.equal(ratings.length, 1);
+    assert.equal(ratings[0].stars, 5);
+    await shot(bob, "rated-by-another-browser");
+
+    // A third browser imports the key file: the same Flow account and its NFT.
+    const carolCtx = await browser.newContext({ viewport: { width: 800, height: 800 } });
+    const carol = await carolCtx.newPage();
+    carol.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    await carol.goto(base);
+    await carol.getByLabel("Use a key file").setInputFiles(keyFile);
+    await settled(carol, carol.locator("#address", { hasText: address }), 30_000);
+    await carol.locator(`#nfts li[data-nft="${task.nft}"]`).waitFor({ timeout: 15_000 });
+    await shot(carol, "key-imported-elsewhere");
     assert.deepEqual(problems, []);
   });
 
