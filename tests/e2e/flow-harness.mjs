@@ -103,6 +103,15 @@ export class FlowMarket extends Market {
     return this.url;
   }
 
+  /** Another gateway on the same chain (no node), with `args`; its base URL. */
+  async startGateway(args) {
+    const port = await freePort();
+    const gateway = this.spawn("alpine", ["web", "--listen", `127.0.0.1:${port}`, "--flow-rest", this.rest, ...args]);
+    const url = `http://127.0.0.1:${port}`;
+    await this.waitFor(`${url}/healthz`, gateway);
+    return url;
+  }
+
   async stop() {
     await super.stop();
     rmSync(this.emulatorDir, { recursive: true, force: true });

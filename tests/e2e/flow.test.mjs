@@ -12,6 +12,7 @@
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 
@@ -215,6 +216,53 @@ if (!EMULATOR) {
     const listed = market.run("alpine", ["web", "keys", "list"], true).find((k) => k.id === made.id);
     assert.equal(listed.network, "emulator");
     assert.equal(listed.balance, "999.5");
+  });
+
+  test("a Flow wallet user logs in through the configured FCL discovery wallet", { timeout: 60_000 }, async () => {
+    // A stand-in discovery page: no Flow wallet installs from the registries here, so
+    // this checks the wiring up to the wallet (button, policy, FCL opening the
+    // configured discovery URL in a frame), not a wallet's answer.
+    const asked = [];
+    const wallet = createServer((req, res) => {
+      asked.push(req.url);
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<!doctype html><title>wallet</title><p>a discovery wallet</p>");
+    });
+    await new Promise((ok) => wallet.listen(0, "127.0.0.1", ok));
+    const origin = `http://127.0.0.1:${wallet.address().port}`;
+    try {
+      const url = await market.startGateway(["--fcl-discovery", `${origin}/fcl/authn`]);
+      const config = await (await fetch(`${url}/api/flow/config`)).json();
+      assert.equal(config.discovery_wallet, `${origin}/fcl/authn`);
+      const csp = (await fetch(url)).headers.get("content-security-policy");
+      assert.ok(csp.endsWith(`; frame-src ${origin}`), csp);
+      assert.ok(!(await fetch(base)).headers.get("content-security-policy").includes("frame-src"));
+
+      const ctx = await browser.newContext({ viewport: { width: 360, height: 800 } });
+      const page = await ctx.newPage();
+      const errors = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(url);
+      const login = page.getByRole("button", { name: "Log in with a Flow wallet" });
+      await login.waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 360 px screen`);
+      await login.click();
+      const frame = page.locator(`iframe[src^="${origin}/fcl/authn"]`);
+      await frame.waitFor({ state: "attached", timeout: 15_000 });
+      const until = Date.now() + 10_000;
+      while (!asked.some((u) => u.startsWith("/fcl/authn")) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(asked.some((u) => u.startsWith("/fcl/authn")), JSON.stringify(asked));
+      await shot(page, "wallet-discovery");
+      assert.deepEqual(errors, []);
+      // Without a discovery wallet the button is not offered.
+      const plain = await ctx.newPage();
+      await plain.goto(base);
+      await plain.getByRole("button", { name: "Make my key" }).waitFor();
+      assert.equal(await plain.getByRole("button", { name: "Log in with a Flow wallet" }).isVisible(), false);
+    } finally {
+      wallet.close();
+    }
   });
 
   test("the sponsor's sign-only path refuses what it must not pay for", { timeout: 60_000 }, async () => {
