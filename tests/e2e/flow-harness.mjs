@@ -7,7 +7,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 
 import { BIN, MODELS, Market, freePort } from "./harness.mjs";
 
@@ -68,7 +68,8 @@ export class FlowMarket extends Market {
       "--transaction-fees",
       "--transaction-expiry", "1000",
     ];
-    const emulator = spawn(EMULATOR, EMULATOR.endsWith("/flow") ? ["emulator", ...args] : args, {
+    // The Flow CLI runs the emulator as a subcommand.
+    const emulator = spawn(EMULATOR, basename(EMULATOR) === "flow" ? ["emulator", ...args] : args, {
       cwd: this.emulatorDir,
       stdio: ["ignore", "pipe", "pipe"],
     });
