@@ -10,7 +10,7 @@
 // payload signature. Screenshots go to target/e2e/flow-*.png.
 
 import { strict as assert } from "node:assert";
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey, sign } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { join, resolve } from "node:path";
@@ -218,18 +218,62 @@ if (!EMULATOR) {
     assert.equal(listed.balance, "999.5");
   });
 
-  test("a Flow wallet user logs in through the configured FCL discovery wallet", { timeout: 60_000 }, async () => {
-    // A stand-in discovery page: no Flow wallet installs from the registries here, so
-    // this checks the wiring up to the wallet (button, policy, FCL opening the
-    // configured discovery URL in a frame), not a wallet's answer.
+  test("a Flow wallet user logs in through FCL discovery and pays for a prompt the sponsor pays for", { timeout: 180_000 }, async () => {
+    // No Flow wallet installs from the registries here, so a small one stands in: it
+    // speaks FCL's frame protocol (VIEW:READY, then an AuthnResponse or a
+    // CompositeSignature) for an account made with `flownet init`, and signs with
+    // that account's own key (P-256, SHA3-256, as Flow's wallets do).
+    const wally = market.run("wally", ["init"], true);
+    const keyFile = JSON.parse(readFileSync(join(market.dir, "keys", "wally.json"), "utf8"));
+    const addr = keyFile.flow_addresses.emulator;
+    assert.equal(wally.address, addr);
+    const pub = Buffer.from(keyFile.public_key, "hex");
+    const key = createPrivateKey({
+      format: "jwk",
+      key: {
+        kty: "EC",
+        crv: "P-256",
+        x: pub.subarray(0, 32).toString("base64url"),
+        y: pub.subarray(32).toString("base64url"),
+        d: Buffer.from(keyFile.private_key, "hex").toString("base64url"),
+      },
+    });
     const asked = [];
-    const wallet = createServer((req, res) => {
-      asked.push(req.url);
-      res.writeHead(200, { "content-type": "text/html" });
-      res.end("<!doctype html><title>wallet</title><p>a discovery wallet</p>");
+    let origin;
+    const page = `<!doctype html><title>Stand-in wallet</title><p>Stand-in wallet</p><script>
+      const kind = location.pathname.split("/").pop();
+      addEventListener("message", async (e) => {
+        if (e.data?.type !== "FCL:VIEW:READY:RESPONSE") return;
+        const r = await fetch("/api/" + kind, { method: "POST", body: JSON.stringify(e.data.body ?? null) });
+        parent.postMessage({ type: "FCL:VIEW:RESPONSE", f_type: "PollingResponse", f_vsn: "1.0.0", status: "APPROVED", reason: null, data: await r.json() }, "*");
+      });
+      parent.postMessage({ type: "FCL:VIEW:READY" }, "*");
+    </script>`;
+    const wallet = createServer(async (req, res) => {
+      asked.push(`${req.method} ${req.url}`);
+      if (req.method === "GET") {
+        res.writeHead(200, { "content-type": "text/html" });
+        return res.end(page);
+      }
+      let body = "";
+      for await (const chunk of req) body += chunk;
+      const service = (type) => ({
+        f_type: "Service", f_vsn: "1.0.0", type, uid: `stand-in#${type}`, method: "IFRAME/RPC",
+        endpoint: `${origin}/fcl/${type}`, id: addr, identity: { address: addr, keyId: 0 },
+      });
+      let answer;
+      if (req.url === "/api/authn") {
+        answer = { f_type: "AuthnResponse", f_vsn: "1.0.0", addr, services: [service("authn"), service("authz")] };
+      } else {
+        const signable = JSON.parse(body);
+        const signature = sign("sha3-256", Buffer.from(signable.message, "hex"), { key, dsaEncoding: "ieee-p1363" });
+        answer = { f_type: "CompositeSignature", f_vsn: "1.0.0", addr, keyId: 0, signature: signature.toString("hex") };
+      }
+      res.writeHead(200, { "content-type": "application/json", "access-control-allow-origin": "*" });
+      res.end(JSON.stringify(answer));
     });
     await new Promise((ok) => wallet.listen(0, "127.0.0.1", ok));
-    const origin = `http://127.0.0.1:${wallet.address().port}`;
+    origin = `http://127.0.0.1:${wallet.address().port}`;
     try {
       const url = await market.startGateway(["--fcl-discovery", `${origin}/fcl/authn`]);
       const config = await (await fetch(`${url}/api/flow/config`)).json();
@@ -239,22 +283,40 @@ if (!EMULATOR) {
       assert.ok(!(await fetch(base)).headers.get("content-security-policy").includes("frame-src"));
 
       const ctx = await browser.newContext({ viewport: { width: 360, height: 800 } });
-      const page = await ctx.newPage();
+      const p = await ctx.newPage();
       const errors = [];
-      page.on("pageerror", (e) => errors.push(e.message));
-      await page.goto(url);
-      const login = page.getByRole("button", { name: "Log in with a Flow wallet" });
+      p.on("pageerror", (e) => errors.push(e.message));
+      p.on("console", (m) => {
+        // FCL logs, as an error, that WalletConnect is not configured: this page has no
+        // WalletConnect project (its relay is a third-party service), on purpose.
+        const wc = m.text().includes("FCL WalletConnect Service Plugin");
+        if (m.type() === "error" && !wc && !m.text().startsWith("Failed to load resource")) errors.push(`console: ${m.text()}`);
+      });
+      await p.goto(url);
+      const login = p.getByRole("button", { name: "Log in with a Flow wallet" });
       await login.waitFor();
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 360 px screen`);
       await login.click();
-      const frame = page.locator(`iframe[src^="${origin}/fcl/authn"]`);
-      await frame.waitFor({ state: "attached", timeout: 15_000 });
-      const until = Date.now() + 10_000;
-      while (!asked.some((u) => u.startsWith("/fcl/authn")) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-      assert.ok(asked.some((u) => u.startsWith("/fcl/authn")), JSON.stringify(asked));
-      await shot(page, "wallet-discovery");
+      await settled(p, p.locator("#who", { hasText: `Signed in as ${addr} (Flow wallet)` }), 30_000);
+      await p.locator("#balance", { hasText: "1000" }).waitFor({ timeout: 15_000 });
+      assert.equal(await p.getByRole("button", { name: "Save key file" }).isVisible(), false);
+      await shot(p, "wallet-logged-in");
+
+      // The wallet signs as proposer and authorizer; the sponsor pays.
+      await p.getByLabel("Model", { exact: true }).selectOption("terrain-diffusion-128");
+      await p.getByLabel("Prompt", { exact: true }).fill("a wallet's first mountain");
+      await p.getByRole("button", { name: "Pay and run" }).click();
+      await settled(p, p.locator("#status:not([hidden])"), 60_000);
+      await p.locator("#result-check", { hasText: "matches the ledger" }).waitFor({ timeout: 120_000 });
+      const taskId = Number((await p.locator("#status-h").textContent()).match(/#(\d+)/)[1]);
+      const task = (await (await fetch(`${url}/api/tasks/${taskId}`)).json()).task;
+      assert.equal(task.requester, addr);
+      assert.equal(task.status, "fulfilled");
+      assert.ok(asked.includes("POST /api/authn") && asked.includes("POST /api/authz"), JSON.stringify(asked));
+      await shot(p, "wallet-paid");
       assert.deepEqual(errors, []);
+
       // Without a discovery wallet the button is not offered.
       const plain = await ctx.newPage();
       await plain.goto(base);
