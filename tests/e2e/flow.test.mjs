@@ -365,4 +365,30 @@ if (!EMULATOR) {
     assert.equal(status, 401);
     assert.equal(error.code, "bad_signature");
   });
+
+  test("account creation, which the sponsor pays for, is rate-limited per client", { timeout: 60_000 }, async () => {
+    const info = await (await fetch(`${base}/api/info`)).json();
+    const publicKey = JSON.parse(readFileSync(join(SHOTS, "flow-key.json"), "utf8")).public_key;
+    const statuses = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await fetch(`${base}/api/relay`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          ledger: info.ledger,
+          signer: "0x0000000000000001",
+          sequence: 0,
+          action: { type: "create_account", public_key: publicKey, hash_algo: "SHA2_256" },
+          signature: "11".repeat(64),
+        }),
+      });
+      statuses.push([r.status, r.headers.get("retry-after")]);
+      if (r.status === 429) break;
+    }
+    // The default is 6 a minute with bursts of 3, and the first test made two.
+    const last = statuses.at(-1);
+    assert.equal(last[0], 429, JSON.stringify(statuses));
+    assert.ok(Number(last[1]) >= 1);
+    assert.ok(statuses.slice(0, -1).every(([s]) => s === 401), JSON.stringify(statuses));
+  });
 }

@@ -92,11 +92,20 @@ function clearError(): void {
   box.textContent = "";
 }
 
+// Which ledger the gateway serves is known only once /api/info (and on Flow its
+// config) has loaded: actions wait for it, so a key file chosen at once is not
+// looked up on the wrong ledger.
+let markReady: () => void = () => {};
+const ready = new Promise<void>((resolve) => {
+  markReady = resolve;
+});
+
 /** Runs a user action with its button disabled, showing any error. */
 async function act(button: HTMLButtonElement | null, f: () => Promise<void>): Promise<void> {
   clearError();
   if (button) button.disabled = true;
   try {
+    await ready;
     await f();
   } catch (e) {
     showError(e);
@@ -666,6 +675,7 @@ async function main(): Promise<void> {
       state.fcl.configure(state.flow);
       if (state.flow.discovery_wallet) state.wallet = await state.fcl.walletAddress();
     }
+    markReady();
     state.models = new Map((await api.models()).map((m) => [m.id, m]));
     state.key = await loadKey();
     renderKey();
@@ -675,6 +685,7 @@ async function main(): Promise<void> {
   } catch (e) {
     showError(e);
   }
+  markReady();
   // Keep balances, scores and others' outputs current while the page is open.
   setInterval(() => {
     if (document.visibilityState === "visible") void refreshNodes().then(refreshAccount).then(refreshOutputs).catch(() => {});

@@ -66,6 +66,9 @@ pub struct GatewayConfig {
     pub max_stream_duration: Duration,
     /// Most images one OpenAI request may ask for.
     pub max_images: u32,
+    /// Accounts created through the relay per client IP, on Flow only, where the
+    /// sponsor pays for each.
+    pub account_rate: Rate,
 }
 
 impl Default for GatewayConfig {
@@ -82,6 +85,7 @@ impl Default for GatewayConfig {
             max_event_streams: 512,
             max_stream_duration: Duration::from_secs(1800),
             max_images: 4,
+            account_rate: Rate::new(6, 3),
         }
     }
 }
@@ -146,6 +150,7 @@ pub struct Gateway {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ip_limiter: RateLimiter<IpAddr>,
     pub(crate) key_limiter: RateLimiter<String>,
+    pub(crate) account_limiter: RateLimiter<IpAddr>,
     wallets: Mutex<HashMap<Address, Arc<Wallet<dyn Ledger>>>>,
     /// The ledger's network name: `embedded`, `emulator`, `testnet`, `mainnet`.
     pub(crate) network: String,
@@ -221,6 +226,7 @@ impl Gateway {
             metrics,
             ip_limiter: RateLimiter::default(),
             key_limiter: RateLimiter::default(),
+            account_limiter: RateLimiter::default(),
             wallets: Mutex::default(),
             network: info.network,
             #[cfg(feature = "flow")]
@@ -276,6 +282,11 @@ impl Gateway {
     /// The ledger's network name (`embedded` or a Flow network).
     pub fn network(&self) -> &str {
         &self.network
+    }
+
+    /// Whether the ledger is on Flow, where a sponsor pays for new accounts.
+    pub fn is_on_flow(&self) -> bool {
+        self.network != "embedded"
     }
 
     /// The router: the page, its API, the OpenAI-compatible API, `/metrics` and

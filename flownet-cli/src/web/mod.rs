@@ -127,6 +127,10 @@ pub struct ServeArgs {
     /// How often task events are read from the ledger, in milliseconds
     #[arg(long, default_value_t = 100)]
     pub poll_ms: u64,
+    /// On Flow: accounts the page may create per client IP per minute, optionally
+    /// /BURST; the sponsor pays for each (0 disables)
+    #[arg(long, default_value = "6/3")]
+    pub account_rate: Rate,
     /// On Flow: the Access API's REST endpoint the page's FCL reaches through the
     /// gateway [default: the network's, e.g. http://127.0.0.1:8888 on the emulator]
     #[arg(long, value_name = "URL")]
@@ -148,6 +152,7 @@ impl ServeArgs {
             allowed_hosts: self.allowed_hosts.clone(),
             poll_interval: Duration::from_millis(self.poll_ms.max(10)),
             public_url: self.public_url.clone(),
+            account_rate: self.account_rate,
             ..GatewayConfig::default()
         }
     }
