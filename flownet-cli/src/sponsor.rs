@@ -7,7 +7,7 @@
 //! The wire format (JSON):
 //!
 //! - `GET /healthz` → `ok`;
-//! - `GET /v1/sponsor/info` → `{"address": "0x…", "network": "emulator",
+//! - `GET /v1/sponsor/info` → `{"address": "0x…", "key_index": 0, "network": "emulator",
 //!   "templates": {"Submit": "<sha3-256 hex>", …}, "burst": 10,
 //!   "period_s": 60, "max_gas_limit": 9999}`;
 //! - `POST /v1/sponsor` with a [`SponsorRequest`] → `{"id": "<tx id hex>"}`,
@@ -262,6 +262,7 @@ pub fn router(sponsor: Sponsor, network: &Network, policy: &SponsorPolicy) -> Re
         .collect::<Result<_>>()?;
     let info = json!({
         "address": sponsor.address(),
+        "key_index": Payer::key_index(&sponsor),
         "network": network.name,
         "templates": templates,
         "burst": policy.burst,
@@ -311,6 +312,7 @@ pub async fn serve(
 pub struct HttpPayer {
     url: String,
     address: Address,
+    key_index: u32,
     agent: ureq::Agent,
 }
 
@@ -341,9 +343,15 @@ impl HttpPayer {
             .ok_or_else(|| anyhow!("{url}/v1/sponsor/info names no address"))?
             .parse()
             .context("the sponsor's address")?;
+        // Services from before `key_index` was in the info sign with key 0.
+        let key_index = info["key_index"]
+            .as_u64()
+            .map_or(Ok(0), u32::try_from)
+            .context("the sponsor's key index")?;
         Ok(Self {
             url,
             address,
+            key_index,
             agent,
         })
     }
@@ -353,6 +361,10 @@ impl HttpPayer {
 impl Payer for HttpPayer {
     fn address(&self) -> Address {
         self.address
+    }
+
+    fn key_index(&self) -> u32 {
+        self.key_index
     }
 
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {

@@ -99,6 +99,11 @@ impl From<SponsorError> for flownet_core::Error {
 pub trait Payer: Send + Sync + std::fmt::Debug {
     /// The address transactions must name as payer.
     fn address(&self) -> Address;
+    /// The key the payer signs envelopes with: clients that collect the
+    /// signatures themselves (FCL) must name it before it signs.
+    fn key_index(&self) -> u32 {
+        0
+    }
     /// Signs the envelope of `tx` (its payload already signed) and sends it;
     /// the transaction's id.
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError>;
@@ -112,6 +117,10 @@ pub trait Payer: Send + Sync + std::fmt::Debug {
 impl Payer for Sponsor {
     fn address(&self) -> Address {
         self.payer.address
+    }
+
+    fn key_index(&self) -> u32 {
+        self.payer.key_index
     }
 
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {

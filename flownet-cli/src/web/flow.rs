@@ -117,9 +117,8 @@ async fn config(State(g): G) -> ApiResult<Json<Value>> {
         "marketplace": marketplace,
         "event_prefix": format!("A.{}.FlowNetMarketplace.", hex::encode(marketplace.0)),
         "payer": f.payer.as_ref().map(|p| p.address()),
-        // The key the payer signs with: the sponsor key's index, else the service's
-        // (a `flownet sponsor` signs with its key 0 unless configured otherwise).
-        "payer_key_index": f.sponsor_key.as_ref().map_or(0, |k| k.key_index),
+        // FCL names the payer's key before the payer signs.
+        "payer_key_index": f.payer.as_ref().map_or(0, |p| p.key_index()),
         "faucet": f.sponsor_key.is_some(),
         "create_account": f.sponsor_key.is_some(),
         "discovery_wallet": f.discovery,

@@ -110,6 +110,11 @@ async fn sign_only_refuses_scripts_that_are_not_templates_and_malformed_requests
     // The client keeps the refusal typed.
     let payer = HttpPayer::connect(&url).await.unwrap();
     assert_eq!(payer.address(), SERVICE_ADDRESS);
+    assert_eq!(
+        payer.key_index(),
+        0,
+        "the service says which key it signs with"
+    );
     let err = payer.sign_envelope(rogue.clone()).await.unwrap_err();
     assert!(
         matches!(&err, SponsorError::NotWhitelisted { sha3_256 } if sha3_256.len() == 64),
