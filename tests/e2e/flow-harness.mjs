@@ -41,10 +41,10 @@ export class FlowMarket extends Market {
     return json ? JSON.parse(out) : out;
   }
 
-  spawn(key, args) {
+  spawn(key, args, env = this.env) {
     const child = spawn(BIN, ["--data-dir", this.dir, "--key", key, "--models-dir", MODELS, "--network", "emulator", ...args], {
       stdio: ["ignore", "ignore", "pipe"],
-      env: this.env,
+      env,
     });
     child.log = "";
     child.stderr.on("data", (d) => {
@@ -105,12 +105,28 @@ export class FlowMarket extends Market {
   }
 
   /** Another gateway on the same chain (no node), with `args`; its base URL. */
-  async startGateway(args) {
+  async startGateway(args, env = this.env) {
     const port = await freePort();
-    const gateway = this.spawn("alpine", ["web", "--listen", `127.0.0.1:${port}`, "--flow-rest", this.rest, ...args]);
+    const gateway = this.spawn("alpine", ["web", "--listen", `127.0.0.1:${port}`, "--flow-rest", this.rest, ...args], env);
     const url = `http://127.0.0.1:${port}`;
     await this.waitFor(`${url}/healthz`, gateway);
     return url;
+  }
+
+  /** `flownet sponsor`, the gasless service, with the sponsor's key; its URL. */
+  async startSponsor() {
+    const port = await freePort();
+    const sponsor = this.spawn("alpine", ["sponsor", "--listen", `127.0.0.1:${port}`]);
+    const url = `http://127.0.0.1:${port}`;
+    await this.waitFor(`${url}/healthz`, sponsor);
+    return url;
+  }
+
+  /** The environment of a process that knows the sponsor service only, not its key. */
+  envWithSponsorService(url) {
+    const env = { ...this.env, FLOWNET_FLOW_SPONSOR_URL: url };
+    delete env.FLOWNET_FLOW_SPONSOR;
+    return env;
   }
 
   async stop() {

@@ -1,13 +1,19 @@
 // The page on a live Flow emulator (FLOW_EMULATOR=/path/to/flow-emulator; skipped
-// without one): a fresh browser makes its key, which becomes a Flow account's key
-// (created by the sponsor from an envelope the browser signed), takes the faucet and
-// pays for a prompt with Flow transactions that FCL builds and sends in the browser,
-// signed by the browser's key and paid by the gateway's sponsor; a node serving the
-// real terrain model on the emulator delivers; the page shows the image with the
-// SHA-256 on chain; another browser rates it with an FCL transaction and earns the
-// bounty; a third imports the key file and finds the account. A custodial OpenAI API key pays for an image on Flow; the
-// sponsor's sign-only path refuses a script that is not a template and a forged
-// payload signature. Screenshots go to target/e2e/flow-*.png.
+// without one):
+// - a fresh browser makes its key, which becomes a Flow account's key (created by the
+//   sponsor from an envelope the browser signed), takes the faucet and pays for a
+//   prompt with Flow transactions that FCL builds and sends in the browser, signed by
+//   the browser's key and paid by the gateway's sponsor; a node serving the real
+//   terrain model on the emulator delivers; the page shows the image with the SHA-256
+//   on chain; another browser rates it with an FCL transaction and earns the bounty;
+//   a third imports the key file and finds the account;
+// - a custodial OpenAI API key pays for an image from its Flow account;
+// - a Flow wallet user logs in through FCL discovery and pays for a prompt;
+// - the sponsor's sign-only path refuses a script that is not a template and a
+//   forged payload signature; account creations past the per-IP limit get 429;
+// - a gateway that knows only a `flownet sponsor` service has the page's
+//   transactions paid through it.
+// Screenshots go to target/e2e/flow-*.png.
 
 import { strict as assert } from "node:assert";
 import { createHash, createPrivateKey, sign } from "node:crypto";
@@ -390,5 +396,46 @@ if (!EMULATOR) {
     assert.equal(last[0], 429, JSON.stringify(statuses));
     assert.ok(Number(last[1]) >= 1);
     assert.ok(statuses.slice(0, -1).every(([s]) => s === 401), JSON.stringify(statuses));
+  });
+
+  test("with only a sponsor service, the page's transactions are paid through it", { timeout: 120_000 }, async () => {
+    const service = await market.startSponsor();
+    const url = await market.startGateway([], market.envWithSponsorService(service));
+    const config = await (await fetch(`${url}/api/flow/config`)).json();
+    assert.equal(config.payer, "0xf8d6e0586b0a20c7");
+    assert.equal(config.faucet, false);
+    assert.equal(config.create_account, false);
+
+    const ctx = await browser.newContext({ viewport: { width: 1024, height: 800 } });
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    // A new key: no account can be made without the sponsor's key, and the page says so.
+    await page.goto(url);
+    await page.getByRole("button", { name: "Make my key" }).click();
+    await page.locator("#error:not([hidden])", { hasText: "creating accounts on Flow needs a sponsor" }).waitFor({ timeout: 30_000 });
+    await page.getByRole("button", { name: "Forget this key" }).waitFor();
+    page.once("dialog", (d) => d.accept());
+    await page.getByRole("button", { name: "Forget this key" }).click();
+    await page.getByRole("button", { name: "Make my key" }).waitFor();
+
+    // The first test's key, imported: its transactions are paid by the service.
+    const saved = JSON.parse(readFileSync(join(SHOTS, "flow-key.json"), "utf8"));
+    const address = saved.flow_addresses.emulator;
+    await page.getByLabel("Use a key file").setInputFiles(join(SHOTS, "flow-key.json"));
+    await settled(page, page.locator("#address", { hasText: address }), 30_000);
+    await page.locator("#balance", { hasText: /^[0-9]/ }).waitFor({ timeout: 15_000 });
+    const before = Number(await page.locator("#balance").textContent());
+    await page.getByLabel("Model", { exact: true }).selectOption("terrain-diffusion-128");
+    await page.getByLabel("Prompt", { exact: true }).fill("paid through the sponsor service");
+    await page.getByRole("button", { name: "Pay and run" }).click();
+    await settled(page, page.locator("#status:not([hidden])"), 60_000);
+    await page.locator("#result-check", { hasText: "matches the ledger" }).waitFor({ timeout: 120_000 });
+    const taskId = Number((await page.locator("#status-h").textContent()).match(/#(\d+)/)[1]);
+    const task = (await (await fetch(`${url}/api/tasks/${taskId}`)).json()).task;
+    assert.equal(task.requester, address);
+    await page.locator("#balance", { hasText: String(before - 0.5) }).waitFor({ timeout: 15_000 });
+    await shot(page, "paid-through-the-sponsor-service");
+    assert.deepEqual(errors, []);
   });
 }
