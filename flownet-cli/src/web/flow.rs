@@ -5,7 +5,7 @@
 //! [`FlowLedger`]. What changes is who signs: a Flow transaction must be signed by
 //! its proposer's key, which never leaves the browser, so the gateway cannot relay a
 //! user's envelope as it does on the embedded ledger. Instead the page builds and
-//! sends the transaction itself with FCL, and the gateway helps with four things:
+//! sends the transaction itself with FCL, and the gateway helps:
 //!
 //! - `GET /api/flow/config`: the network, its contract addresses, the payer's
 //!   address, the FCL discovery wallet, where the Access API is;
