@@ -5,6 +5,8 @@
 #   2. the page end to end in Debian's chromium driven by playwright-core
 #      (tests/e2e; screenshots in target/e2e/),
 #   3. the `openai` Python client against the gateway (tests/openai).
+# With FLOW_EMULATOR=/path/to/flow-emulator, tests/e2e/flow.test.mjs also runs the page
+# on a live Flow emulator (else it prints SKIPPED: no Flow emulator).
 # Installs what it needs, idempotently: chromium (apt), the npm packages (npm ci), the
 # openai client (pip, in target/web-venv). Needs the models and ONNX Runtime of
 # scripts/setup.sh; the flownet binary is (re)built in the dev profile so that it

@@ -40,7 +40,7 @@ fn network(ctx: &Ctx) -> Result<Network> {
 }
 
 /// `0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX]` from the environment variable `var`.
-fn signer_from_env(var: &str) -> Result<Option<FlowSigner>> {
+pub(crate) fn signer_from_env(var: &str) -> Result<Option<FlowSigner>> {
     let Ok(text) = std::env::var(var) else {
         return Ok(None);
     };
@@ -113,4 +113,56 @@ pub async fn deploy(ctx: &Ctx, config: &LedgerConfig) -> Result<Address> {
     };
     FlowLedger::deploy(&network(ctx)?, &admin, config).await?;
     Ok(admin.address)
+}
+
+/// The gateway's Flow side for `flownet web --network …`: the FlowLedger, and who
+/// signs envelopes as payer: an in-process `Sponsor` with FLOWNET_FLOW_SPONSOR's key
+/// (which also grants the faucet and creates accounts), else the `flownet sponsor`
+/// service at FLOWNET_FLOW_SPONSOR_URL (the page's account creation and faucet then
+/// need the key).
+pub async fn web_side(
+    ctx: &Ctx,
+    rest: Option<String>,
+    discovery: Option<String>,
+) -> Result<crate::web::flow::FlowSide> {
+    use flownet_chain::flow::{AccessClient, Payer, Sponsor, SponsorPolicy, Whitelist};
+    let ledger = connect(ctx).await?;
+    let sponsor_key = signer_from_env("FLOWNET_FLOW_SPONSOR")?;
+    let payer: Option<Arc<dyn Payer>> =
+        match (&sponsor_key, std::env::var("FLOWNET_FLOW_SPONSOR_URL")) {
+            (Some(key), _) => {
+                let network = ledger.network();
+                let client = AccessClient::connect(&network.access_api)
+                    .await
+                    .with_context(|| format!("connecting to {}", network.access_api))?;
+                let whitelist = Whitelist::for_network(network)?;
+                Some(Arc::new(Sponsor::new(
+                    client,
+                    key.clone(),
+                    whitelist,
+                    &SponsorPolicy::default(),
+                )))
+            }
+            (None, Ok(url)) => Some(Arc::new(
+                crate::sponsor::HttpPayer::connect(&url)
+                    .await
+                    .with_context(|| format!("reaching the sponsor service {url}"))?,
+            )),
+            (None, Err(_)) => None,
+        };
+    if payer.is_none() {
+        tracing::warn!(
+            "no sponsor (FLOWNET_FLOW_SPONSOR or FLOWNET_FLOW_SPONSOR_URL): the page can read but its users cannot send transactions"
+        );
+    }
+    let rest = rest.or_else(|| {
+        crate::web::flow::FlowSide::default_rest(ctx.network.as_str()).map(str::to_owned)
+    });
+    Ok(crate::web::flow::FlowSide {
+        ledger,
+        payer,
+        sponsor_key,
+        rest,
+        discovery,
+    })
 }

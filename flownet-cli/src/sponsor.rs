@@ -8,7 +8,7 @@
 //! The wire format (JSON):
 //!
 //! - `GET /healthz` → `ok`;
-//! - `GET /v1/sponsor/info` → `{"address": "0x…", "network": "emulator",
+//! - `GET /v1/sponsor/info` → `{"address": "0x…", "key_index": 0, "network": "emulator",
 //!   "templates": {"Submit": "<sha3-256 hex>", …}, "burst": 10,
 //!   "period_s": 60, "max_gas_limit": 9999, "ledger_id": "<hex>",
 //!   "faucet": "<sha3-256 hex>", "accounts": {"burst": 30, "period_s": 60,
@@ -19,7 +19,12 @@
 //!   `create_account` for `ledger_id` → `{"address": "0x…", "transaction":
 //!   "<tx id hex>"}` once the account is sealed;
 //! - `POST /v1/sponsor/faucet` with a [`SponsorRequest`] of `faucet.cdc`
-//!   (authorizers: the user, then the sponsor) → `{"id": "<tx id hex>"}`.
+//!   (authorizers: the user, then the sponsor) → `{"id": "<tx id hex>"}`;
+//! - `POST /v1/sponsor/sign` with a [`SponsorRequest`]: the checks of
+//!   `/v1/sponsor`, then the payer's envelope signature only, nothing sent
+//!   (for clients that send the transaction themselves, such as the web page
+//!   with FCL) → `{"address": "0x…", "key_index": 0, "signature": "<r ‖ s
+//!   hex>", "id": "<tx id hex>"}`.
 //!
 //! A refusal is `{"error": "...", "kind": "..."}` (with `retry_after_ms` and
 //! a `Retry-After` header on 429): `bad_request`, `invalid_envelope`,
@@ -180,8 +185,9 @@ fn refusal(e: &SponsorError) -> (StatusCode, &'static str) {
 }
 
 /// The JSON answer of a refusal, with `Retry-After` when rate limited.
-fn refusal_response(e: &SponsorError) -> Response {
+pub fn refusal_response(e: &SponsorError) -> Response {
     let (status, kind) = refusal(e);
+    tracing::info!(%e, "the sponsor refused");
     let retry_after_ms = match e {
         SponsorError::RateLimited { retry_after_ms, .. }
         | SponsorError::TooManyAccounts { retry_after_ms } => Some(*retry_after_ms),
@@ -283,37 +289,77 @@ async fn faucet_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -
 }
 
 async fn sponsor_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
-    let tx = match serde_json::from_slice::<SponsorRequest>(&body)
-        .map_err(anyhow::Error::from)
-        .and_then(|r| r.to_transaction())
-    {
+    let tx = match parse_request(&body) {
         Ok(tx) => tx,
-        Err(e) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": format!("{e:#}"), "kind": "bad_request" })),
-            )
-                .into_response();
-        }
+        Err(r) => return *r,
     };
     match s.sponsor.sponsor(tx).await {
         Ok(id) => Json(json!({ "id": hex::encode(id) })).into_response(),
-        Err(e) => {
-            let (status, kind) = refusal(&e);
-            tracing::info!(%e, "sponsor refused a transaction");
-            let mut r = (
-                status,
-                Json(json!({ "error": e.to_string(), "kind": kind })),
+        Err(e) => refusal_response(&e),
+    }
+}
+
+/// The request of a `POST /v1/sponsor…` body, or its refusal.
+fn parse_request(body: &[u8]) -> Result<Transaction, Box<Response>> {
+    serde_json::from_slice::<SponsorRequest>(body)
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r.to_transaction())
+        .map_err(|e| {
+            Box::new(
+                (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "error": format!("{e:#}"), "kind": "bad_request" })),
+                )
+                    .into_response(),
             )
-                .into_response();
-            if let SponsorError::RateLimited { retry_after_ms, .. } = e {
-                let secs = retry_after_ms.div_ceil(1000).max(1);
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-            }
-            r
-        }
+        })
+}
+
+/// The answer of `POST /v1/sponsor/sign`: the payer's envelope signature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedByPayer {
+    pub address: Address,
+    pub key_index: u32,
+    /// `r ‖ s`, hex.
+    pub signature: String,
+    /// The transaction's id once sent with this signature, hex.
+    pub id: String,
+}
+
+impl SignedByPayer {
+    /// The payer's signature of `tx` (signed by `payer`).
+    pub fn of(tx: &Transaction, payer: Address) -> Result<Self, SponsorError> {
+        let s = tx
+            .envelope_signatures
+            .iter()
+            .find(|s| s.address == payer)
+            .ok_or_else(|| SponsorError::Transaction("the payer did not sign".into()))?;
+        let id = tx
+            .id()
+            .map_err(|e| SponsorError::Transaction(e.to_string()))?;
+        Ok(Self {
+            address: s.address,
+            key_index: s.key_index,
+            signature: hex::encode(&s.signature),
+            id: hex::encode(id),
+        })
+    }
+}
+
+async fn sign_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let tx = match parse_request(&body) {
+        Ok(tx) => tx,
+        Err(r) => return *r,
+    };
+    let me = s.sponsor.address();
+    match s
+        .sponsor
+        .sign_envelope(tx)
+        .await
+        .and_then(|tx| SignedByPayer::of(&tx, me))
+    {
+        Ok(signed) => Json(signed).into_response(),
+        Err(e) => refusal_response(&e),
     }
 }
 
@@ -341,6 +387,7 @@ pub fn router_with_accounts(
         .collect::<Result<_>>()?;
     let mut info = json!({
         "address": sponsor.address(),
+        "key_index": Payer::key_index(&sponsor),
         "network": network.name,
         "templates": templates,
         "burst": policy.burst,
@@ -381,6 +428,7 @@ pub fn router_with_accounts(
         .route("/v1/sponsor", post(sponsor_route))
         .route("/v1/sponsor/accounts", post(accounts_route))
         .route("/v1/sponsor/faucet", post(faucet_route))
+        .route("/v1/sponsor/sign", post(sign_route))
         .with_state(state))
 }
 
@@ -425,6 +473,7 @@ pub async fn serve(
 pub struct HttpPayer {
     url: String,
     address: Address,
+    key_index: u32,
     agent: ureq::Agent,
 }
 
@@ -455,9 +504,15 @@ impl HttpPayer {
             .ok_or_else(|| anyhow!("{url}/v1/sponsor/info names no address"))?
             .parse()
             .context("the sponsor's address")?;
+        // Services from before `key_index` was in the info sign with key 0.
+        let key_index = info["key_index"]
+            .as_u64()
+            .map_or(Ok(0), u32::try_from)
+            .context("the sponsor's key index")?;
         Ok(Self {
             url,
             address,
+            key_index,
             agent,
         })
     }
@@ -467,6 +522,10 @@ impl HttpPayer {
 impl Payer for HttpPayer {
     fn address(&self) -> Address {
         self.address
+    }
+
+    fn key_index(&self) -> u32 {
+        self.key_index
     }
 
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
@@ -518,6 +577,34 @@ impl Payer for HttpPayer {
 
     async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
         HttpPayer::faucet(self, tx).await
+    }
+
+    async fn sign_envelope(&self, mut tx: Transaction) -> Result<Transaction, SponsorError> {
+        let body = SponsorRequest::from_transaction(&tx)
+            .and_then(|r| Ok(serde_json::to_string(&r)?))
+            .map_err(|e| SponsorError::Transaction(format!("{e:#}")))?;
+        let (status, v, text) = self.post_json("/v1/sponsor/sign", body).await?;
+        if status != 200 {
+            return Err(wire_refusal(status, &v, &text, tx.proposal_key.address));
+        }
+        let signed: SignedByPayer = serde_json::from_value(v)
+            .map_err(|e| SponsorError::Access(format!("the sponsor answered {text}: {e}")))?;
+        if signed.address != self.address {
+            return Err(SponsorError::Access(format!(
+                "the sponsor signed as {}, not as its payer {}",
+                signed.address, self.address
+            )));
+        }
+        let signature = hex::decode(&signed.signature).map_err(|e| {
+            SponsorError::Access(format!("the sponsor's signature is not hex: {e}"))
+        })?;
+        tx.envelope_signatures.clear();
+        tx.envelope_signatures.push(TxSignature {
+            address: signed.address,
+            key_index: signed.key_index,
+            signature,
+        });
+        Ok(tx)
     }
 }
 
@@ -591,6 +678,13 @@ fn wire_refusal(status: u16, v: &serde_json::Value, text: &str, who: Address) ->
                 .unwrap_or(&message)
                 .to_owned(),
         ),
+        Some("not_whitelisted") => SponsorError::NotWhitelisted {
+            sha3_256: message
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned(),
+        },
         Some("access") => SponsorError::Access(message),
         _ => SponsorError::Transaction(format!("HTTP {status}: {message}")),
     }

@@ -51,8 +51,8 @@ export class Market {
     return child;
   }
 
-  async waitFor(url, child) {
-    const until = Date.now() + 60_000;
+  async waitFor(url, child, ms = 60_000) {
+    const until = Date.now() + ms;
     while (Date.now() < until) {
       if (child.exitCode !== null) throw new Error(`process exited early:\n${child.log}`);
       try {

@@ -13,7 +13,7 @@ export class ApiError extends Error {
   }
 }
 
-async function call<T>(path: string, init?: RequestInit): Promise<T> {
+export async function call<T>(path: string, init?: RequestInit): Promise<T> {
   let res: Response;
   try {
     res = await fetch(path, init);
@@ -148,6 +148,31 @@ export const api = {
       body: JSON.stringify(env),
     }).then((r) => r.receipt),
 };
+
+export interface FlowConfig {
+  network: string;
+  chain_id: string;
+  access_node: string | null;
+  contracts: Record<string, string | null>;
+  marketplace: string;
+  event_prefix: string;
+  payer: string | null;
+  payer_key_index: number;
+  faucet: boolean;
+  create_account: boolean;
+  discovery_wallet: string | null;
+  gas_limit: number;
+}
+
+/** The gateway's Flow side, or undefined when it serves the embedded ledger. */
+export async function flowConfig(): Promise<FlowConfig | undefined> {
+  try {
+    return await call<FlowConfig>("/api/flow/config");
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return undefined;
+    throw e;
+  }
+}
 
 /** The URL of an output's bytes, fetched from its node by the gateway if needed. */
 export function blobUrl(sha256: string, task: number): string {

@@ -31,6 +31,8 @@ export interface KeyFile {
   private_key: string;
   signature_algorithm: "ECDSA_P256";
   hash_algorithm: "SHA2_256";
+  /** The key's account on each Flow network (Flow assigns addresses), as the CLI's. */
+  flow_addresses?: Record<string, string>;
 }
 
 const ALGORITHM: EcKeyImportParams = { name: "ECDSA", namedCurve: "P-256" };
@@ -171,6 +173,15 @@ export async function importKeyFile(text: string): Promise<{ stored: StoredKey; 
   if (f.address && f.address !== kept.stored.address) {
     throw new Error(`the file says address ${f.address}, but its key's address is ${kept.stored.address}`);
   }
+  if (f.flow_addresses && typeof f.flow_addresses === "object") {
+    kept.file.flow_addresses = {};
+    for (const [network, address] of Object.entries(f.flow_addresses)) {
+      if (typeof address === "string" && /^0x[0-9a-f]{16}$/.test(address)) {
+        kept.file.flow_addresses[network] = address;
+        rememberFlowAddress(network, kept.stored.publicKey, address);
+      }
+    }
+  }
   return kept;
 }
 
@@ -183,4 +194,24 @@ export async function sign(key: StoredKey, env: Envelope): Promise<SignedEnvelop
     signingMessage(env),
   );
   return { ...env, signature: hex(lowS(new Uint8Array(sig))) };
+}
+
+/** Signs `message` as Flow signs a transaction with a P-256 / SHA2-256 account key:
+ * ECDSA over SHA-256(message), where FCL's `message` already starts with the
+ * transaction domain tag. Returns `r ‖ s`, hex, low s. */
+export async function signRaw(key: StoredKey, message: Uint8Array): Promise<string> {
+  const sig = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key.privateKey, message as BufferSource);
+  return hex(lowS(new Uint8Array(sig)));
+}
+
+// A Flow account's address is assigned by the chain, not derived from the key: the
+// page remembers it per network and key (and the key file carries it).
+const flowSlot = (network: string, publicKey: string) => `flownet.flow-address.${network}.${publicKey}`;
+
+export function flowAddress(network: string, publicKey: string): string | undefined {
+  return localStorage.getItem(flowSlot(network, publicKey)) ?? undefined;
+}
+
+export function rememberFlowAddress(network: string, publicKey: string, address: string): void {
+  localStorage.setItem(flowSlot(network, publicKey), address);
 }

@@ -4,15 +4,29 @@
 // others'. Everything user-supplied is set as text, never as HTML.
 
 import "./style.css";
-import { ApiError, type Account, type ModelView, type NodeView, type Task, api, blobUrl } from "./api";
+import {
+  ApiError,
+  type Account,
+  type FlowConfig,
+  type ModelView,
+  type NodeView,
+  type Task,
+  api,
+  blobUrl,
+  flowConfig,
+} from "./api";
 import { type Action, formatAmount, hex } from "./encoding";
+// FCL is loaded only on Flow: the embedded ledger's page stays small.
+type FlowModule = typeof import("./flow");
 import {
   type KeyFile,
   type StoredKey,
+  flowAddress,
   forgetKey,
   importKeyFile,
   loadKey,
   makeKey,
+  rememberFlowAddress,
   sign,
 } from "./keys";
 
@@ -45,7 +59,22 @@ const state: {
   models: Map<string, ModelView>;
   maxPromptBytes: number;
   events?: EventSource;
+  /** On Flow: the gateway's Flow side (FCL sends the transactions). */
+  flow?: FlowConfig;
+  /** On Flow: the page's FCL side. */
+  fcl?: FlowModule;
+  /** On Flow: the address of a user logged in with a Flow wallet instead of a key. */
+  wallet?: string;
 } = { nodes: [], models: new Map(), maxPromptBytes: 4096 };
+
+/** The account the page acts for: the wallet's, the key's Flow account, or the key's
+ * own address on the embedded ledger. */
+function me(): string | undefined {
+  if (state.wallet) return state.wallet;
+  const key = state.key;
+  if (!key) return undefined;
+  return state.flow ? flowAddress(state.flow.network, key.publicKey) : key.address;
+}
 
 function notice(text: string): void {
   $("notice").textContent = text;
@@ -63,11 +92,20 @@ function clearError(): void {
   box.textContent = "";
 }
 
+// Which ledger the gateway serves is known only once /api/info (and on Flow its
+// config) has loaded: actions wait for it, so a key file chosen at once is not
+// looked up on the wrong ledger.
+let markReady: () => void = () => {};
+const ready = new Promise<void>((resolve) => {
+  markReady = resolve;
+});
+
 /** Runs a user action with its button disabled, showing any error. */
 async function act(button: HTMLButtonElement | null, f: () => Promise<void>): Promise<void> {
   clearError();
   if (button) button.disabled = true;
   try {
+    await ready;
     await f();
   } catch (e) {
     showError(e);
@@ -80,12 +118,21 @@ async function act(button: HTMLButtonElement | null, f: () => Promise<void>): Pr
 
 /** Signs `action` with the next sequence number and relays it; when another tab took
  * that number first, retries once with the next. */
-async function send(action: Action) {
+async function send(action: Action): Promise<{ outcome: { task?: number; nft?: number; credited?: number; account?: string } }> {
+  if (state.flow && state.fcl && action.type !== "create_account") {
+    // On Flow the browser signs the Flow transaction itself; the sponsor pays.
+    const f = state.fcl;
+    const address = me();
+    if (!address) throw new Error("make or import a key, or log in with a Flow wallet, first");
+    const user = state.wallet ? f.walletAuthz : state.key ? f.keyAuthz(state.key, address) : undefined;
+    if (!user) throw new Error("make or import a key first");
+    return f.sendAction(state.flow, user, action);
+  }
   const key = state.key;
   if (!key) throw new Error("make or import a key first");
   if (!state.ledger) state.ledger = (await api.info()).ledger;
   for (let attempt = 0; ; attempt++) {
-    const account = action.type === "create_account" ? undefined : await api.account(key.address);
+    const account = action.type === "create_account" ? undefined : await api.account(me() ?? key.address);
     if (action.type !== "create_account" && !account) throw new Error("your account is not registered yet");
     const env = await sign(key, {
       ledger: state.ledger,
@@ -105,13 +152,25 @@ async function send(action: Action) {
 /** Registers the key as an account the first time it is used. */
 async function ensureAccount(): Promise<void> {
   const key = state.key;
+  if (state.wallet) {
+    // A wallet's account exists; it is set up for FlowNet by its first transaction.
+    state.account = await api.account(state.wallet);
+    return;
+  }
   if (!key) return;
-  state.account = await api.account(key.address);
+  const address = me();
+  state.account = address ? await api.account(address) : undefined;
   if (!state.account) {
-    notice("Registering your key as an account…");
-    await send({ type: "create_account", public_key: key.publicKey, hash_algo: "SHA2_256" });
-    state.account = await api.account(key.address);
-    notice("Your account is registered.");
+    notice(state.flow ? "Creating your Flow account (the sponsor pays)…" : "Registering your key as an account…");
+    const receipt = await send({ type: "create_account", public_key: key.publicKey, hash_algo: "SHA2_256" });
+    if (state.flow) {
+      const created = receipt.outcome.account;
+      if (!created) throw new Error("the gateway did not say which Flow account it created");
+      rememberFlowAddress(state.flow.network, key.publicKey, created);
+      if (state.keyFile) state.keyFile.flow_addresses = { ...state.keyFile.flow_addresses, [state.flow.network]: created };
+    }
+    state.account = await api.account(me() ?? key.address);
+    notice(state.flow ? `Your Flow account ${me()} is created.` : "Your account is registered.");
   }
 }
 
@@ -119,12 +178,26 @@ async function ensureAccount(): Promise<void> {
 
 function renderKey(): void {
   const key = state.key;
-  $("no-key").hidden = !!key;
-  $("has-key").hidden = !key;
-  $("who").textContent = key ? `Signed in as ${key.address}` : "Not signed in";
-  for (const id of ["pay"]) ($(id) as HTMLButtonElement).disabled = !key;
-  if (!key) return;
-  $("address").textContent = key.address;
+  const address = me();
+  const signedIn = !!key || !!state.wallet;
+  $("no-key").hidden = signedIn;
+  $("has-key").hidden = !signedIn;
+  $("wallet-login").hidden = !state.flow?.discovery_wallet;
+  $("network").textContent = state.flow
+    ? `On Flow ${state.flow.network}: your transactions are signed in this browser${state.wallet ? " by your wallet" : ""} and paid by the sponsor ${state.flow.payer ?? "(none configured)"}.`
+    : "";
+  $("who").textContent = signedIn ? `Signed in as ${address ?? "…"}${state.wallet ? " (Flow wallet)" : ""}` : "Not signed in";
+  for (const id of ["pay"]) ($(id) as HTMLButtonElement).disabled = !signedIn;
+  if (!signedIn) return;
+  $("address").textContent = address ?? "…";
+  $("export-key").hidden = !!state.wallet;
+  $("forget-key").hidden = !!state.wallet;
+  $("wallet-logout").hidden = !state.wallet;
+  if (state.wallet) {
+    $("export-note").textContent = "Your Flow wallet signs your transactions; FlowNet's sponsor pays their fees.";
+    renderAccount();
+    return;
+  }
   const exportButton = $<HTMLButtonElement>("export-key");
   exportButton.disabled = !state.keyFile;
   $("export-note").textContent = state.keyFile
@@ -136,7 +209,7 @@ function renderKey(): void {
 function renderAccount(): void {
   const a = state.account;
   $("balance").textContent = a ? a.balance : "…";
-  $("faucet").hidden = !a || a.faucet_used;
+  $("faucet").hidden = !a || a.faucet_used || (!!state.flow && !state.flow.faucet);
   updatePrice();
 }
 
@@ -396,13 +469,13 @@ function thumb(sha: string, task: number, mime: string, alt: string): HTMLElemen
 }
 
 async function refreshNfts(): Promise<void> {
-  const key = state.key;
+  const address = me();
   const list = $("nfts");
-  if (!key) {
+  if (!address) {
     list.replaceChildren(el("li", { class: "empty" }, "Make a key to own outputs."));
     return;
   }
-  const nfts = (await api.nfts(key.address)).reverse();
+  const nfts = (await api.nfts(address)).reverse();
   list.replaceChildren(
     ...(nfts.length === 0
       ? [el("li", { class: "empty" }, "No outputs yet: ask a node above.")]
@@ -423,13 +496,13 @@ async function refreshNfts(): Promise<void> {
 }
 
 async function refreshOutputs(): Promise<void> {
-  const key = state.key;
+  const address = me();
   const list = $("outputs");
-  if (!key) {
+  if (!address) {
     list.replaceChildren(el("li", { class: "empty" }, "Make a key to rate outputs."));
     return;
   }
-  const outputs = await api.outputs(key.address);
+  const outputs = await api.outputs(address);
   // Keep the cards someone is rating; add new ones.
   const shown = new Set([...list.querySelectorAll<HTMLElement>("[data-task]")].map((e) => e.dataset.task));
   const fresh = outputs.filter((o) => !shown.has(String(o.task.id)));
@@ -462,8 +535,9 @@ async function refreshOutputs(): Promise<void> {
 // ---- refreshing -------------------------------------------------------------------
 
 async function refreshAccount(): Promise<void> {
-  if (!state.key) return;
-  state.account = await api.account(state.key.address);
+  const address = me();
+  if (!address) return;
+  state.account = await api.account(address);
   renderAccount();
 }
 
@@ -508,6 +582,28 @@ function wire(): void {
     }),
   );
   $("export-key").addEventListener("click", downloadKeyFile);
+  const login = $<HTMLButtonElement>("wallet-login");
+  login.addEventListener("click", () =>
+    act(login, async () => {
+      if (!state.fcl) throw new Error("wallets log in on Flow only");
+      state.wallet = await state.fcl.walletLogin();
+      renderKey();
+      await ensureAccount();
+      renderKey();
+      await refreshAll();
+      notice(`Logged in with your Flow wallet as ${state.wallet}.`);
+    }),
+  );
+  const logout = $<HTMLButtonElement>("wallet-logout");
+  logout.addEventListener("click", () =>
+    act(logout, async () => {
+      await state.fcl?.walletLogout();
+      state.wallet = undefined;
+      state.account = undefined;
+      renderKey();
+      await refreshAll();
+    }),
+  );
   const forget = $<HTMLButtonElement>("forget-key");
   forget.addEventListener("click", () =>
     act(forget, async () => {
@@ -572,15 +668,24 @@ async function main(): Promise<void> {
     const info = await api.info();
     state.ledger = info.ledger;
     state.maxPromptBytes = info.limits.max_prompt_bytes;
+    // Only a gateway on Flow has the Flow routes (asking elsewhere would log a 404).
+    if (info.network !== "embedded") state.flow = await flowConfig();
+    if (state.flow) {
+      state.fcl = await import("./flow");
+      state.fcl.configure(state.flow);
+      if (state.flow.discovery_wallet) state.wallet = await state.fcl.walletAddress();
+    }
+    markReady();
     state.models = new Map((await api.models()).map((m) => [m.id, m]));
     state.key = await loadKey();
     renderKey();
-    if (state.key) await ensureAccount();
+    if (state.key || state.wallet) await ensureAccount();
     renderKey();
     await refreshAll();
   } catch (e) {
     showError(e);
   }
+  markReady();
   // Keep balances, scores and others' outputs current while the page is open.
   setInterval(() => {
     if (document.visibilityState === "visible") void refreshNodes().then(refreshAccount).then(refreshOutputs).catch(() => {});

@@ -135,6 +135,26 @@ impl AccessClient {
         })
     }
 
+    /// A client for `endpoint` that connects on its first call, not now: for
+    /// services that start before their node and for tests of the checks a
+    /// caller runs before any call. Must be called within a tokio runtime.
+    pub fn connect_lazy(endpoint: &str) -> Result<Self> {
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| {
+                FlowError::Config(format!("invalid access api endpoint {endpoint:?}: {e}"))
+            })?
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .connect_lazy();
+        let grpc = Grpc::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(16 << 20);
+        Ok(Self {
+            grpc,
+            endpoint: endpoint.to_owned(),
+        })
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }

@@ -115,6 +115,14 @@ pub fn ledger_id(chain_id: &str, marketplace: Address) -> LedgerId {
     ))
 }
 
+/// The core's hash algorithm for a Flow account key's.
+fn core_hash(h: Option<super::keys::HashAlgorithm>) -> flownet_core::crypto::HashAlgo {
+    match h {
+        Some(super::keys::HashAlgorithm::Sha2_256) => flownet_core::crypto::HashAlgo::Sha2_256,
+        _ => flownet_core::crypto::HashAlgo::Sha3_256,
+    }
+}
+
 fn net(e: FlowError) -> Error {
     e.into()
 }
@@ -511,7 +519,9 @@ impl FlowLedger {
             .map_err(net)
     }
 
-    fn outcome(&self, r: &TransactionResult) -> Result<Outcome, Error> {
+    /// What a sealed FlowNet transaction did, read from its events (task id,
+    /// NFT, amount credited), as [`Ledger::send`]'s receipt carries it.
+    pub fn outcome(&self, r: &TransactionResult) -> Result<Outcome, Error> {
         let mut outcome = Outcome::default();
         for e in &r.events {
             let Some(name) = e.r#type.strip_prefix(&self.event_prefix) else {
@@ -553,7 +563,10 @@ impl FlowLedger {
         Ok(outcome)
     }
 
-    fn arguments(action: &Action) -> Result<(Template, Vec<Value>), Error> {
+    /// The template and the arguments that carry out `action` on Flow: the one
+    /// mapping from the core's verbs to Cadence, used by [`Ledger::send`] and by
+    /// clients that build the transaction themselves (the web page with FCL).
+    pub fn arguments(action: &Action) -> Result<(Template, Vec<Value>), Error> {
         use Value as V;
         Ok(match action {
             Action::CreateAccount { .. } => {
@@ -993,12 +1006,7 @@ impl Ledger for FlowLedger {
             sequence: key.sequence_number,
             balance: amount_of(&v, "balance")?,
             faucet_used: bool_of(&v, "faucetUsed")?,
-            hash_algo: match key.hash_algorithm {
-                Some(super::keys::HashAlgorithm::Sha2_256) => {
-                    flownet_core::crypto::HashAlgo::Sha2_256
-                }
-                _ => flownet_core::crypto::HashAlgo::Sha3_256,
-            },
+            hash_algo: core_hash(key.hash_algorithm),
         }))
     }
 

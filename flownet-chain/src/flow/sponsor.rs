@@ -148,6 +148,11 @@ impl From<SponsorError> for flownet_core::Error {
 pub trait Payer: Send + Sync + std::fmt::Debug {
     /// The address transactions must name as payer.
     fn address(&self) -> Address;
+    /// The key the payer signs envelopes with: clients that collect the
+    /// signatures themselves (FCL) must name it before it signs.
+    fn key_index(&self) -> u32 {
+        0
+    }
     /// Signs the envelope of `tx` (its payload already signed) and sends it;
     /// the transaction's id.
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError>;
@@ -170,6 +175,11 @@ pub trait Payer: Send + Sync + std::fmt::Debug {
         let _ = tx;
         Err(SponsorError::NotOffered("grant the faucet".into()))
     }
+
+    /// Checks `tx` as [`Payer::pay`] does and signs its envelope, without
+    /// sending it: for clients that send the transaction themselves (the web
+    /// page through FCL). Returns `tx` with the payer's envelope signature.
+    async fn sign_envelope(&self, tx: Transaction) -> Result<Transaction, SponsorError>;
 }
 
 /// An account a sponsor created.
@@ -186,6 +196,10 @@ impl Payer for Sponsor {
         self.payer.address
     }
 
+    fn key_index(&self) -> u32 {
+        self.payer.key_index
+    }
+
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
         self.sponsor(tx).await
     }
@@ -199,6 +213,10 @@ impl Payer for Sponsor {
 
     async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
         Sponsor::faucet(self, tx).await
+    }
+
+    async fn sign_envelope(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
+        Sponsor::sign_envelope(self, tx).await
     }
 }
 
@@ -330,6 +348,8 @@ pub fn verify_payload_signatures(
     // sponsor); everyone else signs the payload.
     let mut required = vec![tx.proposal_key.address];
     for a in &tx.authorizers {
+        // A payer that also authorizes signs the envelope only, as Flow has it
+        // (the faucet: the sponsor pays and holds the grant).
         if !required.contains(a) && *a != tx.payer {
             required.push(*a);
         }
@@ -751,7 +771,41 @@ impl Sponsor {
 
     /// Checks `tx` (without envelope signatures), signs its envelope as
     /// payer, sends it and returns its id (not waiting for the seal).
-    pub async fn sponsor(&self, mut tx: Transaction) -> Result<[u8; 32], SponsorError> {
+    pub async fn sponsor(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
+        let tx = self.sign_envelope(tx).await?;
+        self.client
+            .send_transaction(&tx)
+            .await
+            .map_err(|e| SponsorError::Access(e.to_string()))
+    }
+
+    /// Every check of [`Sponsor::sponsor`], then the payer's envelope
+    /// signature; nothing is sent. The caller (a browser with FCL) sends the
+    /// transaction itself. A signed envelope costs the sponsor only when it is
+    /// sent, and the rate limit counts it here all the same.
+    pub async fn sign_envelope(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
+        self.precheck(&tx)?;
+        let mut accounts = HashMap::new();
+        for address in std::iter::once(tx.proposal_key.address).chain(tx.authorizers.clone()) {
+            if accounts.contains_key(&address) {
+                continue;
+            }
+            let info = self
+                .client
+                .account(address)
+                .await
+                .map_err(|e| SponsorError::Access(e.to_string()))?
+                .ok_or_else(|| SponsorError::BadPayloadSignature {
+                    address,
+                    reason: "no such account".into(),
+                })?;
+            accounts.insert(address, info);
+        }
+        self.sign_checked(tx, &accounts)
+    }
+
+    /// Checks 1 to 3 of the module documentation: what needs no account.
+    fn precheck(&self, tx: &Transaction) -> Result<(), SponsorError> {
         let me = self.payer.address;
         if tx.payer != me {
             return Err(SponsorError::PayerMismatch {
@@ -769,23 +823,18 @@ impl Sponsor {
                 max: self.max_gas_limit,
             });
         }
-        let mut accounts = HashMap::new();
-        for address in std::iter::once(tx.proposal_key.address).chain(tx.authorizers.clone()) {
-            if accounts.contains_key(&address) {
-                continue;
-            }
-            let info = self
-                .client
-                .account(address)
-                .await
-                .map_err(|e| SponsorError::Access(e.to_string()))?
-                .ok_or_else(|| SponsorError::BadPayloadSignature {
-                    address,
-                    reason: "no such account".into(),
-                })?;
-            accounts.insert(address, info);
-        }
-        verify_payload_signatures(&tx, &accounts)?;
+        Ok(())
+    }
+
+    /// Checks 4 and 5 against the signers' `accounts`, then the payer's
+    /// envelope signature.
+    fn sign_checked(
+        &self,
+        mut tx: Transaction,
+        accounts: &HashMap<Address, FlowAccountInfo>,
+    ) -> Result<Transaction, SponsorError> {
+        let me = self.payer.address;
+        verify_payload_signatures(&tx, accounts)?;
         self.limiter
             .lock()
             .expect("rate limiter lock")
@@ -793,10 +842,7 @@ impl Sponsor {
         tx.envelope_signatures.clear();
         tx.sign_envelope(me, self.payer.key_index, &self.payer.key)
             .map_err(|e| SponsorError::Transaction(e.to_string()))?;
-        self.client
-            .send_transaction(&tx)
-            .await
-            .map_err(|e| SponsorError::Access(e.to_string()))
+        Ok(tx)
     }
 }
 
@@ -1138,5 +1184,93 @@ mod tests {
         assert!(err.to_string().contains("proposal key 0"), "{err}");
         tx.sign_payload(user, 0, &k0).unwrap();
         verify_payload_signatures(&tx, &accounts).unwrap();
+    }
+
+    fn sponsor_at(payer: &FlowSigner, policy: &SponsorPolicy) -> Sponsor {
+        // Nothing listens there: these checks must refuse before any call.
+        let client = AccessClient::connect_lazy("http://127.0.0.1:1").unwrap();
+        Sponsor::new(
+            client,
+            payer.clone(),
+            Whitelist::for_network(&network()).unwrap(),
+            policy,
+        )
+    }
+
+    #[tokio::test]
+    async fn sign_only_refuses_a_script_that_is_not_a_template_before_any_call() {
+        let (user, payer) = (addr(1), FlowSigner::new(addr(9), 0, p256()));
+        let sponsor = sponsor_at(&payer, &SponsorPolicy::default());
+        let key = p256();
+        let mut tx = submit_tx(user, payer.address);
+        tx.script = b"transaction { prepare(a: auth(Storage) &Account) { } }".to_vec();
+        tx.sign_payload(user, 0, &key).unwrap();
+        let err = sponsor.sign_envelope(tx.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, SponsorError::NotWhitelisted { ref sha3_256 } if *sha3_256 == hex::encode(script_hash(&tx.script))),
+            "{err}"
+        );
+        // The sponsor as a signer, or another payer, is refused the same way.
+        let mut as_signer = submit_tx(payer.address, payer.address);
+        as_signer.authorizers = vec![payer.address];
+        assert_eq!(
+            sponsor.sign_envelope(as_signer).await.unwrap_err(),
+            SponsorError::SponsorAsSigner(payer.address)
+        );
+        let other = submit_tx(user, addr(8));
+        assert!(matches!(
+            sponsor.sign_envelope(other).await.unwrap_err(),
+            SponsorError::PayerMismatch { .. }
+        ));
+        let mut heavy = submit_tx(user, payer.address);
+        heavy.gas_limit = 10_000;
+        assert!(matches!(
+            sponsor.sign_envelope(heavy).await.unwrap_err(),
+            SponsorError::GasLimit { got: 10_000, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn sign_only_signs_the_envelope_of_a_well_signed_template_only() {
+        let user = addr(1);
+        let payer = FlowSigner::new(addr(9), 0, p256());
+        let policy = SponsorPolicy {
+            burst: 1,
+            ..SponsorPolicy::default()
+        };
+        let sponsor = sponsor_at(&payer, &policy);
+        let key = p256();
+        let accounts = HashMap::from([(user, account(user, &[(&key, 1000)]))]);
+
+        // A payload signed by another key than the account's: refused, and the
+        // forger spends nothing of the user's rate limit.
+        let mut forged = submit_tx(user, payer.address);
+        forged.sign_payload(user, 0, &p256()).unwrap();
+        assert!(matches!(
+            sponsor.sign_checked(forged, &accounts).unwrap_err(),
+            SponsorError::BadPayloadSignature { address, .. } if address == user
+        ));
+
+        let mut tx = submit_tx(user, payer.address);
+        tx.sign_payload(user, 0, &key).unwrap();
+        let signed = sponsor.sign_checked(tx.clone(), &accounts).unwrap();
+        assert_eq!(signed.payload_signatures, tx.payload_signatures);
+        assert_eq!(signed.envelope_signatures.len(), 1);
+        let s = &signed.envelope_signatures[0];
+        assert_eq!((s.address, s.key_index), (payer.address, 0));
+        let tag = keys::padded_tag(keys::TRANSACTION_DOMAIN_TAG);
+        assert!(keys::verify(
+            SignatureAlgorithm::EcdsaP256,
+            HashAlgorithm::Sha3_256,
+            &payer.key.public_key(),
+            &tag,
+            &signed.envelope_message().unwrap(),
+            &s.signature,
+        ));
+        // Signing only still counts against the proposer's budget.
+        assert!(matches!(
+            sponsor.sign_checked(tx, &accounts).unwrap_err(),
+            SponsorError::RateLimited { account, .. } if account == user
+        ));
     }
 }

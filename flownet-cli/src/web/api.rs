@@ -443,6 +443,7 @@ fn blob_response(bytes: Vec<u8>) -> Response {
 /// then passes the envelope on unchanged.
 pub async fn relay(
     State(g): G,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
@@ -480,6 +481,20 @@ pub async fn relay(
                 max: rules::MAX_PARAMS_BYTES,
             })
             .with_param("params"));
+        }
+    }
+    // On Flow the sponsor pays for every account it creates: a tighter limit than
+    // the API's per-IP rate keeps one client from spending its FLOW.
+    if g.is_on_flow() && matches!(env.action, Action::CreateAccount { .. }) {
+        let ip = client.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+            c.0.0.ip()
+        });
+        if let Err(retry) = g.account_limiter.check(&ip, g.config.account_rate) {
+            g.metrics.rate_limited("account_creation");
+            return Err(ApiError::rate_limited(
+                "client address's account creations",
+                retry,
+            ));
         }
     }
     let action = env.action.name();

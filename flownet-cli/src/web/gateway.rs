@@ -32,6 +32,11 @@ use super::{
 };
 use crate::blobs::FsBlobStore;
 
+#[cfg(feature = "flow")]
+type FlowSideArg = super::flow::FlowSide;
+#[cfg(not(feature = "flow"))]
+type FlowSideArg = std::convert::Infallible;
+
 /// What the gateway allows and how long it waits.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -63,6 +68,9 @@ pub struct GatewayConfig {
     /// dribbles them is closed), and to send the next request on a kept-alive
     /// connection.
     pub header_timeout: Duration,
+    /// Accounts created through the relay per client IP, on Flow only, where the
+    /// sponsor pays for each.
+    pub account_rate: Rate,
 }
 
 impl Default for GatewayConfig {
@@ -80,6 +88,7 @@ impl Default for GatewayConfig {
             max_stream_duration: Duration::from_secs(1800),
             max_images: 4,
             header_timeout: Duration::from_secs(10),
+            account_rate: Rate::new(6, 3),
         }
     }
 }
@@ -144,7 +153,13 @@ pub struct Gateway {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) ip_limiter: RateLimiter<IpAddr>,
     pub(crate) key_limiter: RateLimiter<String>,
+    pub(crate) account_limiter: RateLimiter<IpAddr>,
     wallets: Mutex<HashMap<Address, Arc<Wallet<dyn Ledger>>>>,
+    /// The ledger's network name: `embedded`, `emulator`, `testnet`, `mainnet`.
+    pub(crate) network: String,
+    /// On Flow: the FlowLedger behind `ledger` and who pays.
+    #[cfg(feature = "flow")]
+    pub(crate) flow: Option<super::flow::FlowSide>,
     pub(crate) config: GatewayConfig,
     pub(crate) http: ureq::Agent,
     /// Turns true when the gateway stops, so event streams and waiting requests end
@@ -171,7 +186,33 @@ impl Gateway {
         keys: Option<ApiKeys>,
         config: GatewayConfig,
     ) -> Result<Arc<Self>> {
-        let ledger_id = ledger.info().await.context("reading the ledger")?.id;
+        Self::build(ledger, blobs, models, keys, config, None).await
+    }
+
+    /// A gateway over FlowNet on Flow: the same API over `flow.ledger`, plus the
+    /// page's Flow routes (`/api/flow/…`).
+    #[cfg(feature = "flow")]
+    pub async fn on_flow(
+        flow: super::flow::FlowSide,
+        blobs: Option<FsBlobStore>,
+        models: impl IntoIterator<Item = ModelMeta>,
+        keys: Option<ApiKeys>,
+        config: GatewayConfig,
+    ) -> Result<Arc<Self>> {
+        let ledger: Arc<dyn Ledger> = flow.ledger.clone();
+        Self::build(ledger, blobs, models, keys, config, Some(flow)).await
+    }
+
+    async fn build(
+        ledger: Arc<dyn Ledger>,
+        blobs: Option<FsBlobStore>,
+        models: impl IntoIterator<Item = ModelMeta>,
+        keys: Option<ApiKeys>,
+        config: GatewayConfig,
+        #[cfg_attr(not(feature = "flow"), allow(unused_variables))] flow: Option<FlowSideArg>,
+    ) -> Result<Arc<Self>> {
+        let info = ledger.info().await.context("reading the ledger")?;
+        let ledger_id = info.id;
         let metrics = Arc::new(Metrics::default());
         let http = ureq::Agent::config_builder()
             .timeout_global(Some(config.request_timeout.min(Duration::from_secs(20))))
@@ -188,7 +229,11 @@ impl Gateway {
             metrics,
             ip_limiter: RateLimiter::default(),
             key_limiter: RateLimiter::default(),
+            account_limiter: RateLimiter::default(),
             wallets: Mutex::default(),
+            network: info.network,
+            #[cfg(feature = "flow")]
+            flow,
             config,
             http,
             closing: watch::Sender::new(false),
@@ -216,8 +261,35 @@ impl Gateway {
         let mut wallets = self.wallets.lock().unwrap_or_else(|e| e.into_inner());
         wallets
             .entry(address)
-            .or_insert_with(|| Arc::new(Wallet::new(self.ledger.clone(), key.clone())))
+            .or_insert_with(|| {
+                // On Flow the ledger signs the account's transactions with its key,
+                // at the address Flow gave it.
+                #[cfg(feature = "flow")]
+                if let Some(f) = &self.flow {
+                    f.ledger.add_signer(flownet_chain::flow::FlowSigner::new(
+                        address,
+                        0,
+                        flownet_chain::flow::FlowKey::from_core(key),
+                    ));
+                    return Arc::new(Wallet::with_address(
+                        self.ledger.clone(),
+                        key.clone(),
+                        address,
+                    ));
+                }
+                Arc::new(Wallet::new(self.ledger.clone(), key.clone()))
+            })
             .clone()
+    }
+
+    /// The ledger's network name (`embedded` or a Flow network).
+    pub fn network(&self) -> &str {
+        &self.network
+    }
+
+    /// Whether the ledger is on Flow, where a sponsor pays for new accounts.
+    pub fn is_on_flow(&self) -> bool {
+        self.network != "embedded"
     }
 
     /// The router: the page, its API, the OpenAI-compatible API, `/metrics` and
@@ -237,8 +309,10 @@ impl Gateway {
             .route("/api/relay", post(api::relay))
             .route("/v1/models", get(openai::models))
             .route("/v1/models/{model}", get(openai::model))
-            .route("/metrics", get(metrics))
-            .layer(middleware::from_fn_with_state(self.clone(), timeout));
+            .route("/metrics", get(metrics));
+        #[cfg(feature = "flow")]
+        let quick = quick.merge(super::flow::routes());
+        let quick = quick.layer(middleware::from_fn_with_state(self.clone(), timeout));
         // These wait on purpose: the event stream until the task ends, the OpenAI
         // generations until their tasks are delivered (with their own timeout).
         let waiting = Router::new()
@@ -253,6 +327,7 @@ impl Gateway {
             .route("/healthz", get(|| async { "ok" }))
             .route("/", get(assets::index))
             .route("/assets/{*path}", get(assets::asset))
+            .layer(middleware::from_fn_with_state(self.clone(), page_policy))
             .fallback(fallback)
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
             .layer(middleware::from_fn_with_state(self.clone(), limit_ip));
@@ -360,6 +435,30 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> ApiResult<Response> {
 async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no route for {method} {}", uri.path()))
         .with_type("invalid_request_error")
+}
+
+/// On Flow with an FCL discovery wallet, lets the page frame that wallet's origin
+/// (the discovery and login run in a frame); the policy is unchanged otherwise.
+async fn page_policy(
+    #[cfg_attr(not(feature = "flow"), allow(unused_variables))] State(g): State<Arc<Gateway>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    #[cfg_attr(not(feature = "flow"), allow(unused_mut))]
+    let mut response = next.run(req).await;
+    #[cfg(feature = "flow")]
+    if let Some(origin) = g.flow.as_ref().and_then(|f| f.discovery_origin())
+        && let Some(csp) = response
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+        && let Ok(v) = HeaderValue::from_str(&format!("{csp}; frame-src {origin}"))
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    response
 }
 
 /// Counts every answer by route pattern and status code.

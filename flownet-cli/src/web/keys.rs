@@ -39,6 +39,14 @@ pub struct ApiKeyRecord {
     pub created_at: u64,
     #[serde(default)]
     pub revoked: bool,
+    /// The ledger the account lives on: `embedded`, or the Flow network whose
+    /// address `address` is (Flow assigns addresses).
+    #[serde(default = "embedded")]
+    pub network: String,
+}
+
+fn embedded() -> String {
+    "embedded".into()
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -55,6 +63,8 @@ pub struct ApiKey {
     pub key: SigningKey,
     pub max_price: Amount,
     pub rate: Rate,
+    /// The ledger the account lives on (see [`ApiKeyRecord::network`]).
+    pub network: String,
 }
 
 /// The key file, cached and reread when it changes on disk.
@@ -117,6 +127,7 @@ impl ApiKeys {
                                 key,
                                 max_price: r.max_price,
                                 rate: Rate::new(r.rate_per_minute, r.burst),
+                                network: r.network,
                             }),
                         ))
                     })
@@ -164,6 +175,7 @@ impl ApiKeys {
             burst: rate.burst,
             created_at: now,
             revoked: false,
+            network: embedded(),
         };
         file.keys.push(record.clone());
         save(&self.path, &file)?;
@@ -173,6 +185,18 @@ impl ApiKeys {
     /// Every key, revoked ones included.
     pub fn list(&self) -> Result<Vec<ApiKeyRecord>> {
         Ok(load(&self.path)?.keys)
+    }
+
+    /// Records that key `id`'s account is `address` on the Flow `network`, where
+    /// the account was created after the key.
+    pub fn set_network_address(&self, id: &str, network: &str, address: Address) -> Result<()> {
+        let mut file = load(&self.path)?;
+        let Some(record) = file.keys.iter_mut().find(|k| k.id == id) else {
+            bail!("no API key with id {id:?}");
+        };
+        record.network = network.to_owned();
+        record.address = address;
+        save(&self.path, &file)
     }
 
     /// Revokes the key with `id`: its token stops working; its account stays.

@@ -15,6 +15,8 @@ pub mod api;
 mod assets;
 pub mod error;
 pub mod events;
+#[cfg(feature = "flow")]
+pub mod flow;
 pub mod gateway;
 pub mod keys;
 pub mod limits;
@@ -128,6 +130,18 @@ pub struct ServeArgs {
     /// How often task events are read from the ledger, in milliseconds
     #[arg(long, default_value_t = 100)]
     pub poll_ms: u64,
+    /// On Flow: accounts the page may create per client IP per minute, optionally
+    /// /BURST; the sponsor pays for each (0 disables)
+    #[arg(long, default_value = "6/3")]
+    pub account_rate: Rate,
+    /// On Flow: the Access API's REST endpoint the page's FCL reaches through the
+    /// gateway [default: the network's, e.g. http://127.0.0.1:8888 on the emulator]
+    #[arg(long, value_name = "URL")]
+    pub flow_rest: Option<String>,
+    /// On Flow: FCL's discovery wallet (`discovery.wallet`), for users who log in
+    /// with their own Flow wallet
+    #[arg(long, value_name = "URL")]
+    pub fcl_discovery: Option<String>,
 }
 
 impl ServeArgs {
@@ -142,6 +156,7 @@ impl ServeArgs {
             allowed_hosts: self.allowed_hosts.clone(),
             poll_interval: Duration::from_millis(self.poll_ms.max(10)),
             public_url: self.public_url.clone(),
+            account_rate: self.account_rate,
             ..GatewayConfig::default()
         }
     }
@@ -170,17 +185,28 @@ async fn keys_cmd(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
             faucet,
             fund,
         } => {
-            let ledger: Arc<dyn Ledger> = ctx.open_ledger()?;
             // The operator's account pays --fund; check it first, before anything is made.
             let funder = match fund {
                 Some(_) => Some(ctx.wallet().await?),
                 None => None,
             };
-            let (token, record) = keys.create(&label, max_price, rate, unix_now())?;
+            let (token, mut record) = keys.create(&label, max_price, rate, unix_now())?;
             let key = flownet_core::SigningKey::from_bytes(&hex::decode(&record.private_key)?)?;
-            let wallet = Wallet::new(ledger.clone(), key);
             let funded = async {
-                wallet.create_account().await?;
+                let wallet = match ctx.network {
+                    crate::context::Network::Embedded => {
+                        let ledger: Arc<dyn Ledger> = ctx.open_ledger()?;
+                        let wallet = Wallet::new(ledger, key);
+                        wallet.create_account().await?;
+                        wallet
+                    }
+                    _ => {
+                        let (ledger, address) = flow_account(ctx, &key).await?;
+                        keys.set_network_address(&record.id, ctx.network.as_str(), address)?;
+                        record.address = address;
+                        Wallet::with_address(ledger, key, address)
+                    }
+                };
                 let mut granted = Amount::ZERO;
                 if faucet {
                     granted = wallet.faucet().await?.outcome.credited.unwrap_or_default();
@@ -219,12 +245,14 @@ async fn keys_cmd(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
         }
         KeysCmd::List => {
             let records = keys.list()?;
-            let ledger = ctx.open_ledger().ok();
+            let ledger = ctx.ledger().await.ok();
             let mut rows = Vec::new();
             for r in &records {
                 let balance = match &ledger {
-                    Some(l) => l.account(r.address).await?.map(|a| a.balance),
-                    None => None,
+                    Some(l) if r.network == ctx.network.as_str() => {
+                        l.account(r.address).await?.map(|a| a.balance)
+                    }
+                    _ => None,
                 };
                 rows.push((r, balance));
             }
@@ -232,7 +260,7 @@ async fn keys_cmd(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
                 &json!(
                     rows.iter()
                         .map(|(r, b)| json!({
-                            "id": r.id, "label": r.label, "address": r.address, "revoked": r.revoked,
+                            "id": r.id, "label": r.label, "address": r.address, "network": r.network, "revoked": r.revoked,
                             "max_price": r.max_price.to_string(), "rate_per_minute": r.rate_per_minute,
                             "burst": r.burst, "balance": b.map(|b| b.to_string()), "created_at": r.created_at,
                         }))
@@ -270,6 +298,27 @@ async fn keys_cmd(ctx: &Ctx, cmd: KeysCmd) -> Result<()> {
     Ok(())
 }
 
+/// Creates a Flow account (paid by the sponsor) for a custodial API key.
+/// Its ledger, which signs for the new account, and the account's address.
+#[cfg(feature = "flow")]
+async fn flow_account(
+    ctx: &Ctx,
+    key: &flownet_core::SigningKey,
+) -> Result<(Arc<dyn Ledger>, flownet_core::Address)> {
+    let ledger = crate::flow::connect(ctx).await?;
+    let address = ledger.create_account(key).await?;
+    Ok((ledger, address))
+}
+
+#[cfg(not(feature = "flow"))]
+async fn flow_account(
+    ctx: &Ctx,
+    _key: &flownet_core::SigningKey,
+) -> Result<(Arc<dyn Ledger>, flownet_core::Address)> {
+    ctx.ledger().await?;
+    bail!("this flownet was built without Flow support")
+}
+
 /// The models the gateway can describe: the manifests in the models dir.
 fn manifest_models(ctx: &Ctx) -> Vec<ModelMeta> {
     match local_manifests(ctx) {
@@ -283,23 +332,42 @@ fn manifest_models(ctx: &Ctx) -> Vec<ModelMeta> {
     }
 }
 
-async fn serve_web(ctx: &Ctx, args: ServeArgs) -> Result<()> {
+/// The gateway over `--network`'s ledger: the data dir's embedded ledger (created if
+/// missing), or FlowNet on Flow.
+async fn open_gateway(
+    ctx: &Ctx,
+    args: &ServeArgs,
+    blobs: crate::blobs::FsBlobStore,
+) -> Result<Arc<Gateway>> {
+    let models = manifest_models(ctx);
+    let keys = ApiKeys::new(ApiKeys::path_in(&ctx.data_dir));
+    if ctx.network != crate::context::Network::Embedded {
+        #[cfg(feature = "flow")]
+        {
+            let side =
+                crate::flow::web_side(ctx, args.flow_rest.clone(), args.fcl_discovery.clone())
+                    .await?;
+            return Gateway::on_flow(side, Some(blobs), models, Some(keys), args.config()).await;
+        }
+        #[cfg(not(feature = "flow"))]
+        {
+            ctx.ledger().await?;
+        }
+    }
+    if args.flow_rest.is_some() || args.fcl_discovery.is_some() {
+        bail!("--flow-rest and --fcl-discovery need --network emulator|testnet|mainnet");
+    }
     let (ledger, created) = ctx.open_or_create_ledger()?;
     if created {
         tracing::info!("created a new ledger at {}", ctx.ledger_path().display());
     }
     let ledger: Arc<dyn Ledger> = ledger;
+    Gateway::new(ledger, Some(blobs), models, Some(keys), args.config()).await
+}
+
+async fn serve_web(ctx: &Ctx, args: ServeArgs) -> Result<()> {
     let blobs = ctx.blobs()?;
-    let models = manifest_models(ctx);
-    let keys = ApiKeys::new(ApiKeys::path_in(&ctx.data_dir));
-    let gateway = Gateway::new(
-        ledger.clone(),
-        Some(blobs.clone()),
-        models,
-        Some(keys),
-        args.config(),
-    )
-    .await?;
+    let gateway = open_gateway(ctx, &args, blobs.clone()).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     if args.node {

@@ -65,6 +65,17 @@ fn authenticate(g: &Gateway, headers: &HeaderMap) -> ApiResult<Arc<ApiKey>> {
             )
             .with_type("invalid_request_error")
         })?;
+    if key.network != g.network {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            format!(
+                "this API key's account is on the {} ledger; this gateway serves {} (make a key with `flownet --network {} web keys create`)",
+                key.network, g.network, g.network
+            ),
+        )
+        .with_type("invalid_request_error"));
+    }
     if let Err(retry) = g.key_limiter.check(&key.id, key.rate) {
         g.metrics.rate_limited("api_key");
         return Err(ApiError::rate_limited("API key", retry));

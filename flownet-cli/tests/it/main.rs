@@ -3,6 +3,8 @@
 
 #[cfg(feature = "flow")]
 mod sponsor_flow;
+#[cfg(feature = "flow")]
+mod sponsor_sign;
 mod support;
 mod two_processes;
 mod verbs;

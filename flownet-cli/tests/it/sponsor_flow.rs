@@ -24,10 +24,12 @@ use flownet_core::{
     SigningKey, crypto::HashAlgo, crypto::sha256,
 };
 
-const SERVICE_ADDRESS: Address = Address([0xf8, 0xd6, 0xe0, 0x58, 0x6b, 0x0a, 0x20, 0xc7]);
-const SERVICE_KEY_HEX: &str = "6e1a5c6fc6b8bd2f1b2e5b7c0f7a9d1e3c5b7a9f1e3d5c7b9a1f3e5d7c9b1a3f";
+pub(super) const SERVICE_ADDRESS: Address =
+    Address([0xf8, 0xd6, 0xe0, 0x58, 0x6b, 0x0a, 0x20, 0xc7]);
+pub(super) const SERVICE_KEY_HEX: &str =
+    "6e1a5c6fc6b8bd2f1b2e5b7c0f7a9d1e3c5b7a9f1e3d5c7b9a1f3e5d7c9b1a3f";
 
-struct Emulator {
+pub(super) struct Emulator {
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -90,7 +92,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn start_emulator(binary: &str) -> (Emulator, String) {
+pub(super) async fn start_emulator(binary: &str) -> (Emulator, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let child = Command::new(binary)

@@ -1078,6 +1078,38 @@ async fn cors_is_closed_by_default() {
     assert_eq!(a.cors, None);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flow_routes_say_this_gateway_is_not_on_flow() {
+    let w = World::with(Options {
+        node: false,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(get(&w, "/api/info").await.body["network"], "embedded");
+    for a in [
+        get(&w, "/api/flow/config").await,
+        get(&w, "/api/flow/access/v1/blocks?height=sealed").await,
+        post_json(&w, "/api/flow/sign", &json!({}), None).await,
+        post_json(
+            &w,
+            "/api/flow/transaction",
+            &json!({"action": {"type": "faucet"}}),
+            None,
+        )
+        .await,
+    ] {
+        assert_eq!(a.status, 404, "{}", a.body);
+        assert!(
+            a.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("embedded ledger, not Flow"),
+            "{}",
+            a.body
+        );
+    }
+}
+
 /// The envelopes the page's TypeScript encoder is checked against
 /// (web/test/vectors.json): canonical bytes, the SHA-256 the browser signs, the address
 /// of the key and a signature by the Rust signer that WebCrypto must accept. Set
