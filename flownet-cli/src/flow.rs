@@ -118,14 +118,15 @@ pub async fn deploy(ctx: &Ctx, config: &LedgerConfig) -> Result<Address> {
 /// The gateway's Flow side for `flownet web --network …`: the FlowLedger, and who
 /// signs envelopes as payer: an in-process `Sponsor` with FLOWNET_FLOW_SPONSOR's key
 /// (which also grants the faucet and creates accounts), else the `flownet sponsor`
-/// service at FLOWNET_FLOW_SPONSOR_URL (the page's account creation and faucet then
-/// need the key).
+/// service at FLOWNET_FLOW_SPONSOR_URL (which does too, when it offers them).
 pub async fn web_side(
     ctx: &Ctx,
     rest: Option<String>,
     discovery: Option<String>,
 ) -> Result<crate::web::flow::FlowSide> {
-    use flownet_chain::flow::{AccessClient, Payer, Sponsor, SponsorPolicy, Whitelist};
+    use flownet_chain::flow::{
+        AccessClient, AccountPolicy, Payer, Sponsor, SponsorPolicy, Whitelist,
+    };
     let ledger = connect(ctx).await?;
     let sponsor_key = signer_from_env("FLOWNET_FLOW_SPONSOR")?;
     let payer: Option<Arc<dyn Payer>> =
@@ -136,12 +137,10 @@ pub async fn web_side(
                     .await
                     .with_context(|| format!("connecting to {}", network.access_api))?;
                 let whitelist = Whitelist::for_network(network)?;
-                Some(Arc::new(Sponsor::new(
-                    client,
-                    key.clone(),
-                    whitelist,
-                    &SponsorPolicy::default(),
-                )))
+                Some(Arc::new(
+                    Sponsor::new(client, key.clone(), whitelist, &SponsorPolicy::default())
+                        .with_accounts(network, &AccountPolicy::default())?,
+                ))
             }
             (None, Ok(url)) => Some(Arc::new(
                 crate::sponsor::HttpPayer::connect(&url)
@@ -161,7 +160,6 @@ pub async fn web_side(
     Ok(crate::web::flow::FlowSide {
         ledger,
         payer,
-        sponsor_key,
         rest,
         discovery,
     })

@@ -24,7 +24,9 @@
 //!   `/v1/sponsor`, then the payer's envelope signature only, nothing sent
 //!   (for clients that send the transaction themselves, such as the web page
 //!   with FCL) → `{"address": "0x…", "key_index": 0, "signature": "<r ‖ s
-//!   hex>", "id": "<tx id hex>"}`.
+//!   hex>", "id": "<tx id hex>"}`;
+//! - `POST /v1/sponsor/faucet/sign`: the checks of `/v1/sponsor/faucet`, then
+//!   the same signature answer, nothing sent.
 //!
 //! A refusal is `{"error": "...", "kind": "..."}` (with `retry_after_ms` and
 //! a `Retry-After` header on 429): `bad_request`, `invalid_envelope`,
@@ -288,6 +290,25 @@ async fn faucet_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -
     }
 }
 
+/// `POST /v1/sponsor/faucet/sign`: the faucet's checks and co-signature,
+/// nothing sent.
+async fn faucet_sign_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    let tx = match parse_request(&body) {
+        Ok(tx) => tx,
+        Err(r) => return *r,
+    };
+    let me = s.sponsor.address();
+    match s
+        .sponsor
+        .sign_faucet(tx)
+        .await
+        .and_then(|tx| SignedByPayer::of(&tx, me))
+    {
+        Ok(signed) => Json(signed).into_response(),
+        Err(e) => refusal_response(&e),
+    }
+}
+
 async fn sponsor_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
     let tx = match parse_request(&body) {
         Ok(tx) => tx,
@@ -429,6 +450,7 @@ pub fn router_with_accounts(
         .route("/v1/sponsor/accounts", post(accounts_route))
         .route("/v1/sponsor/faucet", post(faucet_route))
         .route("/v1/sponsor/sign", post(sign_route))
+        .route("/v1/sponsor/faucet/sign", post(faucet_sign_route))
         .with_state(state))
 }
 
@@ -474,6 +496,9 @@ pub struct HttpPayer {
     url: String,
     address: Address,
     key_index: u32,
+    /// The service creates accounts and grants the faucet (its info names a
+    /// ledger id).
+    onboards: bool,
     agent: ureq::Agent,
 }
 
@@ -513,6 +538,7 @@ impl HttpPayer {
             url,
             address,
             key_index,
+            onboards: info["ledger_id"].is_string(),
             agent,
         })
     }
@@ -526,6 +552,14 @@ impl Payer for HttpPayer {
 
     fn key_index(&self) -> u32 {
         self.key_index
+    }
+
+    fn onboards(&self) -> bool {
+        self.onboards
+    }
+
+    async fn sign_faucet(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
+        self.post_for_signature("/v1/sponsor/faucet/sign", tx).await
     }
 
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
@@ -579,11 +613,23 @@ impl Payer for HttpPayer {
         HttpPayer::faucet(self, tx).await
     }
 
-    async fn sign_envelope(&self, mut tx: Transaction) -> Result<Transaction, SponsorError> {
+    async fn sign_envelope(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
+        self.post_for_signature("/v1/sponsor/sign", tx).await
+    }
+}
+
+impl HttpPayer {
+    /// POSTs `tx` to a sign-only route; `tx` with the payer's envelope
+    /// signature.
+    async fn post_for_signature(
+        &self,
+        path: &str,
+        mut tx: Transaction,
+    ) -> Result<Transaction, SponsorError> {
         let body = SponsorRequest::from_transaction(&tx)
             .and_then(|r| Ok(serde_json::to_string(&r)?))
             .map_err(|e| SponsorError::Transaction(format!("{e:#}")))?;
-        let (status, v, text) = self.post_json("/v1/sponsor/sign", body).await?;
+        let (status, v, text) = self.post_json(path, body).await?;
         if status != 200 {
             return Err(wire_refusal(status, &v, &text, tx.proposal_key.address));
         }
@@ -606,9 +652,7 @@ impl Payer for HttpPayer {
         });
         Ok(tx)
     }
-}
 
-impl HttpPayer {
     /// POSTs `body` to `path`; the status and the JSON answer.
     async fn post_json(
         &self,

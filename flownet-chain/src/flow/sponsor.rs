@@ -176,6 +176,18 @@ pub trait Payer: Send + Sync + std::fmt::Debug {
         Err(SponsorError::NotOffered("grant the faucet".into()))
     }
 
+    /// The checks of [`Payer::faucet`] and the payer's envelope signature,
+    /// nothing sent: `tx` with that signature.
+    async fn sign_faucet(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
+        let _ = tx;
+        Err(SponsorError::NotOffered("grant the faucet".into()))
+    }
+
+    /// Whether this payer creates accounts and grants the faucet.
+    fn onboards(&self) -> bool {
+        false
+    }
+
     /// Checks `tx` as [`Payer::pay`] does and signs its envelope, without
     /// sending it: for clients that send the transaction themselves (the web
     /// page through FCL). Returns `tx` with the payer's envelope signature.
@@ -213,6 +225,14 @@ impl Payer for Sponsor {
 
     async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
         Sponsor::faucet(self, tx).await
+    }
+
+    async fn sign_faucet(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
+        Sponsor::sign_faucet(self, tx).await
+    }
+
+    fn onboards(&self) -> bool {
+        self.onboarding.is_some()
     }
 
     async fn sign_envelope(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
@@ -694,7 +714,18 @@ impl Sponsor {
     /// Checks the faucet transaction `tx` (see the module documentation),
     /// signs its envelope as payer and second authorizer, sends it and
     /// returns its id (not waiting for the seal).
-    pub async fn faucet(&self, mut tx: Transaction) -> Result<[u8; 32], SponsorError> {
+    pub async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
+        let tx = self.sign_faucet(tx).await?;
+        self.client
+            .send_transaction(&tx)
+            .await
+            .map_err(|e| SponsorError::Access(e.to_string()))
+    }
+
+    /// Every check of [`Sponsor::faucet`], then the sponsor's envelope
+    /// signature (as payer and second authorizer) without sending: for clients
+    /// that send the transaction themselves (the web page with FCL).
+    pub async fn sign_faucet(&self, mut tx: Transaction) -> Result<Transaction, SponsorError> {
         let on = self.onboarding("grant the faucet")?;
         let me = self.payer.address;
         if tx.payer != me {
@@ -758,10 +789,7 @@ impl Sponsor {
         tx.envelope_signatures.clear();
         tx.sign_envelope(me, self.payer.key_index, &self.payer.key)
             .map_err(|e| SponsorError::Transaction(e.to_string()))?;
-        self.client
-            .send_transaction(&tx)
-            .await
-            .map_err(|e| SponsorError::Access(e.to_string()))
+        Ok(tx)
     }
 
     /// The address that pays: the `payer` of the transactions it signs.

@@ -14,15 +14,17 @@
 //! - `POST /api/flow/sign`: the payer's envelope signature of a transaction the user
 //!   signed (a [`SponsorRequest`]): the sponsor's sign-only path
 //!   ([`Payer::sign_envelope`]: FlowNet templates only, payload signatures checked,
-//!   rate-limited), or, for the faucet, the sponsor as payer and second authorizer;
+//!   rate-limited), or, for the faucet, the sponsor as payer and second authorizer
+//!   ([`Payer::sign_faucet`]);
 //! - `GET /api/flow/transactions/{id}`: waits for the seal and answers the outcome
 //!   (task id, NFT, amount credited) read from the events, as a receipt carries it;
 //! - `/api/flow/access/…`: the Access API's REST endpoints, proxied, so the page
 //!   talks only to its own origin (its Content-Security-Policy allows nothing else).
 //!
-//! Accounts are still created by relaying a `create_account` envelope the browser
-//! signed: [`FlowLedger`] checks it and creates a Flow account whose key is the
-//! browser's P-256 key, signing with SHA2-256.
+//! Accounts are created by relaying a `create_account` envelope the browser signed:
+//! [`FlowLedger`] checks it and has the sponsor (in process, or the service's
+//! `/v1/sponsor/accounts`) create a Flow account whose key is the browser's P-256
+//! key, signing with SHA2-256.
 
 use std::{sync::Arc, time::Duration};
 
@@ -34,10 +36,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{any, get, post},
 };
-use flownet_chain::flow::{
-    AccessClient, FlowLedger, FlowSigner, Payer, SponsorError, Template, Transaction, errors,
-    sponsor::verify_payload_signatures,
-};
+use flownet_chain::flow::{FlowLedger, Payer, SponsorError, Template, errors};
 use flownet_core::{Action, rules};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -58,9 +57,6 @@ pub struct FlowSide {
     /// Signs envelopes as payer: an in-process `Sponsor` (FLOWNET_FLOW_SPONSOR) or a
     /// `flownet sponsor` service (FLOWNET_FLOW_SPONSOR_URL).
     pub payer: Option<Arc<dyn Payer>>,
-    /// The sponsor's own key (FLOWNET_FLOW_SPONSOR): account creation and the faucet
-    /// need the sponsor as an authorizer, which the sign-only path never is.
-    pub sponsor_key: Option<FlowSigner>,
     /// The Access API's REST base URL, which `/api/flow/access` proxies.
     pub rest: Option<String>,
     /// FCL's `discovery.wallet`, for users who bring a Flow wallet.
@@ -119,8 +115,8 @@ async fn config(State(g): G) -> ApiResult<Json<Value>> {
         "payer": f.payer.as_ref().map(|p| p.address()),
         // FCL names the payer's key before the payer signs.
         "payer_key_index": f.payer.as_ref().map_or(0, |p| p.key_index()),
-        "faucet": f.sponsor_key.is_some(),
-        "create_account": f.sponsor_key.is_some(),
+        "faucet": f.payer.as_ref().is_some_and(|p| p.onboards()),
+        "create_account": f.payer.as_ref().is_some_and(|p| p.onboards()),
         "discovery_wallet": f.discovery,
         "gas_limit": GAS_LIMIT,
     })))
@@ -243,77 +239,24 @@ async fn sign(
         .network()
         .template(Template::Faucet)
         .map_err(flownet_core::Error::from)?;
-    let (signed, payer) = if tx.script == faucet.as_bytes() {
-        let sponsor = f.sponsor_key.as_ref().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "faucet",
-                "this gateway holds no sponsor key to grant the faucet (set FLOWNET_FLOW_SPONSOR)",
-            )
-        })?;
-        (
-            sign_faucet(f.ledger.client(), sponsor, tx)
-                .await
-                .map_err(refused)?,
-            sponsor.address,
+    let payer = f.payer.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "no_sponsor",
+            "this gateway has no sponsor to pay for transactions (set FLOWNET_FLOW_SPONSOR or FLOWNET_FLOW_SPONSOR_URL)",
         )
+    })?;
+    // The faucet: the sponsor is payer and second authorizer (its envelope
+    // signature covers both roles), after the user's payload signature and the
+    // account's one grant are checked.
+    let signed = if tx.script == faucet.as_bytes() {
+        payer.sign_faucet(tx).await
     } else {
-        let payer = f.payer.as_ref().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "no_sponsor",
-                "this gateway has no sponsor to pay for transactions (set FLOWNET_FLOW_SPONSOR or FLOWNET_FLOW_SPONSOR_URL)",
-            )
-        })?;
-        (
-            payer.sign_envelope(tx).await.map_err(refused)?,
-            payer.address(),
-        )
-    };
+        payer.sign_envelope(tx).await
+    }
+    .map_err(refused)?;
+    let payer = payer.address();
     Ok(Json(SignedByPayer::of(&signed, payer).map_err(refused)?))
-}
-
-/// The faucet's co-signature: the sponsor is payer and second authorizer of the
-/// faucet template (its envelope signature covers both roles); the proposer, the
-/// only other authorizer, must have signed the payload with its on-chain key. The
-/// contract grants each account once.
-pub async fn sign_faucet(
-    client: &AccessClient,
-    sponsor: &FlowSigner,
-    mut tx: Transaction,
-) -> Result<Transaction, SponsorError> {
-    let me = sponsor.address;
-    let user = tx.proposal_key.address;
-    if tx.payer != me {
-        return Err(SponsorError::PayerMismatch {
-            expected: me,
-            got: tx.payer,
-        });
-    }
-    if user == me || tx.authorizers != [user, me] {
-        return Err(SponsorError::Transaction(
-            "the faucet's authorizers are the proposer, then the sponsor".into(),
-        ));
-    }
-    if tx.gas_limit > GAS_LIMIT {
-        return Err(SponsorError::GasLimit {
-            got: tx.gas_limit,
-            max: GAS_LIMIT,
-        });
-    }
-    let info = client
-        .account(user)
-        .await
-        .map_err(|e| SponsorError::Access(e.to_string()))?
-        .ok_or_else(|| SponsorError::BadPayloadSignature {
-            address: user,
-            reason: "no such account".into(),
-        })?;
-    verify_payload_signatures(&tx, &[(user, info)].into_iter().collect())?;
-    tx.envelope_signatures.clear();
-    tx.sign_envelope(me, sponsor.key_index, &sponsor.key)
-        .map_err(|e| SponsorError::Transaction(e.to_string()))?;
-    Ok(tx)
 }
 
 /// `GET /api/flow/transactions/{id}`: waits for the transaction's seal; its

@@ -1,6 +1,6 @@
 //! The sponsor's sign-only path, used by the web page on Flow: `POST
-//! /v1/sponsor/sign` of `flownet sponsor` and its client `HttpPayer::sign_envelope`,
-//! and the gateway's faucet co-signature. The refusals that need no chain run
+//! /v1/sponsor/sign` and `/v1/sponsor/faucet/sign` of `flownet sponsor` and its
+//! client `HttpPayer`. The refusals that need no chain run
 //! always; the rest runs on a live emulator (`FLOW_EMULATOR`, else skipped).
 
 use std::{sync::Arc, time::Duration};
@@ -10,10 +10,7 @@ use flownet_chain::flow::{
     ProposalKey, SignatureAlgorithm, SponsorError, SponsorPolicy, Template, Transaction, Whitelist,
     keys,
 };
-use flownet_cli::{
-    sponsor::{HttpPayer, SignedByPayer, SponsorRequest, router},
-    web::flow::sign_faucet,
-};
+use flownet_cli::sponsor::{HttpPayer, SignedByPayer, SponsorRequest, router};
 use flownet_core::{Address, Amount, Ledger, LedgerConfig, SigningKey};
 
 use super::sponsor_flow::{SERVICE_ADDRESS, SERVICE_KEY_HEX, start_emulator};
@@ -34,12 +31,18 @@ fn service() -> FlowSigner {
 /// The service on a free port over `api`; its URL.
 async fn serve(api: &str, network: &Network) -> String {
     let policy = SponsorPolicy::default();
-    let sponsor = flownet_chain::flow::Sponsor::new(
+    let mut sponsor = flownet_chain::flow::Sponsor::new(
         AccessClient::connect_lazy(api).unwrap(),
         service(),
         Whitelist::for_network(network).unwrap(),
         &policy,
     );
+    // Deployed networks only: the faucet's and accounts' templates name FlowNet.
+    if network.marketplace().is_ok() {
+        sponsor = sponsor
+            .with_accounts(network, &flownet_chain::flow::AccountPolicy::default())
+            .unwrap();
+    }
     let app = router(sponsor, network, &policy).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -221,8 +224,9 @@ async fn sign_only_signs_templates_that_the_client_sends_itself_on_a_flow_emulat
     assert_eq!(r.error_message, "");
     assert_eq!(sequence(client.clone()).await, before + 1);
 
-    // The gateway's faucet co-signature: the sponsor pays and authorizes; the
-    // user's payload signature is checked first.
+    // The faucet's co-signature through the service, sign only (what the page
+    // uses): the sponsor pays and authorizes; the user's payload signature is
+    // checked first.
     let faucet = network.template(Template::Faucet).unwrap();
     let block = client.latest_block(true).await.unwrap().id;
     let mut grant = tx(faucet, user, before + 1, block);
@@ -236,15 +240,21 @@ async fn sign_only_signs_templates_that_the_client_sends_itself_on_a_flow_emulat
         )
         .unwrap();
     assert!(matches!(
-        sign_faucet(&client, &service(), forged).await.unwrap_err(),
+        payer.sign_faucet(forged).await.unwrap_err(),
         SponsorError::BadPayloadSignature { .. }
     ));
     let mut only_user = grant.clone();
     only_user.authorizers = vec![user];
     only_user.sign_payload(user, 0, &user_flow_key).unwrap();
-    assert!(sign_faucet(&client, &service(), only_user).await.is_err());
+    assert!(payer.sign_faucet(only_user).await.is_err());
     grant.sign_payload(user, 0, &user_flow_key).unwrap();
-    let signed = sign_faucet(&client, &service(), grant).await.unwrap();
+    let signed = payer.sign_faucet(grant.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sequence(client.clone()).await,
+        before + 1,
+        "signing sent nothing"
+    );
     let id = client.send_transaction(&signed).await.unwrap();
     let r = client
         .wait_sealed(id, Duration::from_millis(100), Duration::from_secs(60))
