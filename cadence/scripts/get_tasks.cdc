@@ -16,11 +16,24 @@ access(all) fun main(node: Address?, requester: Address?, status: UInt8?, after:
             id = id + 1
         }
     }
-    let out: [FlowNetMarketplace.TaskInfo] = []
-    for id in ids {
-        if id <= after {
-            continue
+    // The per-node and per-requester lists are in ascending id order: skip the ids
+    // up to `after` by bisection, so a node that asks for what is new pays for
+    // what is new, not for its whole history.
+    var lo = 0
+    var hi = ids.length
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if ids[mid] <= after {
+            lo = mid + 1
+        } else {
+            hi = mid
         }
+    }
+    let out: [FlowNetMarketplace.TaskInfo] = []
+    var i = lo
+    while i < ids.length {
+        let id = ids[i]
+        i = i + 1
         let task = FlowNetMarketplace.getTask(id)!
         if requester != nil && task.requester != requester! {
             continue

@@ -56,6 +56,12 @@ pub struct NodeWorker<L: ?Sized, E: ?Sized, B: ?Sized> {
     endpoint: String,
     models: HashMap<String, ModelInfo>,
     attempts: Mutex<HashMap<TaskId, u32>>,
+    /// Every task of this node with an id up to here is settled, or can no longer
+    /// be served by this worker (past its deadline, a model it does not run, out of
+    /// attempts): each tick asks only for the tasks after it, so a node's work per
+    /// tick does not grow with its history. Beside it, the largest task id any tick
+    /// has read.
+    floor: Mutex<(TaskId, TaskId)>,
 }
 
 impl<L: ?Sized, E: ?Sized, B: ?Sized> std::fmt::Debug for NodeWorker<L, E, B> {
@@ -86,6 +92,7 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             endpoint: endpoint.into().trim_end_matches('/').to_owned(),
             models,
             attempts: Mutex::default(),
+            floor: Mutex::new((0, 0)),
         }
     }
 
@@ -99,13 +106,26 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
         let me = self.wallet.address();
         let ledger = self.wallet.ledger();
         let mut delivered = 0;
+        let floor = self.floor();
+        // The time the floor is judged at: read before the tasks, so a deadline
+        // counts as passed only if it had passed before they were read.
+        let then = ledger.info().await?.now;
         let claimed = ledger
             .tasks(TaskQuery {
                 node: Some(me),
                 status: Some(TaskStatus::Claimed),
+                after: Some(floor),
                 ..TaskQuery::default()
             })
             .await?;
+        let mut live: Option<TaskId> = None;
+        let mut seen = self.floor.lock().unwrap_or_else(|e| e.into_inner()).1;
+        for task in &claimed {
+            seen = seen.max(task.id);
+            if then <= task.fulfil_deadline.unwrap_or(0) && self.attempts_left(task.id) > 0 {
+                live = Some(live.map_or(task.id, |l| l.min(task.id)));
+            }
+        }
         for task in claimed {
             let now = ledger.info().await?.now;
             if now > task.fulfil_deadline.unwrap_or(0) || self.attempts_left(task.id) == 0 {
@@ -121,9 +141,19 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             .tasks(TaskQuery {
                 node: Some(me),
                 status: Some(TaskStatus::Open),
+                after: Some(floor),
                 ..TaskQuery::default()
             })
             .await?;
+        for task in &open {
+            seen = seen.max(task.id);
+            if then <= task.claim_deadline && self.can_serve(task).is_ok() {
+                live = Some(live.map_or(task.id, |l| l.min(task.id)));
+            }
+        }
+        // Below the first task still to act on, or past everything seen when none
+        // is (tasks are numbered in order, so none older can appear later).
+        self.raise_floor(live.map_or(seen, |id| id - 1), seen);
         for task in open {
             if let Err(reason) = self.can_serve(&task) {
                 on_event(&NodeEvent::Skipped {
@@ -153,6 +183,17 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             delivered += usize::from(self.process(&task, on_event).await?);
         }
         Ok(delivered)
+    }
+
+    /// The id up to which this worker has nothing left to do; see the field.
+    pub fn floor(&self) -> TaskId {
+        self.floor.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    fn raise_floor(&self, to: TaskId, seen: TaskId) {
+        let mut f = self.floor.lock().unwrap_or_else(|e| e.into_inner());
+        f.0 = f.0.max(to);
+        f.1 = f.1.max(seen);
     }
 
     /// How many times the model has failed on `task` in this process.

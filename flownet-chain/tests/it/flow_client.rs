@@ -180,12 +180,41 @@ async fn the_client_and_the_node_runtime_work_on_a_flow_emulator() {
         ledger.account(node_address).await.unwrap().unwrap().balance,
         Amount(180_000_000)
     );
+    // A second task: the worker's next ticks read only what is after the first.
+    let second = user
+        .submit(node_address, &model.id, "again", "{}", Amount::tokens(2))
+        .await
+        .unwrap();
+    assert_eq!(worker.floor(), task - 1);
+    assert_eq!(worker.tick(&|_| {}).await.unwrap(), 1);
+    worker.tick(&|_| {}).await.unwrap();
+    assert_eq!(worker.floor(), second);
+    for (after, expected) in [
+        (0, vec![task, second]),
+        (task, vec![second]),
+        (second, vec![]),
+    ] {
+        let got: Vec<u64> = ledger
+            .tasks(flownet_core::TaskQuery {
+                node: Some(node_address),
+                after: Some(after),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(got, expected, "tasks after {after}");
+    }
     let nfts = ledger.nfts(user_address).await.unwrap();
+    assert_eq!(nfts.len(), 2);
+    let nfts: Vec<_> = nfts.into_iter().filter(|n| n.task == task).collect();
     assert_eq!(nfts.len(), 1);
     assert_eq!(nfts[0].prompt, "hello flow");
     assert_eq!(nfts[0].weights_sha256, model.weights_sha256);
 
-    // The task feed: the submission is an event in the block range.
+    // The task feed: the submissions are events in the block range.
     let end = ledger.info().await.unwrap().height;
     let blocks = ledger.events("TaskSubmitted", start, end).await.unwrap();
     let ids: Vec<u64> = blocks
@@ -193,7 +222,7 @@ async fn the_client_and_the_node_runtime_work_on_a_flow_emulator() {
         .flat_map(|b| &b.events)
         .map(|e| e.value.field("id").unwrap().as_u64().unwrap())
         .collect();
-    assert_eq!(ids, [task]);
+    assert_eq!(ids, [task, second]);
 
     // The output NFT's and the token's metadata views resolve.
     let views = client

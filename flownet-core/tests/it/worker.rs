@@ -232,3 +232,64 @@ async fn the_worker_skips_tasks_for_weights_it_does_not_run() {
             .any(|e| matches!(e, NodeEvent::Skipped { .. }))
     );
 }
+
+#[tokio::test]
+async fn each_tick_reads_only_tasks_after_those_it_is_done_with() {
+    let s = setup().await;
+    let worker = NodeWorker::new(
+        s.node.clone(),
+        s.engine.clone(),
+        s.blobs.clone(),
+        "http://n",
+    );
+    let (events, sink) = collect();
+    let submit = |prompt: &'static str| {
+        let user = &s.user;
+        let node = s.node.address();
+        async move {
+            user.submit(node, "echo", prompt, "{}", Amount::tokens(1))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(worker.floor(), 0);
+    // Delivered: the floor passes it once a tick has seen it settled.
+    let t1 = submit("hello").await;
+    assert_eq!(worker.tick(&sink).await.unwrap(), 1);
+    assert_eq!(worker.floor(), t1 - 1, "t1 was still to act on when read");
+    assert_eq!(worker.tick(&sink).await.unwrap(), 0);
+    assert_eq!(worker.floor(), t1);
+    // A failing task holds the floor below it while attempts are left.
+    let t2 = submit("fail").await;
+    let t3 = submit("after the failing one").await;
+    assert_eq!(worker.tick(&sink).await.unwrap(), 1, "t3 is served anyway");
+    assert_eq!(worker.floor(), t2 - 1);
+    for _ in 1..flownet_core::node::MAX_ATTEMPTS {
+        worker.tick(&sink).await.unwrap();
+    }
+    worker.tick(&sink).await.unwrap();
+    assert_eq!(worker.floor(), t3, "out of attempts on t2, t3 delivered");
+    // A task left open past its claim deadline is passed over, never claimed; a
+    // later one is served.
+    let t4 = submit("too late").await;
+    s.ledger.advance(301);
+    let t5 = submit("in time").await;
+    assert_eq!(worker.tick(&sink).await.unwrap(), 1);
+    assert_eq!(
+        s.ledger.task(t4).await.unwrap().unwrap().status,
+        TaskStatus::Open
+    );
+    assert_eq!(
+        s.ledger.task(t5).await.unwrap().unwrap().status,
+        TaskStatus::Fulfilled
+    );
+    assert!(
+        !events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, NodeEvent::Claimed { task, .. } if *task == t4))
+    );
+    worker.tick(&sink).await.unwrap();
+    assert_eq!(worker.floor(), t5);
+}
