@@ -566,29 +566,9 @@ impl Payer for HttpPayer {
         let body = SponsorRequest::from_transaction(&tx)
             .and_then(|r| Ok(serde_json::to_string(&r)?))
             .map_err(|e| SponsorError::Transaction(format!("{e:#}")))?;
-        let (agent, url) = (self.agent.clone(), format!("{}/v1/sponsor", self.url));
-        let (status, text) = tokio::task::spawn_blocking(move || {
-            let mut r = agent
-                .post(&url)
-                .header("content-type", "application/json")
-                .send(body)
-                .map_err(|e| format!("POST {url}: {e}"))?;
-            let text = r
-                .body_mut()
-                .read_to_string()
-                .map_err(|e| format!("POST {url}: {e}"))?;
-            Ok::<_, String>((r.status().as_u16(), text))
-        })
-        .await
-        .map_err(|e| SponsorError::Access(e.to_string()))?
-        .map_err(SponsorError::Access)?;
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let (status, v, text) = self.post_json("/v1/sponsor", body).await?;
         if status == 200 {
-            return v["id"]
-                .as_str()
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| SponsorError::Access(format!("the sponsor answered {text}")));
+            return id_of(&v, &text);
         }
         let message = v["error"].as_str().unwrap_or(&text).to_owned();
         // The service's refusal, kept typed where the kind says which.
@@ -769,12 +749,17 @@ impl HttpPayer {
         if status != 200 {
             return Err(wire_refusal(status, &v, &text, tx.proposal_key.address));
         }
-        v["id"]
-            .as_str()
-            .and_then(|h| hex::decode(h).ok())
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| SponsorError::Access(format!("the sponsor answered {text}")))
+        id_of(&v, &text)
     }
+}
+
+/// The transaction id of a service's `{"id": "<hex>"}` answer.
+fn id_of(v: &serde_json::Value, text: &str) -> Result<[u8; 32], SponsorError> {
+    v["id"]
+        .as_str()
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| SponsorError::Access(format!("the sponsor answered {text}")))
 }
 
 #[cfg(test)]
