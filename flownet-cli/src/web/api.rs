@@ -467,22 +467,7 @@ pub async fn relay(
             ),
         ));
     }
-    if let Action::Submit { prompt, params, .. } = &env.action {
-        if prompt.len() > rules::MAX_PROMPT_BYTES {
-            return Err(ApiError::from_core(&flownet_core::Error::PromptTooLarge {
-                size: prompt.len(),
-                max: rules::MAX_PROMPT_BYTES,
-            })
-            .with_param("prompt"));
-        }
-        if params.len() > rules::MAX_PARAMS_BYTES {
-            return Err(ApiError::from_core(&flownet_core::Error::ParamsTooLarge {
-                size: params.len(),
-                max: rules::MAX_PARAMS_BYTES,
-            })
-            .with_param("params"));
-        }
-    }
+    super::flow::check_sizes(&env.action)?;
     // On Flow the sponsor pays for every account it creates: a tighter limit than
     // the API's per-IP rate keeps one client from spending its FLOW.
     if g.is_on_flow() && matches!(env.action, Action::CreateAccount { .. }) {

@@ -127,8 +127,9 @@ struct BuildRequest {
     action: Action,
 }
 
-/// The prompt and params limits the relay applies, so a mistake costs nothing.
-fn check_sizes(action: &Action) -> ApiResult<()> {
+/// The prompt and params limits the relay and the Flow transaction builder apply
+/// before anything is signed or paid, so a mistake costs nothing.
+pub(super) fn check_sizes(action: &Action) -> ApiResult<()> {
     if let Action::Submit { prompt, params, .. } = action {
         if prompt.len() > rules::MAX_PROMPT_BYTES {
             return Err(ApiError::from_core(&flownet_core::Error::PromptTooLarge {
