@@ -297,16 +297,7 @@ async fn faucet_sign_route(State(s): State<Arc<AppState>>, body: axum::body::Byt
         Ok(tx) => tx,
         Err(r) => return *r,
     };
-    let me = s.sponsor.address();
-    match s
-        .sponsor
-        .sign_faucet(tx)
-        .await
-        .and_then(|tx| SignedByPayer::of(&tx, me))
-    {
-        Ok(signed) => Json(signed).into_response(),
-        Err(e) => refusal_response(&e),
-    }
+    signature_answer(s.sponsor.address(), s.sponsor.sign_faucet(tx).await)
 }
 
 async fn sponsor_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
@@ -372,13 +363,13 @@ async fn sign_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> 
         Ok(tx) => tx,
         Err(r) => return *r,
     };
-    let me = s.sponsor.address();
-    match s
-        .sponsor
-        .sign_envelope(tx)
-        .await
-        .and_then(|tx| SignedByPayer::of(&tx, me))
-    {
+    signature_answer(s.sponsor.address(), s.sponsor.sign_envelope(tx).await)
+}
+
+/// The answer of a sign-only route: the payer `me`'s signature of `signed`, or
+/// the refusal.
+fn signature_answer(me: Address, signed: Result<Transaction, SponsorError>) -> Response {
+    match signed.and_then(|tx| SignedByPayer::of(&tx, me)) {
         Ok(signed) => Json(signed).into_response(),
         Err(e) => refusal_response(&e),
     }
