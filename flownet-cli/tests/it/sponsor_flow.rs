@@ -209,17 +209,7 @@ async fn the_sponsor_service_pays_for_templates_only_and_rate_limits() {
     let (user_flow, service_flow) = (flow_of(user_address).await, flow_of(SERVICE_ADDRESS).await);
 
     let node = ledger.wallet(node_key, node_address);
-    node.register_node(
-        "echo node",
-        "http://127.0.0.1:9",
-        vec![OfferedModel {
-            model_id: "echo-v1".into(),
-            weights_sha256: sha256(b"echo-v1"),
-            price: Amount::tokens(2),
-        }],
-    )
-    .await
-    .unwrap();
+    register_echo_node(&node).await;
     let user = ledger.wallet(user_key.clone(), user_address);
     let task = user
         .submit(node_address, "echo-v1", "gasless", "{}", Amount::tokens(2))
@@ -385,17 +375,7 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     let node_key = SigningKey::generate();
     let node_address = ledger.create_account(&node_key).await.unwrap();
     let node = ledger.wallet(node_key, node_address);
-    node.register_node(
-        "echo node",
-        "http://127.0.0.1:9",
-        vec![OfferedModel {
-            model_id: "echo-v1".into(),
-            weights_sha256: sha256(b"echo-v1"),
-            price: Amount::tokens(2),
-        }],
-    )
-    .await
-    .unwrap();
+    register_echo_node(&node).await;
 
     // The CLI with a fresh SHA3-256 key: account, faucet once, a task.
     let dir = tempfile::tempdir().unwrap();
@@ -722,4 +702,19 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
         matches!(second, Err(SponsorError::TooManyAccounts { retry_after_ms }) if retry_after_ms > 1000),
         "{second:?}"
     );
+}
+
+/// Registers `node` offering the echo model at 2 FLOWNET.
+async fn register_echo_node<L: flownet_core::Ledger + ?Sized>(node: &flownet_core::Wallet<L>) {
+    node.register_node(
+        "echo node",
+        "http://127.0.0.1:9",
+        vec![OfferedModel {
+            model_id: "echo-v1".into(),
+            weights_sha256: sha256(b"echo-v1"),
+            price: Amount::tokens(2),
+        }],
+    )
+    .await
+    .unwrap();
 }
