@@ -672,11 +672,10 @@ access(all) contract FlowNetMarketplace {
         let bounty = task.price - toNode - toTreasury
         let share = self.fromUnits(self.units(bounty) / UInt64(self.bountyRaters))
 
-        let paid <- self.escrow.withdraw(amount: task.price)
-        self.treasury.deposit(from: <-paid.withdraw(amount: toTreasury))
-        self.bountyPools.deposit(from: <-paid.withdraw(amount: bounty))
-        self.receiver(task.node)!.deposit(from: <-paid)
-
+        // Checks, effects, interactions: the task is final (fulfilled, the node's
+        // count raised, the escrow moved) before anything outside this contract
+        // is touched, so no code that runs later can find it claimed again, and
+        // no stale copy of it is written back afterwards.
         let nft <- FlowNetOutput.mint(
             task: id,
             prompt: task.prompt,
@@ -692,17 +691,25 @@ access(all) contract FlowNetMarketplace {
             mintedAt: now
         )
         let nftId = nft.id
-        self.deliver(<-nft, to: task.requester)
-
+        task.markFulfilled(at: now, result: result, nft: nftId, bountyPool: bounty, bountyShare: share)
+        self.tasks[id] = task
         let nodeInfo = self.nodes[task.node]!
         nodeInfo.recordFulfilled()
         self.nodes[task.node] = nodeInfo
-        task.markFulfilled(at: now, result: result, nft: nftId, bountyPool: bounty, bountyShare: share)
-        self.tasks[id] = task
+
+        let paid <- self.escrow.withdraw(amount: task.price)
+        self.treasury.deposit(from: <-paid.withdraw(amount: toTreasury))
+        self.bountyPools.deposit(from: <-paid.withdraw(amount: bounty))
         emit TaskFulfilled(
             id: id, node: task.node, requester: task.requester, nft: nftId,
             toNode: toNode, toTreasury: toTreasury, bounty: bounty, outputSha256: result.sha256
         )
+
+        // The only deposits into other accounts go into this project's own
+        // concrete types (a FlowNetToken.Vault, a FlowNetOutput.Collection),
+        // whose code is this project's: no code an account published runs here.
+        self.receiver(task.node)!.deposit(from: <-paid)
+        self.deliver(<-nft, to: task.requester)
         return nftId
     }
 
@@ -805,9 +812,16 @@ access(all) contract FlowNetMarketplace {
         }
         let owner = member.owner!.address
         let ids = self.pendingByRequester.remove(key: owner) ?? []
+        // Every record leaves the marketplace's books before `into` (the
+        // caller's receiver, which may be code it wrote) is called at all.
+        let outputs: @[FlowNetOutput.NFT] <- []
         for id in ids {
-            into.deposit(token: <-self.pendingOutputs.remove(key: id)!)
+            outputs.append(<-self.pendingOutputs.remove(key: id)!)
         }
+        while outputs.length > 0 {
+            into.deposit(token: <-outputs.removeFirst())
+        }
+        destroy outputs
         return ids.length
     }
 
@@ -854,12 +868,16 @@ access(all) contract FlowNetMarketplace {
 
     access(self) fun deliver(_ nft: @FlowNetOutput.NFT, to: Address) {
         let account = getAccount(to)
-        // A requester without a collection, or without room for the record,
-        // must not be able to block the node's payment: keep the output here.
+        // A requester without FlowNet's own collection, or without room for the
+        // record, must not be able to block the node's payment: keep the output
+        // here until the requester collects it (collect_outputs.cdc).
         let room = account.storage.capacity > account.storage.used
             && account.storage.capacity - account.storage.used > UInt64(8192 + nft.prompt.utf8.length + nft.params.utf8.length)
         if room {
-            if let collection = account.capabilities.borrow<&{NonFungibleToken.Receiver}>(FlowNetOutput.CollectionPublicPath) {
+            // Only this project's own collection type: a collection an account
+            // wrote itself could panic (refusing delivery, and with it the
+            // node's payment) or call back into the marketplace.
+            if let collection = account.capabilities.borrow<&FlowNetOutput.Collection>(FlowNetOutput.CollectionPublicPath) {
                 collection.deposit(token: <-nft)
                 return
             }
@@ -871,8 +889,13 @@ access(all) contract FlowNetMarketplace {
         destroy old
     }
 
-    access(all) view fun receiver(_ a: Address): &{FungibleToken.Receiver}? {
-        return getAccount(a).capabilities.borrow<&{FungibleToken.Receiver}>(FlowNetToken.ReceiverPublicPath)
+    /// The account's FLOWNET receiver, if it is FlowNet's own vault. Every
+    /// payment the marketplace makes goes through it: borrowing the concrete
+    /// `FlowNetToken.Vault` type means a receiver that an account wrote itself
+    /// (which could re-enter the marketplace or panic) is never called; such an
+    /// account is treated as having no receiver.
+    access(all) view fun receiver(_ a: Address): &FlowNetToken.Vault? {
+        return getAccount(a).capabilities.borrow<&FlowNetToken.Vault>(FlowNetToken.ReceiverPublicPath)
     }
 
     access(all) view fun statusName(_ s: TaskStatus): String {

@@ -9,11 +9,26 @@ use std::{
 
 use crate::{
     Amount, BlobStore, Digest32, Engine, Error, InferenceRequest, Ledger, ModelInfo, OutputRef,
-    Result, Task, TaskId, TaskQuery, TaskStatus, Wallet,
+    Result, Task, TaskId, TaskQuery, TaskStatus, Timestamp, Wallet,
 };
+
+/// The wait in seconds after the `n`-th failed fulfilment of a task: 2ⁿ, capped.
+pub fn fulfil_backoff_s(n: u32) -> u64 {
+    1u64.checked_shl(n)
+        .unwrap_or(u64::MAX)
+        .min(MAX_FULFIL_BACKOFF_S)
+}
 
 /// How often a failed inference is retried before the node leaves the task to expire.
 pub const MAX_ATTEMPTS: u32 = 3;
+
+/// How often a fulfilment that failed for a reason that may pass (the network, the
+/// chain, a sequence number taken by another process) is tried before the node leaves
+/// the task to expire. A rule's rejection is never retried: it cannot change.
+pub const MAX_FULFIL_TRIES: u32 = 5;
+
+/// The wait after the n-th failed fulfilment is 2ⁿ seconds of ledger time, at most this.
+pub const MAX_FULFIL_BACKOFF_S: u64 = 60;
 
 /// What the node did, for logs and progress displays.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +71,9 @@ pub struct NodeWorker<L: ?Sized, E: ?Sized, B: ?Sized> {
     endpoint: String,
     models: HashMap<String, ModelInfo>,
     attempts: Mutex<HashMap<TaskId, u32>>,
+    /// Failed fulfilments per task: how many, and the ledger time before which the
+    /// next one is not tried.
+    fulfil_failures: Mutex<HashMap<TaskId, (u32, Timestamp)>>,
     /// Every task of this node with an id up to here is settled, or can no longer
     /// be served by this worker (past its deadline, a model it does not run, out of
     /// attempts): each tick asks only for the tasks after it, so a node's work per
@@ -92,6 +110,7 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             endpoint: endpoint.into().trim_end_matches('/').to_owned(),
             models,
             attempts: Mutex::default(),
+            fulfil_failures: Mutex::default(),
             floor: Mutex::new((0, 0)),
         }
     }
@@ -129,6 +148,9 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
         for task in claimed {
             let now = ledger.info().await?.now;
             if now > task.fulfil_deadline.unwrap_or(0) || self.attempts_left(task.id) == 0 {
+                continue;
+            }
+            if self.backing_off(task.id, now) {
                 continue;
             }
             on_event(&NodeEvent::Resumed {
@@ -273,6 +295,10 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&task.id);
+                self.fulfil_failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&task.id);
                 on_event(&NodeEvent::Delivered {
                     task: task.id,
                     sha256: output.sha256,
@@ -282,7 +308,10 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
                 });
                 Ok(true)
             }
-            Err(e) if e.is_rejection() => {
+            // A rule's rejection (the deadline passed, the task is no longer
+            // claimed, the chain refused the transaction) cannot change: give up.
+            Err(e) if e.is_rejection() && !matches!(e, Error::BadSequence { .. }) => {
+                self.give_up(task.id);
                 on_event(&NodeEvent::Failed {
                     task: task.id,
                     error: e.to_string(),
@@ -290,8 +319,58 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
                 });
                 Ok(false)
             }
-            Err(e) => Err(e),
+            // Anything else may pass: try again later, backing off, a few times.
+            // The error stays with this task, so the tick goes on with the others.
+            Err(e) => {
+                let now = self
+                    .wallet
+                    .ledger()
+                    .info()
+                    .await
+                    .map(|i| i.now)
+                    .unwrap_or(0);
+                let will_retry = self.note_fulfil_failure(task.id, now);
+                if !will_retry {
+                    self.give_up(task.id);
+                }
+                on_event(&NodeEvent::Failed {
+                    task: task.id,
+                    error: e.to_string(),
+                    will_retry,
+                });
+                Ok(false)
+            }
         }
+    }
+
+    /// Whether `task`'s last fulfilment failed so recently that the next try waits.
+    fn backing_off(&self, task: TaskId, now: Timestamp) -> bool {
+        self.fulfil_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&task)
+            .is_some_and(|(_, not_before)| now < *not_before)
+    }
+
+    /// Records a failed fulfilment of `task` at ledger time `now` and returns whether
+    /// it will be tried again.
+    fn note_fulfil_failure(&self, task: TaskId, now: Timestamp) -> bool {
+        let mut failures = self
+            .fulfil_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let entry = failures.entry(task).or_insert((0, 0));
+        entry.0 += 1;
+        entry.1 = now.saturating_add(fulfil_backoff_s(entry.0));
+        entry.0 < MAX_FULFIL_TRIES
+    }
+
+    /// This worker will not act on `task` again (in this process).
+    fn give_up(&self, task: TaskId) {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(task, MAX_ATTEMPTS);
     }
 
     async fn run_model(&self, task: &Task) -> Result<OutputRef> {

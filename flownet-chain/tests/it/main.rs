@@ -3,9 +3,12 @@
 
 mod embedded;
 #[cfg(feature = "flow")]
+mod flow_attacks;
+#[cfg(feature = "flow")]
 mod flow_client;
 #[cfg(feature = "flow")]
 mod flow_conformance;
 #[cfg(feature = "flow")]
 mod flow_sponsor;
+mod loopback;
 mod scenarios;

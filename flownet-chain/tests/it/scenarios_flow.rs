@@ -39,14 +39,6 @@ pub fn emulator_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running emulator, stopped on drop.
 pub struct Emulator {
     child: Child,
@@ -66,7 +58,7 @@ impl Emulator {
     pub async fn start(binary: &Path) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("emulator.log");
-        let port = free_port();
+        let [port, rest, admin, debugger] = crate::loopback::free_ports::<4>();
         let mut cmd = Command::new(binary);
         // The Flow CLI runs the emulator as a subcommand.
         if binary.file_name().is_some_and(|n| n == "flow") {
@@ -74,9 +66,9 @@ impl Emulator {
         }
         cmd.args(["--host", "127.0.0.1"])
             .args(["--port", &port.to_string()])
-            .args(["--rest-port", &free_port().to_string()])
-            .args(["--admin-port", &free_port().to_string()])
-            .args(["--debugger-port", &free_port().to_string()])
+            .args(["--rest-port", &rest.to_string()])
+            .args(["--admin-port", &admin.to_string()])
+            .args(["--debugger-port", &debugger.to_string()])
             .args(["--service-priv-key", SERVICE_KEY_HEX])
             .args(["--service-sig-algo", "ECDSA_P256"])
             .args(["--service-hash-algo", "SHA3_256"])
@@ -112,6 +104,12 @@ impl Emulator {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        // gRPC, REST and admin at least; every one of them on loopback.
+        crate::loopback::assert_listens_only_on_loopback(
+            emulator.child.id(),
+            "the Flow emulator",
+            3,
+        );
         emulator
     }
 
@@ -139,6 +137,32 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+/// A fresh admin account on `emulator` with FlowNet deployed under `config`,
+/// and a Flow client on it whose sponsor is the admin.
+pub async fn deploy_fresh(
+    emulator: &Emulator,
+    config: &flownet_core::LedgerConfig,
+) -> (Arc<FlowLedger>, Address) {
+    let network = emulator.network();
+    let admin_key = SigningKey::generate();
+    let admin = FlowLedger::create_funded_account(
+        &network,
+        &emulator.service(),
+        admin_key.public_key().as_bytes(),
+        100 * 100_000_000,
+    )
+    .await
+    .expect("creating the admin account");
+    let admin_signer = FlowSigner::new(admin, 0, FlowKey::from_core(&admin_key));
+    FlowLedger::deploy(&network, &admin_signer, config)
+        .await
+        .expect("deploying FlowNet");
+    let mut flow_config = FlowConfig::new(network.with_flownet_at(admin));
+    flow_config.sponsor = Some(admin_signer);
+    let ledger = Arc::new(FlowLedger::connect(flow_config).await.unwrap());
+    (ledger, admin)
+}
+
 pub struct FlowHarness {
     ledger: Arc<FlowLedger>,
     admin: Address,
@@ -149,23 +173,7 @@ impl FlowHarness {
     /// A fresh admin account with FlowNet deployed under the scenario's
     /// configuration, and an account per actor created by the sponsor.
     pub async fn new(emulator: &Emulator, scenario: &Scenario) -> Self {
-        let network = emulator.network();
-        let admin_key = SigningKey::generate();
-        let admin = FlowLedger::create_funded_account(
-            &network,
-            &emulator.service(),
-            admin_key.public_key().as_bytes(),
-            100 * 100_000_000,
-        )
-        .await
-        .expect("creating the admin account");
-        let admin_signer = FlowSigner::new(admin, 0, FlowKey::from_core(&admin_key));
-        FlowLedger::deploy(&network, &admin_signer, &scenario.config)
-            .await
-            .expect("deploying FlowNet");
-        let mut config = FlowConfig::new(network.with_flownet_at(admin));
-        config.sponsor = Some(admin_signer);
-        let ledger = Arc::new(FlowLedger::connect(config).await.unwrap());
+        let (ledger, admin) = deploy_fresh(emulator, &scenario.config).await;
         let mut wallets = std::collections::BTreeMap::new();
         for actor in &scenario.actors {
             let key = SigningKey::generate();

@@ -10,16 +10,15 @@ struct Setup {
     engine: Arc<EchoEngine>,
     blobs: Arc<MemoryBlobs>,
     node: Arc<Wallet<MemoryLedger>>,
+    node_key: flownet_core::SigningKey,
     user: Wallet<MemoryLedger>,
 }
 
 async fn setup() -> Setup {
     let ledger = Arc::new(MemoryLedger::new(LedgerConfig::default(), 1_000));
     let engine = Arc::new(EchoEngine::new("echo"));
-    let node = Arc::new(Wallet::new(
-        ledger.clone(),
-        flownet_core::SigningKey::generate(),
-    ));
+    let node_key = flownet_core::SigningKey::generate();
+    let node = Arc::new(Wallet::new(ledger.clone(), node_key.clone()));
     node.ensure_funded().await.unwrap();
     let m = &engine.models()[0];
     node.register_node(
@@ -40,6 +39,7 @@ async fn setup() -> Setup {
         engine,
         blobs: Arc::new(MemoryBlobs::default()),
         node,
+        node_key,
         user,
     }
 }
@@ -292,4 +292,191 @@ async fn each_tick_reads_only_tasks_after_those_it_is_done_with() {
     );
     worker.tick(&sink).await.unwrap();
     assert_eq!(worker.floor(), t5);
+}
+
+/// A ledger whose fulfilments fail with the queued errors first; counts them.
+struct FlakyLedger {
+    inner: Arc<MemoryLedger>,
+    errors: Mutex<Vec<flownet_core::Error>>,
+    fulfils: Mutex<u32>,
+}
+
+#[async_trait::async_trait]
+impl Ledger for FlakyLedger {
+    async fn info(&self) -> flownet_core::Result<flownet_core::LedgerInfo> {
+        self.inner.info().await
+    }
+    async fn send(
+        &self,
+        envelope: flownet_core::SignedEnvelope,
+    ) -> flownet_core::Result<flownet_core::Receipt> {
+        if matches!(
+            envelope.envelope.action,
+            flownet_core::Action::Fulfil { .. }
+        ) {
+            *self.fulfils.lock().unwrap() += 1;
+            if let Some(e) = self.errors.lock().unwrap().pop() {
+                return Err(e);
+            }
+        }
+        self.inner.send(envelope).await
+    }
+    async fn account(
+        &self,
+        a: flownet_core::Address,
+    ) -> flownet_core::Result<Option<flownet_core::Account>> {
+        self.inner.account(a).await
+    }
+    async fn node(
+        &self,
+        a: flownet_core::Address,
+    ) -> flownet_core::Result<Option<flownet_core::Node>> {
+        self.inner.node(a).await
+    }
+    async fn nodes(&self) -> flownet_core::Result<Vec<flownet_core::Node>> {
+        self.inner.nodes().await
+    }
+    async fn task(&self, id: u64) -> flownet_core::Result<Option<flownet_core::Task>> {
+        self.inner.task(id).await
+    }
+    async fn tasks(
+        &self,
+        q: flownet_core::TaskQuery,
+    ) -> flownet_core::Result<Vec<flownet_core::Task>> {
+        self.inner.tasks(q).await
+    }
+    async fn ratings(&self, id: u64) -> flownet_core::Result<Vec<flownet_core::Rating>> {
+        self.inner.ratings(id).await
+    }
+    async fn nfts(
+        &self,
+        a: flownet_core::Address,
+    ) -> flownet_core::Result<Vec<flownet_core::OutputNft>> {
+        self.inner.nfts(a).await
+    }
+}
+
+/// A node on a [`FlakyLedger`] whose first fulfilments fail with `errors`
+/// (the last one first), and a task for it.
+async fn flaky(
+    errors: Vec<flownet_core::Error>,
+) -> (
+    Setup,
+    Arc<FlakyLedger>,
+    NodeWorker<FlakyLedger, EchoEngine, MemoryBlobs>,
+    u64,
+) {
+    let s = setup().await;
+    let flaky = Arc::new(FlakyLedger {
+        inner: s.ledger.clone(),
+        errors: Mutex::new(errors),
+        fulfils: Mutex::new(0),
+    });
+    let id = s
+        .user
+        .submit(s.node.address(), "echo", "hello", "{}", Amount::tokens(1))
+        .await
+        .unwrap();
+    let node = Arc::new(Wallet::with_address(
+        flaky.clone(),
+        s.node_key.clone(),
+        s.node.address(),
+    ));
+    let worker = NodeWorker::new(node, s.engine.clone(), s.blobs.clone(), "http://n");
+    (s, flaky, worker, id)
+}
+
+fn network_error() -> flownet_core::Error {
+    flownet_core::Error::Network("the access node did not answer".into())
+}
+
+#[tokio::test]
+async fn a_fulfilment_that_fails_for_a_passing_reason_backs_off_then_succeeds() {
+    let (s, flaky, worker, id) = flaky(vec![network_error(), network_error()]).await;
+    let (events, sink) = collect();
+    assert_eq!(
+        worker.tick(&sink).await.unwrap(),
+        0,
+        "the error stays with the task"
+    );
+    assert_eq!(*flaky.fulfils.lock().unwrap(), 1);
+    assert!(matches!(
+        events.lock().unwrap().last(),
+        Some(NodeEvent::Failed {
+            will_retry: true,
+            ..
+        })
+    ));
+    // Backing off: 2 s of ledger time after the first failure, 4 after the second.
+    assert_eq!(worker.tick(&sink).await.unwrap(), 0);
+    assert_eq!(*flaky.fulfils.lock().unwrap(), 1, "retried without waiting");
+    s.ledger.advance(2);
+    assert_eq!(worker.tick(&sink).await.unwrap(), 0);
+    assert_eq!(*flaky.fulfils.lock().unwrap(), 2);
+    s.ledger.advance(3);
+    assert_eq!(worker.tick(&sink).await.unwrap(), 0);
+    assert_eq!(*flaky.fulfils.lock().unwrap(), 2, "retried before 4 s");
+    s.ledger.advance(1);
+    assert_eq!(worker.tick(&sink).await.unwrap(), 1);
+    assert_eq!(*flaky.fulfils.lock().unwrap(), 3);
+    assert_eq!(
+        s.ledger.task(id).await.unwrap().unwrap().status,
+        TaskStatus::Fulfilled
+    );
+    assert_eq!(*s.engine.calls.lock().unwrap(), 1, "the model ran again");
+}
+
+#[tokio::test]
+async fn a_fulfilment_that_keeps_failing_is_given_up_after_a_few_tries() {
+    let errors = (0..20).map(|_| network_error()).collect();
+    let (s, flaky, worker, id) = flaky(errors).await;
+    let (events, sink) = collect();
+    for _ in 0..20 {
+        worker.tick(&sink).await.unwrap();
+        s.ledger.advance(flownet_core::node::MAX_FULFIL_BACKOFF_S);
+    }
+    assert_eq!(
+        *flaky.fulfils.lock().unwrap(),
+        flownet_core::node::MAX_FULFIL_TRIES
+    );
+    assert!(matches!(
+        events.lock().unwrap().last(),
+        Some(NodeEvent::Failed {
+            will_retry: false,
+            ..
+        })
+    ));
+    // The task is left to expire, and the requester is refunded.
+    assert_eq!(
+        s.ledger.task(id).await.unwrap().unwrap().status,
+        TaskStatus::Claimed
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_fulfilment_is_never_retried() {
+    let rejection = flownet_core::Error::InvalidInput(
+        "the Flow transaction failed: panic: hostile collection".into(),
+    );
+    let (s, flaky, worker, _id) = flaky(vec![rejection]).await;
+    let (events, sink) = collect();
+    for _ in 0..5 {
+        worker.tick(&sink).await.unwrap();
+        s.ledger.advance(30);
+    }
+    assert_eq!(*flaky.fulfils.lock().unwrap(), 1, "a rejection was retried");
+    let failed: Vec<_> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, NodeEvent::Failed { .. }))
+        .cloned()
+        .collect();
+    assert!(matches!(
+        failed[..],
+        [NodeEvent::Failed {
+            will_retry: false,
+            ..
+        }]
+    ));
 }
