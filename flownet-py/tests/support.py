@@ -15,10 +15,72 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
+_HANDED_OUT: set = set()
+
+
+def free_ports(n: int) -> List[int]:
+    """`n` distinct free loopback ports: every socket stays bound until all are chosen,
+    and no port this process handed out before is handed out again."""
+    held, ports = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                ports.append(port)
+    finally:
+        for s in held:
+            s.close()
+    return ports
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def _proc_addr(hexaddr: str) -> "ipaddress.IPv4Address | ipaddress.IPv6Address":
+    import ipaddress
+
+    raw = b"".join(int(hexaddr[i : i + 8], 16).to_bytes(4, "little") for i in range(0, len(hexaddr), 8))
+    addr = ipaddress.ip_address(raw)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        return addr.ipv4_mapped
+    return addr
+
+
+def listeners(pid: int) -> List[tuple]:
+    """The TCP sockets process `pid` listens on, as (address, port)."""
+    inodes = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in fd_dir.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    out = []
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            f = line.split()
+            if len(f) < 10 or f[3] != "0A" or f[9] not in inodes:
+                continue
+            addr, port = f[1].split(":")
+            out.append((_proc_addr(addr), int(port, 16)))
+    return out
+
+
+def assert_listens_only_on_loopback(pid: int, what: str, at_least: int) -> None:
+    found = listeners(pid)
+    assert len(found) >= at_least, f"{what} (pid {pid}) listens on {found}, expected at least {at_least} sockets"
+    beyond = [(str(a), p) for a, p in found if not a.is_loopback]
+    assert not beyond, f"{what} (pid {pid}) listens beyond loopback on {beyond}; all: {found}"
 
 
 def models_dir() -> Path:

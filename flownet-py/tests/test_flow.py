@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
-from support import VENV_BIN, Proc, free_port, wait_until, write_module
+from support import VENV_BIN, Proc, assert_listens_only_on_loopback, free_port, free_ports, wait_until, write_module
 
 import flownet
 
@@ -88,12 +88,12 @@ class Emulator:
     interface otherwise), the known service key and transaction fees on."""
 
     def __init__(self, binary: str, directory: Path) -> None:
-        self.port, self.rest_port = free_port(), free_port()
+        self.port, self.rest_port, admin_port, debugger_port = free_ports(4)
         self.access_api = f"http://127.0.0.1:{self.port}"
         self.log = directory / "emulator.log"
         args = [binary, "emulator"] if Path(binary).name == "flow" else [binary]
         args += ["--host", "127.0.0.1", "--port", str(self.port), "--rest-port", str(self.rest_port)]
-        args += ["--admin-port", str(free_port()), "--debugger-port", str(free_port())]
+        args += ["--admin-port", str(admin_port), "--debugger-port", str(debugger_port)]
         args += ["--service-priv-key", SERVICE_KEY_HEX, "--service-sig-algo", "ECDSA_P256"]
         args += ["--service-hash-algo", "SHA3_256", "--transaction-fees", "--transaction-expiry", "1000"]
         self._log_file = open(self.log, "wb")
@@ -111,6 +111,8 @@ class Emulator:
             try:
                 with urllib.request.urlopen(url, timeout=2) as r:
                     if r.status == 200:
+                        # gRPC, REST and admin at least; every one of them on loopback.
+                        assert_listens_only_on_loopback(self.popen.pid, "the Flow emulator", 3)
                         return
             except OSError:
                 pass

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 
-import { BIN, MODELS, Market, freePort } from "./harness.mjs";
+import { BIN, MODELS, Market, assertListensOnlyOnLoopback, freePort, freePorts } from "./harness.mjs";
 
 const SERVICE = "0xf8d6e0586b0a20c7";
 const SERVICE_KEY = "6e1a5c6fc6b8bd2f1b2e5b7c0f7a9d1e3c5b7a9f1e3d5c7b9a1f3e5d7c9b1a3f";
@@ -55,13 +55,13 @@ export class FlowMarket extends Market {
   }
 
   async startEmulator() {
-    [this.grpcPort, this.restPort] = [await freePort(), await freePort()];
+    [this.grpcPort, this.restPort, this.adminPort, this.debuggerPort] = await freePorts(4);
     const args = [
       "--host", "127.0.0.1",
       "--port", String(this.grpcPort),
       "--rest-port", String(this.restPort),
-      "--admin-port", String(await freePort()),
-      "--debugger-port", String(await freePort()),
+      "--admin-port", String(this.adminPort),
+      "--debugger-port", String(this.debuggerPort),
       "--service-priv-key", SERVICE_KEY,
       "--service-sig-algo", "ECDSA_P256",
       "--service-hash-algo", "SHA3_256",
@@ -83,13 +83,15 @@ export class FlowMarket extends Market {
     this.children.push(emulator);
     this.rest = `http://127.0.0.1:${this.restPort}`;
     await this.waitFor(`${this.rest}/v1/blocks?height=sealed`, emulator, 120_000);
+    // gRPC, REST and admin at least; every one of them on loopback.
+    assertListensOnlyOnLoopback(emulator.pid, "the Flow emulator", 3);
   }
 
   /** The emulator, FlowNet on it, a node and the gateway; the gateway's base URL. */
   async start() {
     await this.startEmulator();
     this.run("admin", ["flow", "deploy"]);
-    const [gatewayPort, nodePort] = [await freePort(), await freePort()];
+    const [gatewayPort, nodePort] = await freePorts(2);
     this.run("alpine", ["init"]);
     this.run("alpine", [
       "node", "register", "--name", "Alpine node", "--endpoint", `http://127.0.0.1:${nodePort}`,

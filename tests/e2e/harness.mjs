@@ -3,7 +3,7 @@
 // `flownet node serve`), and the gateway. Every process is stopped at the end.
 
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -13,16 +13,97 @@ const REPO = resolve(import.meta.dirname, "../..");
 export const BIN = process.env.FLOWNET_BIN ?? join(REPO, "target/debug/flownet");
 export const MODELS = process.env.FLOWNET_MODELS ?? join(REPO, "models");
 
-export function freePort() {
+// Ports this process handed out: never handed out twice, so two servers of one
+// test cannot be given the same port.
+const handedOut = new Set();
+
+function bindOne() {
   return new Promise((ok, fail) => {
     const s = createServer();
     s.unref();
     s.on("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
+    s.listen(0, "127.0.0.1", () => ok(s));
   });
+}
+
+/** `n` distinct free loopback ports: every socket stays bound until all are chosen. */
+export async function freePorts(n) {
+  const held = [];
+  const ports = [];
+  try {
+    while (ports.length < n) {
+      const s = await bindOne();
+      held.push(s);
+      const { port } = s.address();
+      if (!handedOut.has(port)) {
+        handedOut.add(port);
+        ports.push(port);
+      }
+    }
+  } finally {
+    await Promise.all(held.map((s) => new Promise((ok) => s.close(ok))));
+  }
+  return ports;
+}
+
+export async function freePort() {
+  return (await freePorts(1))[0];
+}
+
+function procAddr(hex) {
+  const bytes = [];
+  for (let i = 0; i < hex.length; i += 8) {
+    const w = parseInt(hex.slice(i, i + 8), 16);
+    bytes.push(w & 0xff, (w >>> 8) & 0xff, (w >>> 16) & 0xff, (w >>> 24) & 0xff);
+  }
+  if (bytes.length === 4) return bytes.join(".");
+  const mapped = bytes.slice(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  if (mapped) return bytes.slice(12).join(".");
+  const groups = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i] << 8) | bytes[i + 1]).toString(16));
+  return groups.join(":");
+}
+
+/** The TCP sockets process `pid` listens on, as {address, port}. */
+export function listeners(pid) {
+  const inodes = new Set();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const t = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (t.startsWith("socket:[")) inodes.add(t.slice(8, -1));
+    } catch {
+      // the fd closed meanwhile
+    }
+  }
+  const out = [];
+  for (const table of ["tcp", "tcp6"]) {
+    let text;
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== "0A" || !inodes.has(f[9])) continue;
+      const [addr, port] = f[1].split(":");
+      out.push({ address: procAddr(addr), port: parseInt(port, 16) });
+    }
+  }
+  return out;
+}
+
+/** Throws unless every socket `pid` listens on is on loopback (and there are at least `atLeast`). */
+export function assertListensOnlyOnLoopback(pid, what, atLeast) {
+  const found = listeners(pid);
+  const loopback = (a) => a.startsWith("127.") || a === "0:0:0:0:0:0:0:1";
+  if (found.length < atLeast) {
+    throw new Error(`${what} (pid ${pid}) listens on ${JSON.stringify(found)}, expected at least ${atLeast} sockets`);
+  }
+  const beyond = found.filter((l) => !loopback(l.address));
+  if (beyond.length) {
+    throw new Error(`${what} (pid ${pid}) listens beyond loopback: ${JSON.stringify(beyond)}`);
+  }
 }
 
 export class Market {

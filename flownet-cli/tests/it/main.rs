@@ -5,6 +5,9 @@
 mod sponsor_flow;
 #[cfg(feature = "flow")]
 mod sponsor_sign;
+// The chain's harness helpers: collision-free ports, listeners on loopback only.
+#[path = "../../../flownet-chain/tests/it/loopback.rs"]
+mod loopback;
 mod support;
 mod two_processes;
 mod verbs;

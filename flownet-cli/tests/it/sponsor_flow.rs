@@ -84,22 +84,14 @@ async fn deployed(binary: &str) -> (Emulator, String, Network) {
     (emulator, api, network.with_flownet_at(SERVICE_ADDRESS))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 pub(super) async fn start_emulator(binary: &str) -> (Emulator, String) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let [port, rest, admin, debugger] = crate::loopback::free_ports::<4>();
     let child = Command::new(binary)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--rest-port", &free_port().to_string()])
-        .args(["--admin-port", &free_port().to_string()])
-        .args(["--debugger-port", &free_port().to_string()])
+        .args(["--rest-port", &rest.to_string()])
+        .args(["--admin-port", &admin.to_string()])
+        .args(["--debugger-port", &debugger.to_string()])
         .args(["--service-priv-key", SERVICE_KEY_HEX])
         .args([
             "--service-sig-algo",
@@ -126,6 +118,12 @@ pub(super) async fn start_emulator(binary: &str) -> (Emulator, String) {
         assert!(std::time::Instant::now() < deadline, "no emulator on {api}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // gRPC, REST and admin at least; every one of them on loopback.
+    crate::loopback::assert_listens_only_on_loopback(
+        emulator.child.id(),
+        "the Flow emulator",
+        3,
+    );
     (emulator, api)
 }
 
@@ -649,7 +647,7 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
 
     // The `flownet sponsor` binary itself: each client IP gets its own
     // bucket from the connection (here one account an hour).
-    let port = free_port();
+    let port = crate::support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_flownet"))
         .args(["--network", "emulator", "sponsor", "--listen", &listen])

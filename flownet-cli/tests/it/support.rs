@@ -105,12 +105,9 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A free loopback port this process has not handed out before.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    crate::loopback::free_ports::<1>()[0]
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
