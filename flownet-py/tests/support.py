@@ -64,7 +64,8 @@ def listeners(pid: int) -> List[tuple]:
             inodes.add(target[len("socket:[") : -1])
     out = []
     for table in ("tcp", "tcp6"):
-        path = Path(f"/proc/{pid}/net/{table}")
+        # This process's namespace: the sockets reachable from here, wherever `pid` is now.
+        path = Path(f"/proc/self/net/{table}")
         if not path.exists():
             continue
         for line in path.read_text().splitlines()[1:]:
@@ -76,11 +77,50 @@ def listeners(pid: int) -> List[tuple]:
     return out
 
 
+def process_tree(pid: int) -> List[int]:
+    """`pid` and every process below it."""
+    parents = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents.append((int(entry.name), int(stat.rsplit(")", 1)[1].split()[1])))
+    tree = [pid]
+    for at in tree:
+        tree.extend(p for p, pp in parents if pp == at)
+    return tree
+
+
+def in_isolated_netns(pid: int) -> bool:
+    """Whether `pid` lives in another network namespace that has only its own loopback."""
+    try:
+        if os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            return False
+        lines = Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]
+    except OSError:
+        return False
+    return all(line.split(":")[0].strip() == "lo" for line in lines)
+
+
 def assert_listens_only_on_loopback(pid: int, what: str, at_least: int) -> None:
-    found = listeners(pid)
-    assert len(found) >= at_least, f"{what} (pid {pid}) listens on {found}, expected at least {at_least} sockets"
-    beyond = [(str(a), p) for a, p in found if not a.is_loopback]
-    assert not beyond, f"{what} (pid {pid}) listens beyond loopback on {beyond}; all: {found}"
+    """Every socket `pid` or a process below it listens on is on loopback, or in an
+    isolated network namespace; at least `at_least` loopback sockets are reachable."""
+    reachable = []
+    ours = os.readlink("/proc/self/ns/net")
+    for p in process_tree(pid):
+        try:
+            theirs = os.readlink(f"/proc/{p}/ns/net")
+        except OSError:
+            continue
+        assert theirs == ours or in_isolated_netns(p), f"{what} (pid {p}) runs in a namespace with more than loopback"
+        found = listeners(p)
+        beyond = [(str(a), port) for a, port in found if not a.is_loopback]
+        assert not beyond, f"{what} (pid {p}) listens beyond loopback on {beyond}"
+        reachable += found
+    assert len(reachable) >= at_least, f"{what} (pid {pid}) listens on {reachable}, expected at least {at_least}"
 
 
 def models_dir() -> Path:

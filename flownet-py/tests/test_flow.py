@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
-from support import VENV_BIN, Proc, assert_listens_only_on_loopback, free_port, free_ports, wait_until, write_module
+from support import REPO, VENV_BIN, Proc, assert_listens_only_on_loopback, free_port, free_ports, wait_until, write_module
 
 import flownet
 
@@ -84,14 +85,18 @@ def test_a_bad_flow_configuration_is_named(tmp_path: Path, monkeypatch: pytest.M
 
 
 class Emulator:
-    """A Flow emulator on 127.0.0.1 with free ports (the debugger listens on every
-    interface otherwise), the known service key and transaction fees on."""
+    """A Flow emulator in a network namespace of its own, its gRPC, REST and admin ports
+    forwarded from 127.0.0.1 (scripts/flow-emulator-netns.py: its debugger listens on
+    every interface otherwise), the known service key and transaction fees on."""
 
     def __init__(self, binary: str, directory: Path) -> None:
         self.port, self.rest_port, admin_port, debugger_port = free_ports(4)
         self.access_api = f"http://127.0.0.1:{self.port}"
         self.log = directory / "emulator.log"
-        args = [binary, "emulator"] if Path(binary).name == "flow" else [binary]
+        # In a network namespace of its own, its ports forwarded from 127.0.0.1: the
+        # emulator's debugger binds every interface whatever --host says.
+        args = [sys.executable, str(REPO / "scripts" / "flow-emulator-netns.py"), binary]
+        args += ["emulator"] if Path(binary).name == "flow" else []
         args += ["--host", "127.0.0.1", "--port", str(self.port), "--rest-port", str(self.rest_port)]
         args += ["--admin-port", str(admin_port), "--debugger-port", str(debugger_port)]
         args += ["--service-priv-key", SERVICE_KEY_HEX, "--service-sig-algo", "ECDSA_P256"]

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 
-import { BIN, MODELS, Market, assertListensOnlyOnLoopback, freePort, freePorts } from "./harness.mjs";
+import { BIN, MODELS, Market, REPO, assertListensOnlyOnLoopback, freePort, freePorts } from "./harness.mjs";
 
 const SERVICE = "0xf8d6e0586b0a20c7";
 const SERVICE_KEY = "6e1a5c6fc6b8bd2f1b2e5b7c0f7a9d1e3c5b7a9f1e3d5c7b9a1f3e5d7c9b1a3f";
@@ -68,8 +68,12 @@ export class FlowMarket extends Market {
       "--transaction-fees",
       "--transaction-expiry", "1000",
     ];
-    // The Flow CLI runs the emulator as a subcommand.
-    const emulator = spawn(EMULATOR, basename(EMULATOR) === "flow" ? ["emulator", ...args] : args, {
+    // In a network namespace of its own, its gRPC, REST and admin ports forwarded from
+    // 127.0.0.1 (its debugger binds every interface whatever --host says). The Flow CLI
+    // runs the emulator as a subcommand.
+    const netns = join(REPO, "scripts", "flow-emulator-netns.py");
+    const sub = basename(EMULATOR) === "flow" ? ["emulator"] : [];
+    const emulator = spawn("python3", [netns, EMULATOR, ...sub, ...args], {
       cwd: this.emulatorDir,
       stdio: ["ignore", "pipe", "pipe"],
     });

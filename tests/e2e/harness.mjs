@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-const REPO = resolve(import.meta.dirname, "../..");
+export const REPO = resolve(import.meta.dirname, "../..");
 
 export const BIN = process.env.FLOWNET_BIN ?? join(REPO, "target/debug/flownet");
 export const MODELS = process.env.FLOWNET_MODELS ?? join(REPO, "models");
@@ -79,7 +79,8 @@ export function listeners(pid) {
   for (const table of ["tcp", "tcp6"]) {
     let text;
     try {
-      text = readFileSync(`/proc/${pid}/net/${table}`, "utf8");
+      // This process's namespace: the sockets reachable from here, wherever `pid` is now.
+      text = readFileSync(`/proc/self/net/${table}`, "utf8");
     } catch {
       continue;
     }
@@ -93,16 +94,63 @@ export function listeners(pid) {
   return out;
 }
 
-/** Throws unless every socket `pid` listens on is on loopback (and there are at least `atLeast`). */
-export function assertListensOnlyOnLoopback(pid, what, atLeast) {
-  const found = listeners(pid);
-  const loopback = (a) => a.startsWith("127.") || a === "0:0:0:0:0:0:0:1";
-  if (found.length < atLeast) {
-    throw new Error(`${what} (pid ${pid}) listens on ${JSON.stringify(found)}, expected at least ${atLeast} sockets`);
+/** `pid` and every process below it. */
+export function processTree(pid) {
+  const parents = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      parents.push([Number(name), Number(stat.slice(stat.lastIndexOf(")") + 1).trim().split(/\s+/)[1])]);
+    } catch {
+      // the process ended meanwhile
+    }
   }
-  const beyond = found.filter((l) => !loopback(l.address));
-  if (beyond.length) {
-    throw new Error(`${what} (pid ${pid}) listens beyond loopback: ${JSON.stringify(beyond)}`);
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) {
+    for (const [p, pp] of parents) if (pp === tree[i]) tree.push(p);
+  }
+  return tree;
+}
+
+/** Whether `pid` lives in another network namespace that has only its own loopback. */
+export function inIsolatedNetns(pid) {
+  try {
+    if (readlinkSync(`/proc/${pid}/ns/net`) === readlinkSync("/proc/self/ns/net")) return false;
+    const lines = readFileSync(`/proc/${pid}/net/dev`, "utf8").trim().split("\n").slice(2);
+    return lines.every((l) => l.split(":")[0].trim() === "lo");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Throws unless every socket `pid` or a process below it listens on is on loopback (or in
+ * an isolated network namespace), with at least `atLeast` loopback sockets reachable.
+ */
+export function assertListensOnlyOnLoopback(pid, what, atLeast) {
+  const loopback = (a) => a.startsWith("127.") || a === "0:0:0:0:0:0:0:1";
+  const reachable = [];
+  const ours = readlinkSync("/proc/self/ns/net");
+  for (const p of processTree(pid)) {
+    let theirs;
+    try {
+      theirs = readlinkSync(`/proc/${p}/ns/net`);
+    } catch {
+      continue;
+    }
+    if (theirs !== ours && !inIsolatedNetns(p)) {
+      throw new Error(`${what} (pid ${p}) runs in a network namespace with more than loopback`);
+    }
+    const found = listeners(p);
+    const beyond = found.filter((l) => !loopback(l.address));
+    if (beyond.length) {
+      throw new Error(`${what} (pid ${p}) listens beyond loopback: ${JSON.stringify(beyond)}`);
+    }
+    reachable.push(...found);
+  }
+  if (reachable.length < atLeast) {
+    throw new Error(`${what} (pid ${pid}) listens on ${JSON.stringify(reachable)}, expected at least ${atLeast} sockets`);
   }
 }
 

@@ -10,7 +10,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     sync::Arc,
     time::Duration,
 };
@@ -59,23 +59,34 @@ impl Emulator {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("emulator.log");
         let [port, rest, admin, debugger] = crate::loopback::free_ports::<4>();
-        let mut cmd = Command::new(binary);
-        // The Flow CLI runs the emulator as a subcommand.
-        if binary.file_name().is_some_and(|n| n == "flow") {
-            cmd.arg("emulator");
-        }
-        cmd.args(["--host", "127.0.0.1"])
-            .args(["--port", &port.to_string()])
-            .args(["--rest-port", &rest.to_string()])
-            .args(["--admin-port", &admin.to_string()])
-            .args(["--debugger-port", &debugger.to_string()])
-            .args(["--service-priv-key", SERVICE_KEY_HEX])
-            .args(["--service-sig-algo", "ECDSA_P256"])
-            .args(["--service-hash-algo", "SHA3_256"])
-            .arg("--transaction-fees")
+        let args: Vec<String> = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--rest-port",
+            &rest.to_string(),
+            "--admin-port",
+            &admin.to_string(),
+            // Unreachable anyway: the emulator runs in a namespace of its own.
+            "--debugger-port",
+            &debugger.to_string(),
+            "--service-priv-key",
+            SERVICE_KEY_HEX,
+            "--service-sig-algo",
+            "ECDSA_P256",
+            "--service-hash-algo",
+            "SHA3_256",
+            "--transaction-fees",
             // Scenario steps wait for real seconds; keep references valid.
-            .args(["--transaction-expiry", "1000"])
-            .current_dir(dir.path())
+            "--transaction-expiry",
+            "1000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut cmd = crate::loopback::emulator_command(binary, &args);
+        cmd.current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::fs::File::create(dir.path().join("emulator.err")).unwrap());

@@ -87,19 +87,30 @@ async fn deployed(binary: &str) -> (Emulator, String, Network) {
 pub(super) async fn start_emulator(binary: &str) -> (Emulator, String) {
     let dir = tempfile::tempdir().unwrap();
     let [port, rest, admin, debugger] = crate::loopback::free_ports::<4>();
-    let child = Command::new(binary)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--rest-port", &rest.to_string()])
-        .args(["--admin-port", &admin.to_string()])
-        .args(["--debugger-port", &debugger.to_string()])
-        .args(["--service-priv-key", SERVICE_KEY_HEX])
-        .args([
-            "--service-sig-algo",
-            "ECDSA_P256",
-            "--service-hash-algo",
-            "SHA3_256",
-        ])
-        .arg("--transaction-fees")
+    let args: Vec<String> = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--rest-port",
+        &rest.to_string(),
+        "--admin-port",
+        &admin.to_string(),
+        // Unreachable anyway: the emulator runs in a namespace of its own.
+        "--debugger-port",
+        &debugger.to_string(),
+        "--service-priv-key",
+        SERVICE_KEY_HEX,
+        "--service-sig-algo",
+        "ECDSA_P256",
+        "--service-hash-algo",
+        "SHA3_256",
+        "--transaction-fees",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let child = crate::loopback::emulator_command(std::path::Path::new(binary), &args)
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -119,11 +130,7 @@ pub(super) async fn start_emulator(binary: &str) -> (Emulator, String) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     // gRPC, REST and admin at least; every one of them on loopback.
-    crate::loopback::assert_listens_only_on_loopback(
-        emulator.child.id(),
-        "the Flow emulator",
-        3,
-    );
+    crate::loopback::assert_listens_only_on_loopback(emulator.child.id(), "the Flow emulator", 3);
     (emulator, api)
 }
 
