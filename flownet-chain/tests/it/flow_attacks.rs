@@ -305,6 +305,11 @@ async fn hostile_receivers_and_collections_gain_nothing_and_block_nothing() {
         .expect("the requester's receiver plays no part in the node's payment");
     assert_eq!(count(&r, "FlowNetHostile.Called"), 0);
 
+    // eve's next task is claimed and never delivered: its refund (below) cannot go
+    // through her hostile receiver, and nothing else is held up by that.
+    let t6 = submit(&eve, nora.address()).await;
+    nora.claim(t6).await.unwrap();
+
     // The honest requesters' tasks with mallory still settle: t2 is cancelled,
     // t1 expires after its fulfil deadline and alice has her 2 back.
     bob.cancel(t2).await.unwrap();
@@ -320,6 +325,21 @@ async fn hostile_receivers_and_collections_gain_nothing_and_block_nothing() {
         suite.balance(alice.address()).await,
         alice_before.checked_add(amount("2")).unwrap()
     );
+    let refused = bob.expire(t6).await.expect_err("eve's receiver is not FlowNet's");
+    assert_eq!(
+        refused.to_string(),
+        format!("not found: account {}", eve.address())
+    );
+    assert_eq!(
+        suite.ledger.task(t6).await.unwrap().unwrap().status,
+        TaskStatus::Claimed,
+        "the escrow keeps eve's tokens until she can take them"
+    );
+    let refused = alice
+        .transfer(eve.address(), amount("1"))
+        .await
+        .expect_err("no transfer runs eve's receiver");
+    assert!(refused.to_string().starts_with("not found: account"), "{refused}");
     let node = suite.ledger.node(mallory.address()).await.unwrap().unwrap();
     assert_eq!((node.stats.fulfilled, node.stats.missed), (0, 1));
     suite.assert_books_balance(&everyone).await;
