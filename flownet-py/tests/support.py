@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import subprocess
@@ -9,19 +10,20 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Set, Tuple, Union
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 
 
-_HANDED_OUT: set = set()
+_HANDED_OUT: Set[int] = set()
 
 
 def free_ports(n: int) -> List[int]:
     """`n` distinct free loopback ports: every socket stays bound until all are chosen,
     and no port this process handed out before is handed out again."""
-    held, ports = [], []
+    held: List[socket.socket] = []
+    ports: List[int] = []
     try:
         while len(ports) < n:
             s = socket.socket()
@@ -41,9 +43,7 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
-def _proc_addr(hexaddr: str) -> "ipaddress.IPv4Address | ipaddress.IPv6Address":
-    import ipaddress
-
+def _proc_addr(hexaddr: str) -> Union[ipaddress.IPv4Address, ipaddress.IPv6Address]:
     raw = b"".join(int(hexaddr[i : i + 8], 16).to_bytes(4, "little") for i in range(0, len(hexaddr), 8))
     addr = ipaddress.ip_address(raw)
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
@@ -51,7 +51,7 @@ def _proc_addr(hexaddr: str) -> "ipaddress.IPv4Address | ipaddress.IPv6Address":
     return addr
 
 
-def listeners(pid: int) -> List[tuple]:
+def listeners(pid: int) -> List[Tuple[Union[ipaddress.IPv4Address, ipaddress.IPv6Address], int]]:
     """The TCP sockets process `pid` listens on, as (address, port)."""
     inodes = set()
     fd_dir = Path(f"/proc/{pid}/fd")
@@ -62,7 +62,7 @@ def listeners(pid: int) -> List[tuple]:
             continue
         if target.startswith("socket:["):
             inodes.add(target[len("socket:[") : -1])
-    out = []
+    out: List[Tuple[Union[ipaddress.IPv4Address, ipaddress.IPv6Address], int]] = []
     for table in ("tcp", "tcp6"):
         # This process's namespace: the sockets reachable from here, wherever `pid` is now.
         path = Path(f"/proc/self/net/{table}")
@@ -79,7 +79,7 @@ def listeners(pid: int) -> List[tuple]:
 
 def process_tree(pid: int) -> List[int]:
     """`pid` and every process below it."""
-    parents = []
+    parents: List[Tuple[int, int]] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -108,7 +108,7 @@ def in_isolated_netns(pid: int) -> bool:
 def assert_listens_only_on_loopback(pid: int, what: str, at_least: int) -> None:
     """Every socket `pid` or a process below it listens on is on loopback, or in an
     isolated network namespace; at least `at_least` loopback sockets are reachable."""
-    reachable = []
+    reachable: List[Tuple[Union[ipaddress.IPv4Address, ipaddress.IPv6Address], int]] = []
     ours = os.readlink("/proc/self/ns/net")
     for p in process_tree(pid):
         try:
