@@ -11,7 +11,7 @@ use flownet_chain::EmbeddedLedger;
 use flownet_core::{Address, Ledger, LedgerConfig, SigningKey, Wallet};
 use serde::{Deserialize, Serialize};
 
-use crate::blobs::FsBlobStore;
+use flownet_node::FsBlobStore;
 
 /// Which ledger the commands use: the data dir's embedded ledger, or FlowNet's
 /// contracts on a Flow network (needs the `flow` build).

@@ -15,14 +15,12 @@
 //! assert_eq!(code, 0);
 //! ```
 
-pub mod blobs;
 mod commands;
 pub mod config;
 pub mod context;
 #[cfg(feature = "flow")]
 pub mod flow;
 pub mod hooks;
-pub mod serve;
 #[cfg(feature = "flow")]
 pub mod sponsor;
 pub mod web;

@@ -33,6 +33,15 @@ impl From<anyhow::Error> for FlowError {
     }
 }
 
+impl From<flownet_node::Error> for FlowError {
+    fn from(e: flownet_node::Error) -> Self {
+        match e {
+            flownet_node::Error::Core(e) => Self::Core(e),
+            other => Self::Other(other.into()),
+        }
+    }
+}
+
 impl From<flownet_chain::Error> for FlowError {
     fn from(e: flownet_chain::Error) -> Self {
         Self::Core(e.into())

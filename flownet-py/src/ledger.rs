@@ -502,8 +502,8 @@ impl Account {
         Ok(Config::load(data_dir)?.map_or_else(|| "default".into(), |c| c.key))
     }
 
-    pub(crate) fn blobs(&self) -> FlowResult<flownet_cli::blobs::FsBlobStore> {
-        Ok(flownet_cli::blobs::FsBlobStore::open(
+    pub(crate) fn blobs(&self) -> FlowResult<flownet_node::FsBlobStore> {
+        Ok(flownet_node::FsBlobStore::open(
             self.data_dir.join("blobs"),
         )?)
     }

@@ -10,7 +10,7 @@ use std::{path::PathBuf, sync::Arc};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use flownet_core::{Address, Amount, Ledger, Node, OfferedModel};
-use flownet_infer::{EngineOptions, ExecutionProvider, ModelManifest, OnnxEngine};
+use flownet_infer::{ModelManifest, OnnxEngine};
 use serde_json::json;
 
 use crate::{config::Config, context::Ctx};
@@ -297,15 +297,7 @@ async fn init(ctx: &Ctx) -> Result<()> {
 
 /// Every manifest in the models dir, read without loading ONNX Runtime.
 pub fn local_manifests(ctx: &Ctx) -> Result<Vec<ModelManifest>> {
-    let dirs = flownet_infer::manifest::discover(&ctx.models_dir).with_context(|| {
-        format!(
-            "reading the models dir {} (run scripts/setup.sh to prepare the models)",
-            ctx.models_dir.display()
-        )
-    })?;
-    dirs.iter()
-        .map(|d| ModelManifest::load(d).map_err(Into::into))
-        .collect()
+    Ok(flownet_node::manifests(&ctx.models_dir)?)
 }
 
 fn models(ctx: &Ctx) -> Result<()> {
@@ -350,21 +342,12 @@ pub async fn load_engine(
     ids: Option<Vec<String>>,
     args: &EngineArgs,
 ) -> Result<Arc<OnnxEngine>> {
-    let mut options = EngineOptions::default();
-    if let Some(t) = args.threads {
-        options = options.with_threads(t);
-    }
-    if let Some(ids) = ids {
-        options = options.with_models(ids);
-    }
-    if args.cuda {
-        options = options.with_execution_provider(ExecutionProvider::Cuda { device_id: 0 });
-    }
-    let dir = ctx.models_dir.clone();
-    let engine = tokio::task::spawn_blocking(move || OnnxEngine::load(&dir, &options))
-        .await?
-        .with_context(|| format!("loading the models in {}", ctx.models_dir.display()))?;
-    Ok(Arc::new(engine))
+    let settings = flownet_node::EngineSettings {
+        threads: args.threads,
+        cuda: args.cuda,
+        models: ids,
+    };
+    Ok(flownet_node::load_engine(&ctx.models_dir, &settings).await?)
 }
 
 /// Parses `model=price` offers and fills in each model's weights hash from its manifest.

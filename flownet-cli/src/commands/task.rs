@@ -6,7 +6,8 @@ use flownet_core::{Address, Amount, BlobStore, Ledger, Task, TaskQuery, TaskStat
 use serde_json::json;
 
 use super::pick_node;
-use crate::{blobs, context::Ctx};
+use crate::context::Ctx;
+use flownet_node::blobs;
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCmd {

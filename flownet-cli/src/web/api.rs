@@ -22,7 +22,7 @@ use super::{
     events,
     gateway::{Gateway, json_body},
 };
-use crate::blobs::sniff_mime;
+use flownet_node::blobs::sniff_mime;
 
 type G = State<Arc<Gateway>>;
 

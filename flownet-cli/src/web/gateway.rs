@@ -30,7 +30,7 @@ use super::{
     metrics::Metrics,
     openai,
 };
-use crate::blobs::FsBlobStore;
+use flownet_node::blobs::FsBlobStore;
 
 #[cfg(feature = "flow")]
 type FlowSideArg = super::flow::FlowSide;

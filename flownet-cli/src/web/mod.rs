@@ -31,7 +31,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
-use flownet_core::{Amount, BlobStore, Engine, Ledger, NodeWorker, Wallet};
+use flownet_core::{Amount, Engine, Ledger, Wallet};
 pub use gateway::{Gateway, GatewayConfig, ModelMeta};
 use keys::ApiKeys;
 use limits::Rate;
@@ -40,7 +40,6 @@ use serde_json::json;
 use crate::{
     commands::{EngineArgs, load_engine, local_manifests},
     context::Ctx,
-    serve,
 };
 
 pub use assets::page_built;
@@ -337,7 +336,7 @@ fn manifest_models(ctx: &Ctx) -> Vec<ModelMeta> {
 async fn open_gateway(
     ctx: &Ctx,
     args: &ServeArgs,
-    blobs: crate::blobs::FsBlobStore,
+    blobs: flownet_node::FsBlobStore,
 ) -> Result<Arc<Gateway>> {
     let models = manifest_models(ctx);
     let keys = ApiKeys::new(ApiKeys::path_in(&ctx.data_dir));
@@ -424,61 +423,33 @@ async fn start_node(
     ctx: &Ctx,
     args: &ServeArgs,
     gateway: &Arc<Gateway>,
-    blobs: crate::blobs::FsBlobStore,
+    blobs: flownet_node::FsBlobStore,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let wallet = Arc::new(ctx.wallet().await?);
-    let Some(node) = wallet.ledger().node(wallet.address()).await? else {
-        bail!(
-            "{} has no node: register one first with `flownet node register`",
-            wallet.address()
-        );
-    };
+    let node = flownet_node::worker::registered_node(&wallet).await?;
     let ids: Vec<String> = node.models.iter().map(|m| m.model_id.clone()).collect();
-    let engine = load_engine(ctx, Some(ids), &args.engine).await?;
-    for offer in &node.models {
-        match engine.models().into_iter().find(|m| m.id == offer.model_id) {
-            Some(m) if m.weights_sha256 != offer.weights_sha256 => tracing::warn!(
-                "model {} is registered with weights {} but the local weights are {}",
-                offer.model_id,
-                offer.weights_sha256,
-                m.weights_sha256
-            ),
-            Some(_) => {}
-            None => tracing::warn!("model {} is registered but not loaded", offer.model_id),
-        }
-    }
+    let engine: Arc<dyn Engine> = load_engine(ctx, Some(ids), &args.engine).await?;
     let listen = match args.node_listen {
         Some(l) => l,
         None => listen_from(&node.endpoint)?,
     };
-    let info = json!({ "node": node.owner, "name": node.name, "models": node.models });
-    let (addr, server) =
-        serve::spawn_blob_server(listen, blobs.clone(), info, stop.clone()).await?;
-    let engine: Arc<dyn Engine> = engine;
-    let blob_store: Arc<dyn BlobStore> = Arc::new(blobs);
-    let worker = Arc::new(NodeWorker::new(
-        wallet as Arc<Wallet<dyn Ledger>>,
-        engine,
-        blob_store,
-        node.endpoint.clone(),
-    ));
-    tracing::info!(
-        "node {} ({}) serving {} in this process, outputs on {addr}",
-        node.owner,
-        node.name,
-        node.models
-            .iter()
-            .map(|m| m.model_id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
     let interval = Duration::from_millis(args.node_interval_ms.max(10));
     let gw = gateway.clone();
     let on_event = move |e: &flownet_core::NodeEvent| {
-        serve::log_event(e);
+        flownet_node::log_event(e);
         gw.node_event(e);
     };
-    let worker_loop = tokio::spawn(serve::run_worker(worker, interval, stop, on_event));
-    Ok(vec![server, worker_loop])
+    let wallet: Arc<Wallet<dyn Ledger>> = wallet;
+    let node = flownet_node::start_node(
+        wallet,
+        engine,
+        blobs,
+        Some(listen),
+        interval,
+        stop,
+        on_event,
+    )
+    .await?;
+    Ok(node.tasks)
 }
