@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The web area's tests, beyond `cargo test` (which runs the gateway's API tests in
-# flownet-cli/tests/it/web.rs):
+# flownet-gateway/tests/it/web.rs):
 #   1. the page's encoder against the core's test vectors (web/test, Node's WebCrypto),
 #   2. the page end to end in Debian's chromium driven by playwright-core
 #      (tests/e2e; screenshots in target/e2e/),

@@ -82,7 +82,7 @@ pub async fn connect(ctx: &Ctx) -> Result<Arc<FlowLedger>> {
     if config.sponsor.is_none()
         && let Ok(url) = std::env::var("FLOWNET_FLOW_SPONSOR_URL")
     {
-        let payer = crate::sponsor::HttpPayer::connect(&url)
+        let payer = flownet_gateway::sponsor::HttpPayer::connect(&url)
             .await
             .with_context(|| format!("reaching the sponsor service {url}"))?;
         config.payer = Some(Arc::new(payer));
@@ -123,7 +123,7 @@ pub async fn web_side(
     ctx: &Ctx,
     rest: Option<String>,
     discovery: Option<String>,
-) -> Result<crate::web::flow::FlowSide> {
+) -> Result<flownet_gateway::flow::FlowSide> {
     use flownet_chain::flow::{
         AccessClient, AccountPolicy, Payer, Sponsor, SponsorPolicy, Whitelist,
     };
@@ -143,7 +143,7 @@ pub async fn web_side(
                 ))
             }
             (None, Ok(url)) => Some(Arc::new(
-                crate::sponsor::HttpPayer::connect(&url)
+                flownet_gateway::sponsor::HttpPayer::connect(&url)
                     .await
                     .with_context(|| format!("reaching the sponsor service {url}"))?,
             )),
@@ -155,9 +155,9 @@ pub async fn web_side(
         );
     }
     let rest = rest.or_else(|| {
-        crate::web::flow::FlowSide::default_rest(ctx.network.as_str()).map(str::to_owned)
+        flownet_gateway::flow::FlowSide::default_rest(ctx.network.as_str()).map(str::to_owned)
     });
-    Ok(crate::web::flow::FlowSide {
+    Ok(flownet_gateway::flow::FlowSide {
         ledger,
         payer,
         rest,

@@ -21,9 +21,6 @@ pub mod context;
 #[cfg(feature = "flow")]
 pub mod flow;
 pub mod hooks;
-#[cfg(feature = "flow")]
-pub mod sponsor;
-pub mod web;
 
 use std::{ffi::OsString, path::PathBuf};
 
@@ -134,12 +131,24 @@ where
 /// Prints an error (also as JSON on stdout with `--json`) and returns exit code 1.
 fn report_error(json: bool, e: &anyhow::Error) -> i32 {
     if json {
-        let kind = e.downcast_ref::<flownet_core::Error>().map(|c| c.kind());
+        let kind = error_kind(e);
         let json = serde_json::json!({ "error": { "kind": kind, "message": format!("{e:#}") } });
         println!("{json}");
     }
     eprintln!("error: {e:#}");
     1
+}
+
+/// The core error kind behind `e`, whichever library returned it.
+pub fn error_kind(e: &anyhow::Error) -> Option<flownet_core::ErrorKind> {
+    if let Some(c) = e.downcast_ref::<flownet_core::Error>() {
+        return Some(c.kind());
+    }
+    if let Some(n) = e.downcast_ref::<flownet_node::Error>() {
+        return n.kind();
+    }
+    e.downcast_ref::<flownet_gateway::Error>()
+        .and_then(flownet_gateway::Error::kind)
 }
 
 /// Sends logs to stderr: warnings by default, progress too for long-running commands

@@ -13,6 +13,29 @@ use crate::{
 pub const MAX_PROMPT_BYTES: usize = 4096;
 /// Largest params JSON, in bytes.
 pub const MAX_PARAMS_BYTES: usize = 4096;
+
+/// The prompt size limit of a submission. The rulebook applies it; frontends apply it
+/// too before anything is signed or paid, so a mistake costs nothing.
+pub fn check_prompt_size(prompt: &str) -> Result<()> {
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(Error::PromptTooLarge {
+            size: prompt.len(),
+            max: MAX_PROMPT_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// The params size limit of a submission, applied as [`check_prompt_size`] is.
+pub fn check_params_size(params: &str) -> Result<()> {
+    if params.len() > MAX_PARAMS_BYTES {
+        return Err(Error::ParamsTooLarge {
+            size: params.len(),
+            max: MAX_PARAMS_BYTES,
+        });
+    }
+    Ok(())
+}
 /// Largest node name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Largest endpoint URL, in bytes.
@@ -382,18 +405,8 @@ fn submit(
     max_price: Amount,
     now: Timestamp,
 ) -> Result<Outcome> {
-    if prompt.len() > MAX_PROMPT_BYTES {
-        return Err(Error::PromptTooLarge {
-            size: prompt.len(),
-            max: MAX_PROMPT_BYTES,
-        });
-    }
-    if params.len() > MAX_PARAMS_BYTES {
-        return Err(Error::ParamsTooLarge {
-            size: params.len(),
-            max: MAX_PARAMS_BYTES,
-        });
-    }
+    check_prompt_size(prompt)?;
+    check_params_size(params)?;
     match serde_json::from_str::<serde_json::Value>(params) {
         Ok(serde_json::Value::Object(_)) => {}
         _ => return Err(Error::InvalidInput("params must be a JSON object".into())),

@@ -59,7 +59,7 @@ impl From<FlowError> for PyErr {
         match e {
             FlowError::Core(e) => to_py_err(Some(e.kind()), e.to_string()),
             FlowError::Other(e) => {
-                let kind = e.downcast_ref::<flownet_core::Error>().map(|c| c.kind());
+                let kind = flownet_cli::error_kind(&e);
                 to_py_err(kind, format!("{e:#}"))
             }
         }

@@ -4,6 +4,7 @@ mod demo;
 mod ledger;
 mod node;
 mod task;
+mod web;
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -56,7 +57,7 @@ pub enum Command {
     Flow(FlowCmd),
     /// The web page and HTTP gateway (JSON API, OpenAI-compatible API, metrics); `web
     /// keys` manages its API keys
-    Web(crate::web::WebArgs),
+    Web(web::WebArgs),
     /// The gasless service: pays, as payer only, for transactions that run one of
     /// FlowNet's own templates, rate limited per account. The paying key comes from
     /// FLOWNET_FLOW_SPONSOR (`0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX]`), never argv
@@ -213,7 +214,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::Models => models(ctx),
         Command::Flow(cmd) => flow_cmd(ctx, cmd).await,
-        Command::Web(args) => crate::web::run(ctx, args).await,
+        Command::Web(args) => web::run(ctx, args).await,
         #[cfg(feature = "flow")]
         Command::Sponsor(args) => sponsor_cmd(ctx, args).await,
         Command::Blob(BlobCmd::Put { file }) => {
@@ -556,7 +557,7 @@ async fn sponsor_cmd(ctx: &Ctx, args: SponsorArgs) -> Result<()> {
         per_client_period: std::time::Duration::from_secs(args.accounts_per_client_period),
         initial_flow: args.initial_flow.0,
     };
-    crate::sponsor::serve(network, payer, args.listen, policy, accounts).await
+    Ok(flownet_gateway::sponsor::serve(network, payer, args.listen, policy, accounts).await?)
 }
 
 #[cfg(not(feature = "flow"))]

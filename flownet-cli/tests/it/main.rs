@@ -8,4 +8,3 @@ mod sponsor_sign;
 mod support;
 mod two_processes;
 mod verbs;
-mod web;

@@ -13,12 +13,12 @@ use std::{
 use async_trait::async_trait;
 use base64::Engine as _;
 use flownet_chain::EmbeddedLedger;
-use flownet_cli::web::{Gateway, GatewayConfig, ModelMeta, keys::ApiKeys, limits::Rate};
 use flownet_core::{
     Action, Address, Amount, BlobStore, Engine, Envelope, HashAlgo, InferenceOutput,
     InferenceRequest, Ledger, LedgerConfig, ModelInfo, NodeWorker, OfferedModel, SigningKey,
     TaskKind, Wallet, crypto, memory::EchoEngine,
 };
+use flownet_gateway::{Gateway, GatewayConfig, ModelMeta, keys::ApiKeys, limits::Rate};
 use flownet_node::FsBlobStore;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -83,7 +83,7 @@ struct World {
     node: Address,
     node_blobs: FsBlobStore,
     stop: watch::Sender<bool>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    server: Option<tokio::task::JoinHandle<flownet_gateway::Result<()>>>,
 }
 
 impl Drop for World {

@@ -17,8 +17,8 @@ use flownet_core::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    error::{ApiError, ApiResult},
+use crate::{
+    api_error::{ApiError, ApiResult},
     events,
     gateway::{Gateway, json_body},
 };
@@ -96,7 +96,7 @@ pub fn node_json(g: &Gateway, n: &Node) -> Value {
 
 pub async fn models(State(g): G) -> ApiResult<Json<Value>> {
     let nodes = g.ledger.nodes().await?;
-    let mut models: Vec<&super::gateway::ModelMeta> = g.models.values().collect();
+    let mut models: Vec<&crate::gateway::ModelMeta> = g.models.values().collect();
     models.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(json!({
         "models": models.iter().map(|m| {
@@ -467,7 +467,7 @@ pub async fn relay(
             ),
         ));
     }
-    super::flow::check_sizes(&env.action)?;
+    check_sizes(&env.action)?;
     // On Flow the sponsor pays for every account it creates: a tighter limit than
     // the API's per-IP rate keeps one client from spending its FLOW.
     if g.is_on_flow() && matches!(env.action, Action::CreateAccount { .. }) {
@@ -505,4 +505,16 @@ pub async fn relay(
             Err(err)
         }
     }
+}
+
+/// The prompt and params limits the relay and the Flow transaction builder apply
+/// before anything is signed or paid (the core's, so a mistake costs nothing).
+pub(crate) fn check_sizes(action: &Action) -> ApiResult<()> {
+    if let Action::Submit { prompt, params, .. } = action {
+        rules::check_prompt_size(prompt)
+            .map_err(|e| ApiError::from_core(&e).with_param("prompt"))?;
+        rules::check_params_size(params)
+            .map_err(|e| ApiError::from_core(&e).with_param("params"))?;
+    }
+    Ok(())
 }

@@ -1,27 +1,6 @@
-//! `flownet web`: the user's side of the marketplace over HTTP.
-//!
-//! One process serves the page (built with Vite and embedded in the binary), the JSON
-//! API the page uses, a relay for envelopes the browser signed with its own key, task
-//! events as server-sent events, output blobs by SHA-256, an OpenAI-compatible API for
-//! programs, `/metrics` and `/healthz`. It reads and writes the same ledger as the rest
-//! of the CLI and can run this data dir's node in-process (`--node`).
-//!
-//! Layout: [`gateway`] holds the state, router and the layers every request passes
-//! (limits, host check, CORS, metrics); [`api`] the page's API; [`events`] the task
-//! watcher behind the event streams; [`openai`] the `/v1` endpoints; [`keys`] the API
-//! keys; [`error`] the one error shape all of them answer with.
-
-pub mod api;
-mod assets;
-pub mod error;
-pub mod events;
-#[cfg(feature = "flow")]
-pub mod flow;
-pub mod gateway;
-pub mod keys;
-pub mod limits;
-pub mod metrics;
-pub mod openai;
+//! `flownet web`: the gateway of `flownet-gateway` over this data dir's ledger (or
+//! Flow), optionally with this data dir's node in-process (`--node`), and `web keys`,
+//! its API keys.
 
 use std::{
     net::{SocketAddr, ToSocketAddrs},
@@ -32,17 +11,11 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use flownet_core::{Amount, Engine, Ledger, Wallet};
-pub use gateway::{Gateway, GatewayConfig, ModelMeta};
-use keys::ApiKeys;
-use limits::Rate;
+use flownet_gateway::{Gateway, GatewayConfig, ModelMeta, keys::ApiKeys, limits::Rate, page_built};
 use serde_json::json;
 
-use crate::{
-    commands::{EngineArgs, load_engine, local_manifests},
-    context::Ctx,
-};
-
-pub use assets::page_built;
+use super::{EngineArgs, load_engine, local_manifests};
+use crate::context::Ctx;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -346,7 +319,9 @@ async fn open_gateway(
             let side =
                 crate::flow::web_side(ctx, args.flow_rest.clone(), args.fcl_discovery.clone())
                     .await?;
-            return Gateway::on_flow(side, Some(blobs), models, Some(keys), args.config()).await;
+            return Ok(
+                Gateway::on_flow(side, Some(blobs), models, Some(keys), args.config()).await?,
+            );
         }
         #[cfg(not(feature = "flow"))]
         {
@@ -361,7 +336,7 @@ async fn open_gateway(
         tracing::info!("created a new ledger at {}", ctx.ledger_path().display());
     }
     let ledger: Arc<dyn Ledger> = ledger;
-    Gateway::new(ledger, Some(blobs), models, Some(keys), args.config()).await
+    Ok(Gateway::new(ledger, Some(blobs), models, Some(keys), args.config()).await?)
 }
 
 async fn serve_web(ctx: &Ctx, args: ServeArgs) -> Result<()> {

@@ -7,7 +7,6 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context as _, Result};
 use axum::{
     Router,
     body::Bytes,
@@ -21,19 +20,20 @@ use flownet_core::{Address, Ledger, LedgerId, ModelInfo, NodeEvent, SigningKey, 
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::{
-    api, assets,
-    error::{ApiError, ApiResult},
+use crate::{
+    Error, Result, api,
+    api_error::{ApiError, ApiResult},
+    assets,
     events::TaskHub,
     keys::ApiKeys,
     limits::{Rate, RateLimiter},
     metrics::Metrics,
     openai,
 };
-use flownet_node::blobs::FsBlobStore;
+use flownet_node::FsBlobStore;
 
 #[cfg(feature = "flow")]
-type FlowSideArg = super::flow::FlowSide;
+type FlowSideArg = crate::flow::FlowSide;
 #[cfg(not(feature = "flow"))]
 type FlowSideArg = std::convert::Infallible;
 
@@ -159,7 +159,7 @@ pub struct Gateway {
     pub(crate) network: String,
     /// On Flow: the FlowLedger behind `ledger` and who pays.
     #[cfg(feature = "flow")]
-    pub(crate) flow: Option<super::flow::FlowSide>,
+    pub(crate) flow: Option<crate::flow::FlowSide>,
     pub(crate) config: GatewayConfig,
     pub(crate) http: ureq::Agent,
     /// Turns true when the gateway stops, so event streams and waiting requests end
@@ -193,7 +193,7 @@ impl Gateway {
     /// page's Flow routes (`/api/flow/…`).
     #[cfg(feature = "flow")]
     pub async fn on_flow(
-        flow: super::flow::FlowSide,
+        flow: crate::flow::FlowSide,
         blobs: Option<FsBlobStore>,
         models: impl IntoIterator<Item = ModelMeta>,
         keys: Option<ApiKeys>,
@@ -211,7 +211,10 @@ impl Gateway {
         config: GatewayConfig,
         #[cfg_attr(not(feature = "flow"), allow(unused_variables))] flow: Option<FlowSideArg>,
     ) -> Result<Arc<Self>> {
-        let info = ledger.info().await.context("reading the ledger")?;
+        let info = ledger.info().await.map_err(|error| Error::Ledger {
+            context: "reading the ledger",
+            error,
+        })?;
         let ledger_id = info.id;
         let metrics = Arc::new(Metrics::default());
         let http = ureq::Agent::config_builder()
@@ -311,7 +314,7 @@ impl Gateway {
             .route("/v1/models/{model}", get(openai::model))
             .route("/metrics", get(metrics));
         #[cfg(feature = "flow")]
-        let quick = quick.merge(super::flow::routes());
+        let quick = quick.merge(crate::flow::routes());
         let quick = quick.layer(middleware::from_fn_with_state(self.clone(), timeout));
         // These wait on purpose: the event stream until the task ends, the OpenAI
         // generations until their tasks are delivered (with their own timeout).
@@ -352,60 +355,43 @@ impl Gateway {
             .with_state(self.clone())
     }
 
-    /// Serves on `listener` until `stop` turns true, with the event hub's poller.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: tokio::net::TcpListener,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<()> {
+    /// Starts the event hub's poller, which reads the ledger while tasks are watched
+    /// (the event streams and the OpenAI requests wait on it), until `stop` turns true;
+    /// then ends the streams and waiting requests. [`Gateway::serve`] starts it; an app
+    /// that mounts [`Gateway::router`] itself starts it once.
+    pub fn spawn_events(
+        self: &Arc<Self>,
+        stop: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
         let hub = tokio::spawn(
             self.hub
                 .clone()
                 .run(self.config.poll_interval, stop.clone()),
         );
-        // hyper's own connection loop rather than `axum::serve`, for the header
-        // timeout: a client that opens a connection and never finishes its headers
-        // would otherwise hold it (and a task) forever.
-        let app = self.router();
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        loop {
-            let (tcp, peer) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, don't spin.
-                        tracing::warn!("accepting a connection: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = stopped(&mut stop) => break,
-            };
-            // Event streams write small frames that must leave at once, not wait
-            // for Nagle's algorithm to batch them.
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("TCP_NODELAY: {e}");
-            }
-            let service = hyper_util::service::TowerToHyperService::new(
-                app.clone().layer(axum::Extension(ConnectInfo(peer))),
-            );
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(self.config.header_timeout)
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("connection from {peer}: {e}");
-                }
-            });
-        }
-        // End the streams and waits first: the shutdown waits for every connection
-        // to finish.
-        self.closing.send_replace(true);
-        graceful.shutdown().await;
-        let _ = hub.await;
-        Ok(())
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            let mut stop = stop;
+            stopped(&mut stop).await;
+            // End the streams and waits first: the shutdown waits for every connection
+            // to finish.
+            gateway.closing.send_replace(true);
+            let _ = hub.await;
+        })
+    }
+
+    /// Serves on `listener` until `stop` turns true, with the event hub's poller and
+    /// the header timeout of its config.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        stop: watch::Receiver<bool>,
+    ) -> Result<()> {
+        let events = self.spawn_events(stop.clone());
+        let mut stop = stop;
+        let stop = async move { stopped(&mut stop).await };
+        let served = serve(listener, self.router(), self.config.header_timeout, stop).await;
+        let _ = events.await;
+        served
     }
 
     /// Task counts by status, for `/metrics`.
@@ -577,6 +563,55 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
 }
 
 /// Resolves once `stop` says true (or its sender is gone).
+/// Serves `app` on `listener` until `stop` resolves, then waits for the open
+/// connections to finish. Each request carries its client's `ConnectInfo<SocketAddr>`.
+/// It runs hyper's own connection loop rather than `axum::serve`, for the header
+/// timeout: a client that opens a connection and never finishes its headers is cut off
+/// after `header_timeout` instead of holding it (and a task) forever.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    stop: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // Event streams write small frames that must leave at once, not wait for
+        // Nagle's algorithm to batch them.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(
+            app.clone().layer(axum::Extension(ConnectInfo(peer))),
+        );
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
+
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     while !*stop.borrow() {
         if stop.changed().await.is_err() {

@@ -21,9 +21,9 @@ use flownet_core::{Amount, Node, OfferedModel, Task, TaskKind, TaskStatus, rules
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{
+use crate::{
     api::fetch_from_node,
-    error::{ApiError, ApiResult},
+    api_error::{ApiError, ApiResult},
     gateway::{Gateway, ModelMeta, json_body},
     keys::ApiKey,
 };
@@ -237,14 +237,7 @@ fn check_prompt(prompt: &str, param: &str) -> ApiResult<()> {
                 .with_param(param),
         );
     }
-    if prompt.len() > rules::MAX_PROMPT_BYTES {
-        return Err(ApiError::from_core(&flownet_core::Error::PromptTooLarge {
-            size: prompt.len(),
-            max: rules::MAX_PROMPT_BYTES,
-        })
-        .with_param(param));
-    }
-    Ok(())
+    rules::check_prompt_size(prompt).map_err(|e| ApiError::from_core(&e).with_param(param))
 }
 
 /// Fields a request may carry that this gateway does not use; anything else that is

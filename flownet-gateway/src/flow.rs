@@ -37,15 +37,16 @@ use axum::{
     routing::{any, get, post},
 };
 use flownet_chain::flow::{FlowLedger, Payer, SponsorError, Template, errors};
-use flownet_core::{Action, rules};
+use flownet_core::Action;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    error::{ApiError, ApiResult},
+use crate::sponsor::{SignedByPayer, SponsorRequest};
+use crate::{
+    api::check_sizes,
+    api_error::{ApiError, ApiResult},
     gateway::{Gateway, json_body},
 };
-use crate::sponsor::{SignedByPayer, SponsorRequest};
 
 /// The most gas a transaction the gateway's payer signs may use.
 pub const GAS_LIMIT: u64 = 9999;
@@ -125,28 +126,6 @@ async fn config(State(g): G) -> ApiResult<Json<Value>> {
 #[derive(Debug, Deserialize)]
 struct BuildRequest {
     action: Action,
-}
-
-/// The prompt and params limits the relay and the Flow transaction builder apply
-/// before anything is signed or paid, so a mistake costs nothing.
-pub(super) fn check_sizes(action: &Action) -> ApiResult<()> {
-    if let Action::Submit { prompt, params, .. } = action {
-        if prompt.len() > rules::MAX_PROMPT_BYTES {
-            return Err(ApiError::from_core(&flownet_core::Error::PromptTooLarge {
-                size: prompt.len(),
-                max: rules::MAX_PROMPT_BYTES,
-            })
-            .with_param("prompt"));
-        }
-        if params.len() > rules::MAX_PARAMS_BYTES {
-            return Err(ApiError::from_core(&flownet_core::Error::ParamsTooLarge {
-                size: params.len(),
-                max: rules::MAX_PARAMS_BYTES,
-            })
-            .with_param("params"));
-        }
-    }
-    Ok(())
 }
 
 /// `POST /api/flow/transaction` `{"action": {...}}`: the Cadence and the arguments
