@@ -36,7 +36,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{any, get, post},
 };
-use flownet_chain::flow::{FlowLedger, Payer, SponsorError, Template, errors};
+use flownet_chain::flow::{FlowLedger, SponsorError, Template, errors};
 use flownet_core::Action;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -51,18 +51,7 @@ use crate::{
 /// The most gas a transaction the gateway's payer signs may use.
 pub const GAS_LIMIT: u64 = 9999;
 
-/// What the gateway needs on Flow besides the ledger trait.
-#[derive(Debug, Clone)]
-pub struct FlowSide {
-    pub ledger: Arc<FlowLedger>,
-    /// Signs envelopes as payer: an in-process `Sponsor` (FLOWNET_FLOW_SPONSOR) or a
-    /// `flownet sponsor` service (FLOWNET_FLOW_SPONSOR_URL).
-    pub payer: Option<Arc<dyn Payer>>,
-    /// The Access API's REST base URL, which `/api/flow/access` proxies.
-    pub rest: Option<String>,
-    /// FCL's `discovery.wallet`, for users who bring a Flow wallet.
-    pub discovery: Option<String>,
-}
+pub use crate::gateway::FlowSide;
 
 impl FlowSide {
     /// The default REST endpoint of a network's Access API.

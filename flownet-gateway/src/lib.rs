@@ -7,8 +7,8 @@
 //! timeout. With the `flow` feature, [`sponsor`] is the gasless sponsor service (its
 //! router and its client, `HttpPayer`).
 //!
-//! Layout: [`gateway`] holds the state, the router and the layers every request passes
-//! (limits, host check, CORS, metrics); [`api`] the page's API; [`events`] the task
+//! Layout: [`gateway`] holds the state, `router` the routes and the layers every
+//! request passes (limits, host check, CORS, metrics); [`api`] the page's API; [`events`] the task
 //! watcher behind the event streams; [`openai`] the `/v1` endpoints; [`keys`] the API
 //! keys; [`limits`] the rate limits; [`metrics`] the counters; [`api_error`] the one
 //! error shape all of them answer with.
@@ -74,9 +74,11 @@ pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod openai;
+mod router;
 #[cfg(feature = "flow")]
 pub mod sponsor;
 
 pub use assets::page_built;
 pub use error::{Error, Result};
-pub use gateway::{Gateway, GatewayConfig, ModelMeta, serve};
+pub use gateway::{Gateway, GatewayConfig, ModelMeta};
+pub use router::serve;

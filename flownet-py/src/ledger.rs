@@ -86,8 +86,7 @@ impl Ledger {
     /// exactly as the `flownet` command is (`FLOWNET_FLOW_ACCESS`,
     /// `FLOWNET_FLOW_CONTRACTS`, `FLOWNET_FLOW_SPONSOR` or `FLOWNET_FLOW_SPONSOR_URL`).
     async fn connect_flow(network: Network, data_dir: PathBuf) -> FlowResult<Self> {
-        let ctx = Account::ctx(data_dir.clone(), "default", network);
-        let ledger = flownet_cli::flow::connect(&ctx).await?;
+        let ledger = flownet_cli::flow::connect(network).await?;
         // Reading the ledger's info also checks that FlowNet is deployed there.
         let info = flownet_core::Ledger::info(&*ledger).await.map_err(|e| {
             FlowError::Other(anyhow::Error::new(e).context(format!(

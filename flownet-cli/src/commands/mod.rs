@@ -514,7 +514,7 @@ async fn flow_cmd(ctx: &Ctx, cmd: FlowCmd) -> Result<()> {
                 bounty_window_s: bounty_window,
                 faucet_amount: faucet,
             };
-            let address = crate::flow::deploy(ctx, &config).await?;
+            let address = crate::flow::deploy(ctx.network, &config).await?;
             ctx.print(
                 &json!({ "network": ctx.network.as_str(), "contracts": address, "config": config }),
                 || {
@@ -544,7 +544,7 @@ async fn sponsor_cmd(ctx: &Ctx, args: SponsorArgs) -> Result<()> {
     {
         bail!("the --accounts-* limits must be positive");
     }
-    let (network, payer) = crate::flow::sponsor_setup(ctx)?;
+    let (network, payer) = crate::flow::sponsor_setup(ctx.network)?;
     let policy = flownet_chain::flow::SponsorPolicy {
         burst: args.burst,
         period: std::time::Duration::from_secs(args.period),

@@ -277,7 +277,7 @@ async fn flow_account(
     ctx: &Ctx,
     key: &flownet_core::SigningKey,
 ) -> Result<(Arc<dyn Ledger>, flownet_core::Address)> {
-    let ledger = crate::flow::connect(ctx).await?;
+    let ledger = crate::flow::connect(ctx.network).await?;
     let address = ledger.create_account(key).await?;
     Ok((ledger, address))
 }
@@ -316,9 +316,12 @@ async fn open_gateway(
     if ctx.network != crate::context::Network::Embedded {
         #[cfg(feature = "flow")]
         {
-            let side =
-                crate::flow::web_side(ctx, args.flow_rest.clone(), args.fcl_discovery.clone())
-                    .await?;
+            let side = crate::flow::web_side(
+                ctx.network,
+                args.flow_rest.clone(),
+                args.fcl_discovery.clone(),
+            )
+            .await?;
             return Ok(
                 Gateway::on_flow(side, Some(blobs), models, Some(keys), args.config()).await?,
             );
