@@ -72,6 +72,13 @@ impl HashAlgo {
         }
     }
 
+    /// The algorithm Flow numbers `code`, the inverse of [`HashAlgo::flow_code`].
+    pub fn from_flow_code(code: u32) -> Option<Self> {
+        [Self::Sha2_256, Self::Sha3_256]
+            .into_iter()
+            .find(|h| u32::from(h.flow_code()) == code)
+    }
+
     /// The 32-byte digest of `message`.
     pub fn digest(self, message: &[u8]) -> [u8; 32] {
         match self {

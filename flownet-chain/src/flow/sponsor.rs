@@ -50,9 +50,9 @@ use flownet_core::{Action, Address, LedgerId, PublicKey, SignedEnvelope, crypto:
 use super::{
     ProposalKey, Transaction, Value,
     access::{AccessClient, FlowAccountInfo},
+    account::{FlowSigner, created_address, ledger_id},
     errors,
     keys::{self, HashAlgorithm},
-    ledger::{FlowSigner, created_address, ledger_id},
     templates::{Network, Template},
 };
 
