@@ -295,10 +295,8 @@ fn decode_hex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-/// The default data dir: `$FLOWNET_HOME`, else `~/.flownet`.
+/// The default data dir: `$FLOWNET_HOME`, else `~/.flownet` (the core's rule over
+/// this process's environment).
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(
-        || PathBuf::from(".flownet"),
-        |h| PathBuf::from(h).join(".flownet"),
-    )
+    flownet_core::default_data_dir(std::env::var_os("FLOWNET_HOME"), std::env::var_os("HOME"))
 }

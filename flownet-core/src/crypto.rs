@@ -282,6 +282,17 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// The 64-bit seed a prompt stands for: the first 8 bytes of the SHA-256 of its UTF-8
+/// bytes, big-endian. A generative model seeds its noise with it unless the params
+/// give a seed, so the same prompt gives the same output.
+pub fn prompt_seed(prompt: &str) -> u64 {
+    let digest = sha256(prompt.as_bytes()).0;
+    u64::from_be_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    )
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,19 @@ pub const MAX_PROMPT_BYTES: usize = 4096;
 /// Largest params JSON, in bytes.
 pub const MAX_PARAMS_BYTES: usize = 4096;
 
+/// What the next rater of `task` earns while its bounty window is open: a share of
+/// the pool, and the last paid rater the rounding remainder, so the pool empties
+/// exactly; nothing once [`BOUNTY_RATERS`] raters have been paid.
+pub fn next_bounty(task: &Task) -> Amount {
+    if task.bounty_paid >= BOUNTY_RATERS {
+        Amount::ZERO
+    } else if task.bounty_paid + 1 == BOUNTY_RATERS {
+        task.bounty_pool
+    } else {
+        task.bounty_share.min(task.bounty_pool)
+    }
+}
+
 /// The prompt size limit of a submission. The rulebook applies it; frontends apply it
 /// too before anything is signed or paid, so a mistake costs nothing.
 pub fn check_prompt_size(prompt: &str) -> Result<()> {
@@ -670,12 +683,7 @@ fn rate(
             .saturating_add(config.bounty_window_s);
     let mut bounty = Amount::ZERO;
     if in_window && task.bounty_paid < BOUNTY_RATERS && task.bounty_pool > Amount::ZERO {
-        // The last paid rater takes the rounding remainder, so the pool empties exactly.
-        bounty = if task.bounty_paid + 1 == BOUNTY_RATERS {
-            task.bounty_pool
-        } else {
-            task.bounty_share.min(task.bounty_pool)
-        };
+        bounty = next_bounty(&task);
         let mut g = store.globals()?;
         g.bounty_pools = g.bounty_pools.checked_sub(bounty)?;
         task.bounty_pool = task.bounty_pool.checked_sub(bounty)?;

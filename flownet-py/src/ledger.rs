@@ -122,9 +122,7 @@ impl Backend {
 /// The default data dir, as the `flownet` command finds it: `$FLOWNET_HOME`, else
 /// `~/.flownet`.
 fn default_home() -> PathBuf {
-    std::env::var_os("FLOWNET_HOME")
-        .filter(|h| !h.is_empty())
-        .map_or_else(flownet_cli::context::default_data_dir, PathBuf::from)
+    flownet_cli::context::default_data_dir()
 }
 
 /// A path argument (str or os.PathLike) with `~` expanded, as people write data dirs.

@@ -429,20 +429,14 @@ pub async fn pick_node(
     max_price: Option<Amount>,
 ) -> Result<(Node, OfferedModel)> {
     let nodes = ledger.nodes().await?;
-    let mut cheapest_seen: Option<Amount> = None;
-    for node in nodes.into_iter().filter(|n| n.active) {
-        if let Some(offer) = node.offer(model).cloned() {
-            if max_price.is_none_or(|max| offer.price <= max) {
-                return Ok((node, offer));
-            }
-            cheapest_seen = Some(cheapest_seen.map_or(offer.price, |c| c.min(offer.price)));
+    match flownet_core::best_offer(&nodes, model, max_price) {
+        Ok((node, offer)) => Ok((node.clone(), offer.clone())),
+        Err(flownet_core::NoOffer::AboveMax { cheapest }) => bail!(
+            "no node offers {model} at or under your max price (cheapest: {cheapest} FLOWNET)"
+        ),
+        Err(flownet_core::NoOffer::Unoffered) => {
+            bail!("no active node offers model {model:?} (see `flownet node list`)")
         }
-    }
-    match cheapest_seen {
-        Some(c) => {
-            bail!("no node offers {model} at or under your max price (cheapest: {c} FLOWNET)")
-        }
-        None => bail!("no active node offers model {model:?} (see `flownet node list`)"),
     }
 }
 
