@@ -2,6 +2,11 @@
 //! calls one command. The binary and the Python package's console script both call it,
 //! so they are the same program.
 //!
+//! It is glue: it parses, reads the data dir and its key files ([`context`],
+//! [`config`]), calls one library per verb (`flownet-node` to run a node,
+//! `flownet-gateway` for `web` and `sponsor`, the core's `Wallet` for the rest) and
+//! prints the result as text or `--json`.
+//!
 //! ## Feature Flags
 //! - `cuda`: lets `node serve --cuda` and `demo --cuda` run models on ONNX Runtime's
 //!   CUDA execution provider.

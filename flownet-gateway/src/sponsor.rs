@@ -453,37 +453,30 @@ pub fn router_with_accounts(
         .with_state(state))
 }
 
-/// Runs the service on `listen` until the process is stopped.
-pub async fn serve(
-    network: Network,
+/// The service paying with `payer` on `network`: connects to its Access API, and
+/// returns the router to [`serve`].
+pub async fn service(
+    network: &Network,
     payer: flownet_chain::flow::FlowSigner,
-    listen: SocketAddr,
-    policy: SponsorPolicy,
-    accounts: AccountPolicy,
-) -> Result<()> {
+    policy: &SponsorPolicy,
+    accounts: &AccountPolicy,
+) -> Result<Router> {
     let client = AccessClient::connect(&network.access_api)
         .await
         .map_err(|e| Error::Invalid(format!("connecting to {}: {e}", network.access_api)))?;
-    let whitelist = Whitelist::for_network(&network)?;
-    let address = payer.address;
+    let whitelist = Whitelist::for_network(network)?;
     if accounts.burst == 0 || accounts.period.is_zero() {
         return Err(Error::Invalid(
             "the account limit needs a burst and a period".into(),
         ));
     }
     let sponsor =
-        Sponsor::new(client, payer, whitelist, &policy).with_accounts(&network, &accounts)?;
-    let app = router_with_accounts(sponsor, &network, &policy, &accounts)?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(Error::io(format!("binding {listen}")))?;
-    let addr = listener
-        .local_addr()
-        .map_err(Error::io(format!("binding {listen}")))?;
-    eprintln!(
-        "sponsor {address} on Flow {} listening on http://{addr}",
-        network.name,
-    );
+        Sponsor::new(client, payer, whitelist, policy).with_accounts(network, accounts)?;
+    router_with_accounts(sponsor, network, policy, accounts)
+}
+
+/// Serves the service's router on `listener` until the process is stopped.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> Result<()> {
     // Connect info gives the account route each client's IP address.
     axum::serve(
         listener,

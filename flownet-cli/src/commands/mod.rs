@@ -551,7 +551,17 @@ async fn sponsor_cmd(ctx: &Ctx, args: SponsorArgs) -> Result<()> {
         per_client_period: std::time::Duration::from_secs(args.accounts_per_client_period),
         initial_flow: args.initial_flow.0,
     };
-    Ok(flownet_gateway::sponsor::serve(network, payer, args.listen, policy, accounts).await?)
+    let address = payer.address;
+    let app = flownet_gateway::sponsor::service(&network, payer, &policy, &accounts).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    eprintln!(
+        "sponsor {address} on Flow {} listening on http://{}",
+        network.name,
+        listener.local_addr()?
+    );
+    Ok(flownet_gateway::sponsor::serve(listener, app).await?)
 }
 
 #[cfg(not(feature = "flow"))]
