@@ -195,12 +195,7 @@ async fn the_sponsor_service_pays_for_templates_only_and_rate_limits() {
     let app = router(sponsor, &network, &policy).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(flownet_gateway::serve(
-        listener,
-        app,
-        Duration::from_secs(10),
-        std::future::pending(),
-    ));
+    tokio::spawn(flownet_gateway::sponsor::serve(listener, app));
 
     // The client side: no key that pays, only the service's URL.
     let payer = HttpPayer::connect(&url).await.unwrap();
@@ -354,12 +349,7 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     let app = router_with_accounts(sponsor, &network, &policy, &accounts).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(flownet_gateway::serve(
-        listener,
-        app,
-        Duration::from_secs(10),
-        std::future::pending(),
-    ));
+    tokio::spawn(flownet_gateway::sponsor::serve(listener, app));
 
     let payer = HttpPayer::connect(&url).await.unwrap();
     let mut config = FlowConfig::new(network.clone());

@@ -46,12 +46,7 @@ async fn serve(api: &str, network: &Network) -> String {
     let app = router(sponsor, network, &policy).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(flownet_gateway::serve(
-        listener,
-        app,
-        Duration::from_secs(10),
-        std::future::pending(),
-    ));
+    tokio::spawn(flownet_gateway::sponsor::serve(listener, app));
     url
 }
 
