@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the web page (web/, Vite + TypeScript) into web/dist, which flownet-cli's
+# Builds the web page (web/, Vite + TypeScript) into web/dist, which flownet-gateway's
 # build script embeds in the `flownet` binary. Run it before building the workspace
 # so the first cargo build embeds the page; a binary built without it serves a page
 # that says to run this. Idempotent and quick on a second run:
 #   - `npm ci` runs only when web/package-lock.json changed since the last install,
 #   - files in web/dist are replaced only when their bytes change, so cargo does not
-#     rebuild flownet-cli for an identical page.
+#     rebuild flownet-gateway for an identical page.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

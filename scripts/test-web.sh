@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The web area's tests, beyond `cargo test` (which runs the gateway's API tests in
-# flownet-cli/tests/it/web.rs):
+# flownet-gateway/tests/it/web.rs):
 #   1. the page's encoder against the core's test vectors (web/test, Node's WebCrypto),
 #   2. the page end to end in Debian's chromium driven by playwright-core
 #      (tests/e2e; screenshots in target/e2e/),
@@ -34,8 +34,8 @@ fi
 "$REPO/scripts/build-web.sh"
 
 # The same command as scripts/test.sh's test build, so the same features are unified
-# and only flownet-cli is rebuilt when the page changed (a `-p flownet-cli` build would
-# unify features differently and rebuild dependencies).
+# and only flownet-gateway and the crates above it are rebuilt when the page changed
+# (a `-p flownet-cli` build would unify features differently and rebuild dependencies).
 log "building flownet (dev profile) with the page embedded"
 cargo test --workspace --exclude flownet-py --all-targets --locked --no-run --quiet
 export FLOWNET_BIN="$REPO/target/debug/flownet"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything a fresh machine needs, then every test: the Python side and the models
-# (scripts/setup.sh), formatting, clippy with warnings denied, the Rust workspace's
-# tests (unit, integration, doc, and each benchmark run once), then each area's own
-# suite (scripts/test-<area>.sh) where the area exists.
+# (scripts/setup.sh), formatting, clippy with warnings denied, a check with the
+# optional features off, the Rust workspace's tests (unit, integration, doc, and each
+# benchmark run once), then each area's own suite (scripts/test-<area>.sh) where the
+# area exists.
 #
 # The workspace is built once, in the dev profile (dependencies optimised, see
 # Cargo.toml); the area suites reuse that build. flownet-py is a Python extension: its
@@ -31,6 +32,11 @@ cargo fmt --all --check
 
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo check with the optional features off (clippy above has them on)"
+# Libraries and binaries only: a cheap check build, so a cfg'd-out feature that
+# another module still calls fails CI. flownet-py always turns the Flow client on.
+cargo check --workspace --exclude flownet-py --no-default-features --lib --bins --locked
 
 step "Flow conformance partners (scripts/test-cadence.sh --prepare)"
 scripts/test-cadence.sh --prepare

@@ -1,6 +1,6 @@
 import { defineConfig } from "vite";
 
-// The page is embedded in the flownet binary (flownet-cli/build.rs reads dist/), so
+// The page is embedded in the flownet binary (flownet-gateway/build.rs reads dist/), so
 // file names carry no hash and dist/ is not emptied: its .gitkeep stays, and the
 // gateway serves assets with revalidation instead.
 export default defineConfig({

@@ -26,12 +26,12 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use async_trait::async_trait;
 use flownet_chain::EmbeddedLedger;
-use flownet_cli::web::{Gateway, GatewayConfig, limits::Rate};
 use flownet_core::{
     Action, Address, Amount, BlobStore, Engine, Envelope, HashAlgo, InferenceOutput,
     InferenceRequest, Ledger, LedgerConfig, ModelInfo, NodeEvent, NodeWorker, OfferedModel,
     SigningKey, TaskId, TaskKind, TaskStatus, Wallet, crypto, memory::MemoryBlobs,
 };
+use flownet_gateway::{Gateway, GatewayConfig, limits::Rate};
 use serde_json::json;
 
 const MODEL: &str = "sleepy";

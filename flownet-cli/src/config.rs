@@ -64,6 +64,45 @@ impl Config {
     }
 }
 
+/// Which ledger the commands use: the data dir's embedded ledger, or FlowNet's
+/// contracts on a Flow network (needs the `flow` build).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Network {
+    #[default]
+    Embedded,
+    Emulator,
+    Testnet,
+    Mainnet,
+}
+
+impl std::str::FromStr for Network {
+    type Err = flownet_core::Error;
+
+    /// A network by the name `--network` takes (`embedded`, `emulator`, `testnet`,
+    /// `mainnet`), for frontends without clap (the Python package).
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        [Self::Embedded, Self::Emulator, Self::Testnet, Self::Mainnet]
+            .into_iter()
+            .find(|n| n.as_str() == name)
+            .ok_or_else(|| {
+                flownet_core::Error::InvalidInput(format!(
+                    "unknown network {name:?}: expected embedded, emulator, testnet or mainnet"
+                ))
+            })
+    }
+}
+
+impl Network {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Emulator => "emulator",
+            Self::Testnet => "testnet",
+            Self::Mainnet => "mainnet",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

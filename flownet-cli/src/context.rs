@@ -11,46 +11,9 @@ use flownet_chain::EmbeddedLedger;
 use flownet_core::{Address, Ledger, LedgerConfig, SigningKey, Wallet};
 use serde::{Deserialize, Serialize};
 
-use crate::blobs::FsBlobStore;
+use flownet_node::FsBlobStore;
 
-/// Which ledger the commands use: the data dir's embedded ledger, or FlowNet's
-/// contracts on a Flow network (needs the `flow` build).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Network {
-    #[default]
-    Embedded,
-    Emulator,
-    Testnet,
-    Mainnet,
-}
-
-impl std::str::FromStr for Network {
-    type Err = flownet_core::Error;
-
-    /// A network by the name `--network` takes (`embedded`, `emulator`, `testnet`,
-    /// `mainnet`), for frontends without clap (the Python package).
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        [Self::Embedded, Self::Emulator, Self::Testnet, Self::Mainnet]
-            .into_iter()
-            .find(|n| n.as_str() == name)
-            .ok_or_else(|| {
-                flownet_core::Error::InvalidInput(format!(
-                    "unknown network {name:?}: expected embedded, emulator, testnet or mainnet"
-                ))
-            })
-    }
-}
-
-impl Network {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Embedded => "embedded",
-            Self::Emulator => "emulator",
-            Self::Testnet => "testnet",
-            Self::Mainnet => "mainnet",
-        }
-    }
-}
+pub use crate::config::Network;
 
 /// The resolved global options.
 #[derive(Debug, Clone)]
@@ -147,7 +110,7 @@ impl Ctx {
 
     #[cfg(feature = "flow")]
     async fn flow_ledger(&self) -> Result<Arc<dyn Ledger>> {
-        Ok(crate::flow::connect(self).await?)
+        Ok(crate::flow::connect(self.network).await?)
     }
 
     #[cfg(not(feature = "flow"))]
@@ -166,7 +129,7 @@ impl Ctx {
                 Ok(Wallet::new(ledger, self.load_key()?))
             }
             #[cfg(feature = "flow")]
-            _ => self.flow_wallet(crate::flow::connect(self).await?),
+            _ => self.flow_wallet(crate::flow::connect(self.network).await?),
             #[cfg(not(feature = "flow"))]
             _ => {
                 self.flow_ledger().await?;
@@ -332,10 +295,8 @@ fn decode_hex(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-/// The default data dir: `$FLOWNET_HOME`, else `~/.flownet`.
+/// The default data dir: `$FLOWNET_HOME`, else `~/.flownet` (the core's rule over
+/// this process's environment).
 pub fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(
-        || PathBuf::from(".flownet"),
-        |h| PathBuf::from(h).join(".flownet"),
-    )
+    flownet_core::default_data_dir(std::env::var_os("FLOWNET_HOME"), std::env::var_os("HOME"))
 }

@@ -23,10 +23,10 @@ use flownet_chain::flow::{
 };
 use flownet_core::{Address, LedgerConfig};
 
-use crate::context::Ctx;
+use crate::config::Network as Which;
 
-fn network(ctx: &Ctx) -> Result<Network> {
-    let mut network = Network::named(ctx.network.as_str())?;
+fn network(which: Which) -> Result<Network> {
+    let mut network = Network::named(which.as_str())?;
     if let Ok(api) = std::env::var("FLOWNET_FLOW_ACCESS") {
         network.access_api = api;
     }
@@ -75,19 +75,19 @@ fn hex_bytes(s: &str) -> Result<Vec<u8>> {
         .collect()
 }
 
-/// The FlowLedger of `--network`.
-pub async fn connect(ctx: &Ctx) -> Result<Arc<FlowLedger>> {
-    let mut config = FlowConfig::new(network(ctx)?);
+/// The FlowLedger of the Flow network `which`.
+pub async fn connect(which: Which) -> Result<Arc<FlowLedger>> {
+    let mut config = FlowConfig::new(network(which)?);
     config.sponsor = signer_from_env("FLOWNET_FLOW_SPONSOR")?;
     if config.sponsor.is_none()
         && let Ok(url) = std::env::var("FLOWNET_FLOW_SPONSOR_URL")
     {
-        let payer = crate::sponsor::HttpPayer::connect(&url)
+        let payer = flownet_gateway::sponsor::HttpPayer::connect(&url)
             .await
             .with_context(|| format!("reaching the sponsor service {url}"))?;
         config.payer = Some(Arc::new(payer));
     }
-    let name = ctx.network.as_str();
+    let name = which.as_str();
     let ledger = FlowLedger::connect(config)
         .await
         .with_context(|| format!("connecting to Flow {name}"))?;
@@ -95,8 +95,8 @@ pub async fn connect(ctx: &Ctx) -> Result<Arc<FlowLedger>> {
 }
 
 /// The network and the paying key (FLOWNET_FLOW_SPONSOR) of `flownet sponsor`.
-pub fn sponsor_setup(ctx: &Ctx) -> Result<(Network, FlowSigner)> {
-    let network = network(ctx)?;
+pub fn sponsor_setup(which: Which) -> Result<(Network, FlowSigner)> {
+    let network = network(which)?;
     let payer = signer_from_env("FLOWNET_FLOW_SPONSOR")?.context(
         "set FLOWNET_FLOW_SPONSOR to 0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX] of the paying account",
     )?;
@@ -104,14 +104,14 @@ pub fn sponsor_setup(ctx: &Ctx) -> Result<(Network, FlowSigner)> {
 }
 
 /// Deploys FlowNet with `config` to the admin account; returns its address.
-pub async fn deploy(ctx: &Ctx, config: &LedgerConfig) -> Result<Address> {
+pub async fn deploy(which: Which, config: &LedgerConfig) -> Result<Address> {
     let admin = match signer_from_env("FLOWNET_FLOW_ADMIN")? {
         Some(a) => a,
         None => signer_from_env("FLOWNET_FLOW_SPONSOR")?.context(
             "set FLOWNET_FLOW_ADMIN (or FLOWNET_FLOW_SPONSOR) to 0xADDRESS:PRIVATE_KEY_HEX of the deploying account",
         )?,
     };
-    FlowLedger::deploy(&network(ctx)?, &admin, config).await?;
+    FlowLedger::deploy(&network(which)?, &admin, config).await?;
     Ok(admin.address)
 }
 
@@ -120,14 +120,14 @@ pub async fn deploy(ctx: &Ctx, config: &LedgerConfig) -> Result<Address> {
 /// (which also grants the faucet and creates accounts), else the `flownet sponsor`
 /// service at FLOWNET_FLOW_SPONSOR_URL (which does too, when it offers them).
 pub async fn web_side(
-    ctx: &Ctx,
+    which: Which,
     rest: Option<String>,
     discovery: Option<String>,
-) -> Result<crate::web::flow::FlowSide> {
+) -> Result<flownet_gateway::flow::FlowSide> {
     use flownet_chain::flow::{
         AccessClient, AccountPolicy, Payer, Sponsor, SponsorPolicy, Whitelist,
     };
-    let ledger = connect(ctx).await?;
+    let ledger = connect(which).await?;
     let sponsor_key = signer_from_env("FLOWNET_FLOW_SPONSOR")?;
     let payer: Option<Arc<dyn Payer>> =
         match (&sponsor_key, std::env::var("FLOWNET_FLOW_SPONSOR_URL")) {
@@ -143,7 +143,7 @@ pub async fn web_side(
                 ))
             }
             (None, Ok(url)) => Some(Arc::new(
-                crate::sponsor::HttpPayer::connect(&url)
+                flownet_gateway::sponsor::HttpPayer::connect(&url)
                     .await
                     .with_context(|| format!("reaching the sponsor service {url}"))?,
             )),
@@ -155,9 +155,9 @@ pub async fn web_side(
         );
     }
     let rest = rest.or_else(|| {
-        crate::web::flow::FlowSide::default_rest(ctx.network.as_str()).map(str::to_owned)
+        flownet_gateway::flow::FlowSide::default_rest(which.as_str()).map(str::to_owned)
     });
-    Ok(crate::web::flow::FlowSide {
+    Ok(flownet_gateway::flow::FlowSide {
         ledger,
         payer,
         rest,

@@ -2,6 +2,11 @@
 //! calls one command. The binary and the Python package's console script both call it,
 //! so they are the same program.
 //!
+//! It is glue: it parses, reads the data dir and its key files ([`context`],
+//! [`config`]), calls one library per verb (`flownet-node` to run a node,
+//! `flownet-gateway` for `web` and `sponsor`, the core's `Wallet` for the rest) and
+//! prints the result as text or `--json`.
+//!
 //! ## Feature Flags
 //! - `cuda`: lets `node serve --cuda` and `demo --cuda` run models on ONNX Runtime's
 //!   CUDA execution provider.
@@ -15,17 +20,12 @@
 //! assert_eq!(code, 0);
 //! ```
 
-pub mod blobs;
 mod commands;
 pub mod config;
 pub mod context;
 #[cfg(feature = "flow")]
 pub mod flow;
 pub mod hooks;
-pub mod serve;
-#[cfg(feature = "flow")]
-pub mod sponsor;
-pub mod web;
 
 use std::{ffi::OsString, path::PathBuf};
 
@@ -136,12 +136,24 @@ where
 /// Prints an error (also as JSON on stdout with `--json`) and returns exit code 1.
 fn report_error(json: bool, e: &anyhow::Error) -> i32 {
     if json {
-        let kind = e.downcast_ref::<flownet_core::Error>().map(|c| c.kind());
+        let kind = error_kind(e);
         let json = serde_json::json!({ "error": { "kind": kind, "message": format!("{e:#}") } });
         println!("{json}");
     }
     eprintln!("error: {e:#}");
     1
+}
+
+/// The core error kind behind `e`, whichever library returned it.
+pub fn error_kind(e: &anyhow::Error) -> Option<flownet_core::ErrorKind> {
+    if let Some(c) = e.downcast_ref::<flownet_core::Error>() {
+        return Some(c.kind());
+    }
+    if let Some(n) = e.downcast_ref::<flownet_node::Error>() {
+        return n.kind();
+    }
+    e.downcast_ref::<flownet_gateway::Error>()
+        .and_then(flownet_gateway::Error::kind)
 }
 
 /// Sends logs to stderr: warnings by default, progress too for long-running commands

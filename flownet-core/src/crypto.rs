@@ -72,6 +72,13 @@ impl HashAlgo {
         }
     }
 
+    /// The algorithm Flow numbers `code`, the inverse of [`HashAlgo::flow_code`].
+    pub fn from_flow_code(code: u32) -> Option<Self> {
+        [Self::Sha2_256, Self::Sha3_256]
+            .into_iter()
+            .find(|h| u32::from(h.flow_code()) == code)
+    }
+
     /// The 32-byte digest of `message`.
     pub fn digest(self, message: &[u8]) -> [u8; 32] {
         match self {
@@ -275,6 +282,17 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// The 64-bit seed a prompt stands for: the first 8 bytes of the SHA-256 of its UTF-8
+/// bytes, big-endian. A generative model seeds its noise with it unless the params
+/// give a seed, so the same prompt gives the same output.
+pub fn prompt_seed(prompt: &str) -> u64 {
+    let digest = sha256(prompt.as_bytes()).0;
+    u64::from_be_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    )
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,8 +33,10 @@ mod amount;
 pub mod crypto;
 mod error;
 pub mod memory;
+pub mod mime;
 pub mod node;
 mod ports;
+pub mod rate;
 pub mod rules;
 mod types;
 mod wallet;
@@ -63,4 +65,53 @@ pub fn rank_nodes(nodes: &mut [Node]) {
             .then_with(|| min_price(a).cmp(&min_price(b)))
             .then_with(|| a.owner.cmp(&b.owner))
     });
+}
+
+/// The data dir when none is named on the command line: `$FLOWNET_HOME` when set and
+/// not empty, else `.flownet` in `$HOME`, else `.flownet` here. The values of the two
+/// variables are arguments (this crate reads no environment); the CLI and the Python
+/// package pass them.
+pub fn default_data_dir(
+    flownet_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    match (flownet_home.filter(|h| !h.is_empty()), home) {
+        (Some(dir), _) => PathBuf::from(dir),
+        (None, Some(home)) => PathBuf::from(home).join(".flownet"),
+        (None, None) => PathBuf::from(".flownet"),
+    }
+}
+
+/// Why [`best_offer`] found no offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoOffer {
+    /// No active node offers the model.
+    Unoffered,
+    /// Every offer is above the max price; the cheapest one costs this much.
+    AboveMax { cheapest: Amount },
+}
+
+/// The best offer of `model` at or under `max_price` (any price without one): the
+/// first active node of `nodes` that has one, `nodes` being in ranking order as
+/// ledgers list them (see [`rank_nodes`]).
+pub fn best_offer<'a>(
+    nodes: &'a [Node],
+    model: &str,
+    max_price: Option<Amount>,
+) -> std::result::Result<(&'a Node, &'a OfferedModel), NoOffer> {
+    let mut cheapest: Option<Amount> = None;
+    for node in nodes.iter().filter(|n| n.active) {
+        if let Some(offer) = node.offer(model) {
+            if max_price.is_none_or(|max| offer.price <= max) {
+                return Ok((node, offer));
+            }
+            cheapest = Some(cheapest.map_or(offer.price, |c| c.min(offer.price)));
+        }
+    }
+    Err(
+        cheapest.map_or(NoOffer::Unoffered, |cheapest| NoOffer::AboveMax {
+            cheapest,
+        }),
+    )
 }

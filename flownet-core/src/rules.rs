@@ -13,6 +13,42 @@ use crate::{
 pub const MAX_PROMPT_BYTES: usize = 4096;
 /// Largest params JSON, in bytes.
 pub const MAX_PARAMS_BYTES: usize = 4096;
+
+/// What the next rater of `task` earns while its bounty window is open: a share of
+/// the pool, and the last paid rater the rounding remainder, so the pool empties
+/// exactly; nothing once [`BOUNTY_RATERS`] raters have been paid.
+pub fn next_bounty(task: &Task) -> Amount {
+    if task.bounty_paid >= BOUNTY_RATERS {
+        Amount::ZERO
+    } else if task.bounty_paid + 1 == BOUNTY_RATERS {
+        task.bounty_pool
+    } else {
+        task.bounty_share.min(task.bounty_pool)
+    }
+}
+
+/// The prompt size limit of a submission. The rulebook applies it; frontends apply it
+/// too before anything is signed or paid, so a mistake costs nothing.
+pub fn check_prompt_size(prompt: &str) -> Result<()> {
+    if prompt.len() > MAX_PROMPT_BYTES {
+        return Err(Error::PromptTooLarge {
+            size: prompt.len(),
+            max: MAX_PROMPT_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// The params size limit of a submission, applied as [`check_prompt_size`] is.
+pub fn check_params_size(params: &str) -> Result<()> {
+    if params.len() > MAX_PARAMS_BYTES {
+        return Err(Error::ParamsTooLarge {
+            size: params.len(),
+            max: MAX_PARAMS_BYTES,
+        });
+    }
+    Ok(())
+}
 /// Largest node name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Largest endpoint URL, in bytes.
@@ -382,18 +418,8 @@ fn submit(
     max_price: Amount,
     now: Timestamp,
 ) -> Result<Outcome> {
-    if prompt.len() > MAX_PROMPT_BYTES {
-        return Err(Error::PromptTooLarge {
-            size: prompt.len(),
-            max: MAX_PROMPT_BYTES,
-        });
-    }
-    if params.len() > MAX_PARAMS_BYTES {
-        return Err(Error::ParamsTooLarge {
-            size: params.len(),
-            max: MAX_PARAMS_BYTES,
-        });
-    }
+    check_prompt_size(prompt)?;
+    check_params_size(params)?;
     match serde_json::from_str::<serde_json::Value>(params) {
         Ok(serde_json::Value::Object(_)) => {}
         _ => return Err(Error::InvalidInput("params must be a JSON object".into())),
@@ -657,12 +683,7 @@ fn rate(
             .saturating_add(config.bounty_window_s);
     let mut bounty = Amount::ZERO;
     if in_window && task.bounty_paid < BOUNTY_RATERS && task.bounty_pool > Amount::ZERO {
-        // The last paid rater takes the rounding remainder, so the pool empties exactly.
-        bounty = if task.bounty_paid + 1 == BOUNTY_RATERS {
-            task.bounty_pool
-        } else {
-            task.bounty_share.min(task.bounty_pool)
-        };
+        bounty = next_bounty(&task);
         let mut g = store.globals()?;
         g.bounty_pools = g.bounty_pools.checked_sub(bounty)?;
         task.bounty_pool = task.bounty_pool.checked_sub(bounty)?;

@@ -97,7 +97,7 @@ pub struct NodeStats {
 impl NodeStats {
     /// Bayesian reputation: `(5·3.0 + Σ stars) / (5 + n)` over the payers' ratings.
     pub fn score(&self) -> f64 {
-        (PRIOR_WEIGHT as f64 * PRIOR_MEAN + self.ratings_sum as f64)
+        ((PRIOR_WEIGHT * PRIOR_STARS) as f64 + self.ratings_sum as f64)
             / (PRIOR_WEIGHT + self.ratings_count) as f64
     }
 
@@ -115,14 +115,17 @@ impl NodeStats {
     /// Compares scores exactly (cross-multiplied integers), so every ledger sorts nodes
     /// the same way whatever its floating point does.
     pub fn cmp_score(&self, other: &Self) -> std::cmp::Ordering {
-        let num = |s: &Self| u128::from(PRIOR_WEIGHT * 3 + s.ratings_sum);
+        let num = |s: &Self| u128::from(PRIOR_WEIGHT * PRIOR_STARS + s.ratings_sum);
         let den = |s: &Self| u128::from(PRIOR_WEIGHT + s.ratings_count);
         (num(self) * den(other)).cmp(&(num(other) * den(self)))
     }
 }
 
+/// The prior of the reputation score: as if every node started with this many
+/// ratings …
 const PRIOR_WEIGHT: u64 = 5;
-const PRIOR_MEAN: f64 = 3.0;
+/// … of this many stars each.
+const PRIOR_STARS: u64 = 3;
 
 /// A node: an account that serves models for pay. A node is identified by its owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +210,15 @@ pub struct OutputRef {
     pub uri: String,
     pub mime: String,
     pub size: u64,
+}
+
+impl OutputRef {
+    /// Checks fetched bytes against the SHA-256 on the ledger, as every reader of an
+    /// output must; `Err` holds the SHA-256 the bytes have instead.
+    pub fn check(&self, bytes: &[u8]) -> std::result::Result<(), Digest32> {
+        let got = crate::crypto::sha256(bytes);
+        if got == self.sha256 { Ok(()) } else { Err(got) }
+    }
 }
 
 /// A task: a paid request for one inference.

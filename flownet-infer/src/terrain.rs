@@ -10,7 +10,6 @@ use flownet_core::{InferenceOutput, InferenceRequest};
 use image::{ExtendedColorType, ImageEncoder, codecs::png::PngEncoder};
 use ort::{session::Session, value::TensorRef};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::{Error, Result, params, rng::Xoshiro256};
 
@@ -60,16 +59,9 @@ pub const KEYWORDS: [(u8, &[&str]); 4] = [
 /// Colour maps `params.colormap` accepts.
 pub const COLORMAPS: [&str; 2] = ["terrain", "gray"];
 
-/// The 64-bit seed a prompt stands for: the first 8 bytes of the SHA-256 of its UTF-8
-/// bytes, big-endian.
-pub fn prompt_seed(prompt: &str) -> u64 {
-    let digest = Sha256::digest(prompt.as_bytes());
-    u64::from_be_bytes(
-        digest[..8]
-            .try_into()
-            .expect("a SHA-256 digest has 32 bytes"),
-    )
-}
+/// The 64-bit seed a prompt stands for (the core's rule, which the gateway also uses
+/// to give several images of one prompt other seeds).
+pub use flownet_core::crypto::prompt_seed;
 
 /// The difficulty the prompt's keywords give: the highest of any keyword among its
 /// words (maximal runs of ASCII letters and digits, compared case-insensitively), or

@@ -7,8 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flownet_cli::blobs::{FsBlobStore, fetch_output};
 use flownet_core::{Amount, BlobStore, Error, TaskQuery, TaskStatus};
+use flownet_node::{FsBlobStore, fetch_output};
 use pyo3::{
     exceptions::PyTimeoutError,
     prelude::*,

@@ -165,7 +165,7 @@ fn to_bytes(out: &Bound<'_, PyAny>, explicit_mime: Option<&str>) -> PyResult<(Ve
             .as_bytes()
             .to_vec();
         let mime = explicit_mime.map_or_else(
-            || flownet_cli::blobs::sniff_mime(&bytes).to_owned(),
+            || flownet_node::sniff_mime(&bytes).to_owned(),
             str::to_owned,
         );
         return Ok((bytes, mime));

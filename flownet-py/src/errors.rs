@@ -33,6 +33,15 @@ impl From<anyhow::Error> for FlowError {
     }
 }
 
+impl From<flownet_node::Error> for FlowError {
+    fn from(e: flownet_node::Error) -> Self {
+        match e {
+            flownet_node::Error::Core(e) => Self::Core(e),
+            other => Self::Other(other.into()),
+        }
+    }
+}
+
 impl From<flownet_chain::Error> for FlowError {
     fn from(e: flownet_chain::Error) -> Self {
         Self::Core(e.into())
@@ -50,7 +59,7 @@ impl From<FlowError> for PyErr {
         match e {
             FlowError::Core(e) => to_py_err(Some(e.kind()), e.to_string()),
             FlowError::Other(e) => {
-                let kind = e.downcast_ref::<flownet_core::Error>().map(|c| c.kind());
+                let kind = flownet_cli::error_kind(&e);
                 to_py_err(kind, format!("{e:#}"))
             }
         }

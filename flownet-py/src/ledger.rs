@@ -86,8 +86,7 @@ impl Ledger {
     /// exactly as the `flownet` command is (`FLOWNET_FLOW_ACCESS`,
     /// `FLOWNET_FLOW_CONTRACTS`, `FLOWNET_FLOW_SPONSOR` or `FLOWNET_FLOW_SPONSOR_URL`).
     async fn connect_flow(network: Network, data_dir: PathBuf) -> FlowResult<Self> {
-        let ctx = Account::ctx(data_dir.clone(), "default", network);
-        let ledger = flownet_cli::flow::connect(&ctx).await?;
+        let ledger = flownet_cli::flow::connect(network).await?;
         // Reading the ledger's info also checks that FlowNet is deployed there.
         let info = flownet_core::Ledger::info(&*ledger).await.map_err(|e| {
             FlowError::Other(anyhow::Error::new(e).context(format!(
@@ -123,9 +122,7 @@ impl Backend {
 /// The default data dir, as the `flownet` command finds it: `$FLOWNET_HOME`, else
 /// `~/.flownet`.
 fn default_home() -> PathBuf {
-    std::env::var_os("FLOWNET_HOME")
-        .filter(|h| !h.is_empty())
-        .map_or_else(flownet_cli::context::default_data_dir, PathBuf::from)
+    flownet_cli::context::default_data_dir()
 }
 
 /// A path argument (str or os.PathLike) with `~` expanded, as people write data dirs.
@@ -502,8 +499,8 @@ impl Account {
         Ok(Config::load(data_dir)?.map_or_else(|| "default".into(), |c| c.key))
     }
 
-    pub(crate) fn blobs(&self) -> FlowResult<flownet_cli::blobs::FsBlobStore> {
-        Ok(flownet_cli::blobs::FsBlobStore::open(
+    pub(crate) fn blobs(&self) -> FlowResult<flownet_node::FsBlobStore> {
+        Ok(flownet_node::FsBlobStore::open(
             self.data_dir.join("blobs"),
         )?)
     }

@@ -10,14 +10,11 @@ use std::{
     time::Duration,
 };
 
-use flownet_cli::{
-    hooks::{Handler, HandlerContext},
-    serve::{self, ServeOptions},
-};
+use flownet_cli::hooks::{Handler, HandlerContext};
 use flownet_core::{
     Amount, Digest32, Error, InferenceRequest, ModelInfo, OfferedModel, TaskKind, crypto,
 };
-use flownet_infer::{EngineOptions, ExecutionProvider, ModelManifest, OnnxEngine};
+use flownet_infer::{ModelManifest, OnnxEngine};
 use pyo3::{exceptions::PyKeyboardInterrupt, prelude::*, types::PyString};
 use tokio::sync::watch;
 
@@ -187,14 +184,12 @@ impl Node {
             }
             let mut engines = Vec::new();
             for (dir, ids) in by_dir {
-                let mut options = EngineOptions::default().with_models(ids);
-                if let Some(t) = context.threads {
-                    options = options.with_threads(t);
+                let options = flownet_node::EngineSettings {
+                    threads: context.threads,
+                    cuda: context.cuda,
+                    models: Some(ids),
                 }
-                if context.cuda {
-                    options =
-                        options.with_execution_provider(ExecutionProvider::Cuda { device_id: 0 });
-                }
+                .options();
                 engines.push(OnnxEngine::load(&dir, &options)?);
             }
             Ok((engines, offers))
@@ -459,10 +454,13 @@ impl Node {
         let wallet = account.get().wallet.clone();
         let (name, endpoint) = (self.name.clone(), self.endpoint.clone());
         let node = crate::block_on(py, async move {
-            Ok(
-                serve::ensure_registered(&wallet, name.as_deref(), endpoint.as_deref(), offers)
-                    .await?,
+            Ok(flownet_node::ensure_registered(
+                &wallet,
+                name.as_deref(),
+                endpoint.as_deref(),
+                offers,
             )
+            .await?)
         })?;
         json_to_py(py, &flownet_cli::node_json(&node))
     }
@@ -505,13 +503,14 @@ impl Node {
             state.stop = Some(stop_tx.clone());
         }
         let (name, endpoint) = (self.name.clone(), self.endpoint.clone());
-        let options = ServeOptions {
+        let options = flownet_node::ServeOptions {
             listen,
             interval: Duration::from_millis(interval_ms),
             once,
         };
         let run = async move {
-            serve::ensure_registered(&wallet, name.as_deref(), endpoint.as_deref(), offers).await?;
+            flownet_node::ensure_registered(&wallet, name.as_deref(), endpoint.as_deref(), offers)
+                .await?;
             let stop = async move {
                 while !*stop_rx.borrow() {
                     if stop_rx.changed().await.is_err() {
@@ -519,7 +518,7 @@ impl Node {
                     }
                 }
             };
-            serve::run_node(wallet, engine, blobs, &options, stop).await
+            flownet_node::run_node(wallet, engine, blobs, &options, stop).await
         };
         let rt = runtime()?;
         let mut handle = rt.spawn(run);
@@ -557,7 +556,7 @@ impl Node {
         self.state().stop = None;
         match outcome? {
             Ok(Ok(delivered)) => Ok(delivered),
-            Ok(Err(e)) => Err(FlowError::Other(e).into()),
+            Ok(Err(e)) => Err(FlowError::from(e).into()),
             Err(e) => Err(FlowError::Other(anyhow::anyhow!("the node runtime failed: {e}")).into()),
         }
     }

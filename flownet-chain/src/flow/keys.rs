@@ -55,10 +55,24 @@ pub enum HashAlgorithm {
 
 impl HashAlgorithm {
     pub fn from_code(code: u32) -> Result<Self> {
-        match code {
-            1 => Ok(Self::Sha2_256),
-            3 => Ok(Self::Sha3_256),
-            other => Err(FlowError::Unsupported(format!("hash algorithm {other}"))),
+        flownet_core::crypto::HashAlgo::from_flow_code(code)
+            .map(Self::from_core)
+            .ok_or_else(|| FlowError::Unsupported(format!("hash algorithm {code}")))
+    }
+
+    /// The Flow algorithm of the core's (the same numbers, the core's mapping).
+    pub fn from_core(h: flownet_core::crypto::HashAlgo) -> Self {
+        match h {
+            flownet_core::crypto::HashAlgo::Sha2_256 => Self::Sha2_256,
+            flownet_core::crypto::HashAlgo::Sha3_256 => Self::Sha3_256,
+        }
+    }
+
+    /// The core's algorithm of a Flow account key's.
+    pub fn to_core(self) -> flownet_core::crypto::HashAlgo {
+        match self {
+            Self::Sha2_256 => flownet_core::crypto::HashAlgo::Sha2_256,
+            Self::Sha3_256 => flownet_core::crypto::HashAlgo::Sha3_256,
         }
     }
 

@@ -18,36 +18,19 @@ use async_trait::async_trait;
 use flownet_core::{
     Account, Action, Address, Amount, Digest32, Error, Globals, Ledger, LedgerConfig, LedgerId,
     LedgerInfo, Node, NodeStats, OfferedModel, Outcome, OutputNft, OutputRef, PublicKey, Rating,
-    Receipt, SignedEnvelope, SigningKey, Task, TaskId, TaskQuery, TaskStatus, Wallet, crypto,
-    rank_nodes,
+    Receipt, SignedEnvelope, SigningKey, Task, TaskId, TaskQuery, TaskStatus, Wallet, rank_nodes,
 };
 
 use super::{
     FlowError, ProposalKey, Transaction, Value,
     access::{AccessClient, FlowAccountInfo, TransactionResult},
+    account::{FlowSigner, created_address, ledger_id},
     errors,
+    keys::HashAlgorithm,
     keys::{FlowKey, SignatureAlgorithm},
     sponsor::{self, Payer},
     templates::{CONTRACTS, Network, Template},
 };
-
-/// An account this client signs for.
-#[derive(Debug, Clone)]
-pub struct FlowSigner {
-    pub address: Address,
-    pub key_index: u32,
-    pub key: FlowKey,
-}
-
-impl FlowSigner {
-    pub fn new(address: Address, key_index: u32, key: FlowKey) -> Self {
-        Self {
-            address,
-            key_index,
-            key,
-        }
-    }
-}
 
 /// How a [`FlowLedger`] talks to its network.
 #[derive(Debug, Clone)]
@@ -95,32 +78,6 @@ pub struct FlowLedger {
     // Transactions the sponsor proposes itself take its key's sequence number
     // in turn.
     sponsor_lock: tokio::sync::Mutex<()>,
-}
-
-/// Flow's code for a hash algorithm (`HashAlgorithm.rawValue` in Cadence).
-fn flow_hash_code(h: flownet_core::crypto::HashAlgo) -> u8 {
-    match h {
-        flownet_core::crypto::HashAlgo::Sha2_256 => 1,
-        flownet_core::crypto::HashAlgo::Sha3_256 => 3,
-    }
-}
-
-/// The ledger id of FlowNet deployed at `marketplace` on the Flow chain
-/// `chain_id` (`flow-emulator`, `flow-testnet`, `flow-mainnet`): what every
-/// envelope for that deployment names.
-pub fn ledger_id(chain_id: &str, marketplace: Address) -> LedgerId {
-    Digest32(crypto::tagged_hash(
-        crypto::LEDGER_TAG,
-        &[b"flow", chain_id.as_bytes(), &marketplace.0],
-    ))
-}
-
-/// The core's hash algorithm for a Flow account key's.
-fn core_hash(h: Option<super::keys::HashAlgorithm>) -> flownet_core::crypto::HashAlgo {
-    match h {
-        Some(super::keys::HashAlgorithm::Sha2_256) => flownet_core::crypto::HashAlgo::Sha2_256,
-        _ => flownet_core::crypto::HashAlgo::Sha3_256,
-    }
 }
 
 fn net(e: FlowError) -> Error {
@@ -327,7 +284,7 @@ impl FlowLedger {
                 Template::CreateAccount,
                 &[
                     Value::string(hex::encode(public_key.as_bytes())),
-                    Value::uint8(flow_hash_code(hash_algo)),
+                    Value::uint8(hash_algo.flow_code()),
                     Value::UFix64(self.config.initial_flow),
                 ],
                 &sponsor,
@@ -684,14 +641,6 @@ impl FlowLedger {
     }
 }
 
-pub(crate) fn created_address(r: &TransactionResult) -> Result<Address, Error> {
-    r.events
-        .iter()
-        .find(|e| e.r#type == "flow.AccountCreated")
-        .and_then(|e| e.value.field("address").ok()?.as_address().ok())
-        .ok_or_else(|| Error::Storage("account creation emitted no flow.AccountCreated".into()))
-}
-
 /// Sends `script` with `signer` as proposer, payer and only authorizer, and
 /// waits for the seal. Used before a FlowLedger exists (deployment).
 async fn send_as(
@@ -951,10 +900,7 @@ impl Ledger for FlowLedger {
         let hash = key
             .hash_algorithm
             .unwrap_or(super::keys::HashAlgorithm::Sha3_256);
-        let core_hash = match hash {
-            super::keys::HashAlgorithm::Sha2_256 => flownet_core::crypto::HashAlgo::Sha2_256,
-            _ => flownet_core::crypto::HashAlgo::Sha3_256,
-        };
+        let core_hash = hash.to_core();
         if !signed.verify_with(&on_chain, core_hash) {
             return Err(Error::BadSignature(env.signer));
         }
@@ -1006,7 +952,10 @@ impl Ledger for FlowLedger {
             sequence: key.sequence_number,
             balance: amount_of(&v, "balance")?,
             faucet_used: bool_of(&v, "faucetUsed")?,
-            hash_algo: core_hash(key.hash_algorithm),
+            hash_algo: key.hash_algorithm.map_or(
+                flownet_core::crypto::HashAlgo::Sha3_256,
+                HashAlgorithm::to_core,
+            ),
         }))
     }
 

@@ -10,6 +10,7 @@
 //! Cadence rejections back to the core's typed errors.
 
 pub mod access;
+mod account;
 pub mod cadence;
 pub mod errors;
 pub mod keys;
@@ -21,9 +22,10 @@ pub mod templates;
 pub mod transaction;
 
 pub use access::AccessClient;
+pub use account::{FlowSigner, ledger_id};
 pub use cadence::Value;
 pub use keys::{FlowKey, HashAlgorithm, SignatureAlgorithm};
-pub use ledger::{FlowConfig, FlowLedger, FlowSigner, ledger_id};
+pub use ledger::{FlowConfig, FlowLedger};
 pub use sponsor::{
     AccountPolicy, CreatedAccount, Payer, RateLimiter, Sponsor, SponsorError, SponsorPolicy,
     Whitelist,

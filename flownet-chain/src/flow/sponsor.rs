@@ -45,14 +45,16 @@ use std::{
 };
 
 use async_trait::async_trait;
-use flownet_core::{Action, Address, LedgerId, PublicKey, SignedEnvelope, crypto::HashAlgo};
+use flownet_core::{
+    Action, Address, LedgerId, PublicKey, SignedEnvelope, crypto::HashAlgo, rate::TokenBucket,
+};
 
 use super::{
     ProposalKey, Transaction, Value,
     access::{AccessClient, FlowAccountInfo},
+    account::{FlowSigner, created_address, ledger_id},
     errors,
     keys::{self, HashAlgorithm},
-    ledger::{FlowSigner, created_address, ledger_id},
     templates::{Network, Template},
 };
 
@@ -293,7 +295,7 @@ impl Whitelist {
 pub struct RateLimiter<K = Address> {
     burst: u32,
     period: Duration,
-    buckets: HashMap<K, (f64, Instant)>,
+    buckets: HashMap<K, TokenBucket>,
 }
 
 impl<K: std::hash::Hash + Eq> RateLimiter<K> {
@@ -316,17 +318,11 @@ impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     pub fn take_key(&mut self, key: K, now: Instant) -> Result<(), u64> {
         let burst = f64::from(self.burst);
         let per_second = burst / self.period.as_secs_f64();
-        let (tokens, last) = self.buckets.entry(key).or_insert((burst, now));
-        let elapsed = now.saturating_duration_since(*last).as_secs_f64();
-        *tokens = (*tokens + elapsed * per_second).min(burst);
-        *last = now.max(*last);
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = (1.0 - *tokens) / per_second;
-            Err((wait * 1000.0).ceil() as u64)
-        }
+        self.buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::full(burst, now))
+            .take(burst, per_second, now)
+            .map_err(|wait| (wait * 1000.0).ceil() as u64)
     }
 }
 

@@ -11,7 +11,8 @@ use flownet_core::{
 use serde_json::json;
 
 use super::{EngineArgs, load_engine, node_lines, pick_node, task::wait_for};
-use crate::{blobs, context::Ctx, serve};
+use crate::context::Ctx;
+use flownet_node::blobs;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -107,7 +108,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
 
     let blob_store = demo.blobs()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (addr, server) = serve::spawn_blob_server(
+    let (addr, server) = flownet_node::spawn_blob_server(
         "127.0.0.1:0".parse()?,
         blob_store.clone(),
         json!({ "node": node_wallet.address() }),
@@ -139,11 +140,11 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         blobs_port,
         endpoint.clone(),
     ));
-    let node_loop = tokio::spawn(serve::run_worker(
+    let node_loop = tokio::spawn(flownet_node::run_worker(
         worker,
         Duration::from_millis(100),
         stop_rx,
-        serve::log_event,
+        flownet_node::log_event,
     ));
 
     // The user's side: pick the best node for the model, pay, wait, fetch over HTTP.

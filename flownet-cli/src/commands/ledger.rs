@@ -183,7 +183,7 @@ async fn resolve(ctx: &Ctx, address: Option<Address>) -> Result<Address> {
 /// pays) and records its address in the key file.
 #[cfg(feature = "flow")]
 pub async fn create_flow_account(ctx: &Ctx) -> Result<Address> {
-    ctx.create_flow_account(&*crate::flow::connect(ctx).await?)
+    ctx.create_flow_account(&*crate::flow::connect(ctx.network).await?)
         .await
 }
 

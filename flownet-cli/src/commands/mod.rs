@@ -4,13 +4,14 @@ mod demo;
 mod ledger;
 mod node;
 mod task;
+mod web;
 
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
 use flownet_core::{Address, Amount, Ledger, Node, OfferedModel};
-use flownet_infer::{EngineOptions, ExecutionProvider, ModelManifest, OnnxEngine};
+use flownet_infer::{ModelManifest, OnnxEngine};
 use serde_json::json;
 
 use crate::{config::Config, context::Ctx};
@@ -56,7 +57,7 @@ pub enum Command {
     Flow(FlowCmd),
     /// The web page and HTTP gateway (JSON API, OpenAI-compatible API, metrics); `web
     /// keys` manages its API keys
-    Web(crate::web::WebArgs),
+    Web(web::WebArgs),
     /// The gasless service: pays, as payer only, for transactions that run one of
     /// FlowNet's own templates, rate limited per account. The paying key comes from
     /// FLOWNET_FLOW_SPONSOR (`0xADDRESS:PRIVATE_KEY_HEX[:KEY_INDEX]`), never argv
@@ -213,7 +214,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::Models => models(ctx),
         Command::Flow(cmd) => flow_cmd(ctx, cmd).await,
-        Command::Web(args) => crate::web::run(ctx, args).await,
+        Command::Web(args) => web::run(ctx, args).await,
         #[cfg(feature = "flow")]
         Command::Sponsor(args) => sponsor_cmd(ctx, args).await,
         Command::Blob(BlobCmd::Put { file }) => {
@@ -297,15 +298,7 @@ async fn init(ctx: &Ctx) -> Result<()> {
 
 /// Every manifest in the models dir, read without loading ONNX Runtime.
 pub fn local_manifests(ctx: &Ctx) -> Result<Vec<ModelManifest>> {
-    let dirs = flownet_infer::manifest::discover(&ctx.models_dir).with_context(|| {
-        format!(
-            "reading the models dir {} (run scripts/setup.sh to prepare the models)",
-            ctx.models_dir.display()
-        )
-    })?;
-    dirs.iter()
-        .map(|d| ModelManifest::load(d).map_err(Into::into))
-        .collect()
+    Ok(flownet_node::manifests(&ctx.models_dir)?)
 }
 
 fn models(ctx: &Ctx) -> Result<()> {
@@ -350,21 +343,12 @@ pub async fn load_engine(
     ids: Option<Vec<String>>,
     args: &EngineArgs,
 ) -> Result<Arc<OnnxEngine>> {
-    let mut options = EngineOptions::default();
-    if let Some(t) = args.threads {
-        options = options.with_threads(t);
-    }
-    if let Some(ids) = ids {
-        options = options.with_models(ids);
-    }
-    if args.cuda {
-        options = options.with_execution_provider(ExecutionProvider::Cuda { device_id: 0 });
-    }
-    let dir = ctx.models_dir.clone();
-    let engine = tokio::task::spawn_blocking(move || OnnxEngine::load(&dir, &options))
-        .await?
-        .with_context(|| format!("loading the models in {}", ctx.models_dir.display()))?;
-    Ok(Arc::new(engine))
+    let settings = flownet_node::EngineSettings {
+        threads: args.threads,
+        cuda: args.cuda,
+        models: ids,
+    };
+    Ok(flownet_node::load_engine(&ctx.models_dir, &settings).await?)
 }
 
 /// Parses `model=price` offers and fills in each model's weights hash from its manifest.
@@ -445,20 +429,14 @@ pub async fn pick_node(
     max_price: Option<Amount>,
 ) -> Result<(Node, OfferedModel)> {
     let nodes = ledger.nodes().await?;
-    let mut cheapest_seen: Option<Amount> = None;
-    for node in nodes.into_iter().filter(|n| n.active) {
-        if let Some(offer) = node.offer(model).cloned() {
-            if max_price.is_none_or(|max| offer.price <= max) {
-                return Ok((node, offer));
-            }
-            cheapest_seen = Some(cheapest_seen.map_or(offer.price, |c| c.min(offer.price)));
+    match flownet_core::best_offer(&nodes, model, max_price) {
+        Ok((node, offer)) => Ok((node.clone(), offer.clone())),
+        Err(flownet_core::NoOffer::AboveMax { cheapest }) => bail!(
+            "no node offers {model} at or under your max price (cheapest: {cheapest} FLOWNET)"
+        ),
+        Err(flownet_core::NoOffer::Unoffered) => {
+            bail!("no active node offers model {model:?} (see `flownet node list`)")
         }
-    }
-    match cheapest_seen {
-        Some(c) => {
-            bail!("no node offers {model} at or under your max price (cheapest: {c} FLOWNET)")
-        }
-        None => bail!("no active node offers model {model:?} (see `flownet node list`)"),
     }
 }
 
@@ -530,7 +508,7 @@ async fn flow_cmd(ctx: &Ctx, cmd: FlowCmd) -> Result<()> {
                 bounty_window_s: bounty_window,
                 faucet_amount: faucet,
             };
-            let address = crate::flow::deploy(ctx, &config).await?;
+            let address = crate::flow::deploy(ctx.network, &config).await?;
             ctx.print(
                 &json!({ "network": ctx.network.as_str(), "contracts": address, "config": config }),
                 || {
@@ -560,7 +538,7 @@ async fn sponsor_cmd(ctx: &Ctx, args: SponsorArgs) -> Result<()> {
     {
         bail!("the --accounts-* limits must be positive");
     }
-    let (network, payer) = crate::flow::sponsor_setup(ctx)?;
+    let (network, payer) = crate::flow::sponsor_setup(ctx.network)?;
     let policy = flownet_chain::flow::SponsorPolicy {
         burst: args.burst,
         period: std::time::Duration::from_secs(args.period),
@@ -573,7 +551,17 @@ async fn sponsor_cmd(ctx: &Ctx, args: SponsorArgs) -> Result<()> {
         per_client_period: std::time::Duration::from_secs(args.accounts_per_client_period),
         initial_flow: args.initial_flow.0,
     };
-    crate::sponsor::serve(network, payer, args.listen, policy, accounts).await
+    let address = payer.address;
+    let app = flownet_gateway::sponsor::service(&network, payer, &policy, &accounts).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    eprintln!(
+        "sponsor {address} on Flow {} listening on http://{}",
+        network.name,
+        listener.local_addr()?
+    );
+    Ok(flownet_gateway::sponsor::serve(listener, app).await?)
 }
 
 #[cfg(not(feature = "flow"))]

@@ -9,7 +9,6 @@ use super::{EngineArgs, load_engine, node_json, node_lines, offers_from_specs};
 use crate::{
     context::Ctx,
     hooks::{self, HandlerContext},
-    serve,
 };
 
 #[derive(Debug, Subcommand)]
@@ -193,7 +192,7 @@ async fn serve_node(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             };
             let spec = spec.clone();
             let handler = tokio::task::spawn_blocking(move || loader(&spec, &context)).await??;
-            let node = serve::ensure_registered(
+            let node = flownet_node::ensure_registered(
                 &wallet,
                 handler.name.as_deref(),
                 handler.endpoint.as_deref(),
@@ -214,7 +213,7 @@ async fn serve_node(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             load_engine(ctx, Some(ids), &args.engine).await?
         }
     };
-    let options = serve::ServeOptions {
+    let options = flownet_node::ServeOptions {
         listen: args.listen,
         interval: Duration::from_millis(args.interval_ms),
         once: args.once,
@@ -225,7 +224,7 @@ async fn serve_node(ctx: &Ctx, args: ServeArgs) -> Result<()> {
             std::future::pending::<()>().await;
         }
     };
-    let delivered = serve::run_node(wallet, engine, ctx.blobs()?, &options, stop).await?;
+    let delivered = flownet_node::run_node(wallet, engine, ctx.blobs()?, &options, stop).await?;
     if args.once {
         ctx.print(&json!({ "delivered": delivered }), || {
             format!("delivered {delivered} tasks")

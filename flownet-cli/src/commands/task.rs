@@ -6,7 +6,8 @@ use flownet_core::{Address, Amount, BlobStore, Ledger, Task, TaskQuery, TaskStat
 use serde_json::json;
 
 use super::pick_node;
-use crate::{blobs, context::Ctx};
+use crate::context::Ctx;
+use flownet_node::blobs;
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCmd {
@@ -254,17 +255,6 @@ pub async fn wait_for(ledger: &dyn Ledger, id: u64, timeout: Duration) -> Result
     }
 }
 
-/// The extension for an output's MIME type.
-pub fn extension(mime: &str) -> &'static str {
-    match mime {
-        "image/png" => "png",
-        "image/jpeg" => "jpg",
-        "application/json" => "json",
-        m if m.starts_with("text/") => "txt",
-        _ => "bin",
-    }
-}
-
 async fn wait_and_save(
     ctx: &Ctx,
     ledger: &dyn Ledger,
@@ -284,9 +274,10 @@ async fn wait_and_save(
     let bytes = tokio::task::spawn_blocking(move || blobs::fetch_output(&fetched, local.as_ref()))
         .await??;
     let path = out.unwrap_or_else(|| {
-        ctx.data_dir
-            .join("outputs")
-            .join(format!("task-{id}.{}", extension(&output.mime)))
+        ctx.data_dir.join("outputs").join(format!(
+            "task-{id}.{}",
+            flownet_core::mime::extension(&output.mime)
+        ))
     });
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;

@@ -11,4 +11,3 @@ mod loopback;
 mod support;
 mod two_processes;
 mod verbs;
-mod web;

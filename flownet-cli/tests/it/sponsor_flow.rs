@@ -18,11 +18,11 @@ use flownet_chain::flow::{
     Network, Payer, ProposalKey, SignatureAlgorithm, Sponsor, SponsorError, SponsorPolicy,
     Template, Transaction, Whitelist,
 };
-use flownet_cli::sponsor::{HttpPayer, SponsorRequest, router, router_with_accounts};
 use flownet_core::{
     Action, Address, Amount, Envelope, Error, Ledger, LedgerConfig, OfferedModel, SignedEnvelope,
     SigningKey, crypto::HashAlgo, crypto::sha256,
 };
+use flownet_gateway::sponsor::{HttpPayer, SponsorRequest, router, router_with_accounts};
 
 pub(super) const SERVICE_ADDRESS: Address =
     Address([0xf8, 0xd6, 0xe0, 0x58, 0x6b, 0x0a, 0x20, 0xc7]);
@@ -200,7 +200,7 @@ async fn the_sponsor_service_pays_for_templates_only_and_rate_limits() {
     let app = router(sponsor, &network, &policy).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(flownet_gateway::sponsor::serve(listener, app));
 
     // The client side: no key that pays, only the service's URL.
     let payer = HttpPayer::connect(&url).await.unwrap();
@@ -354,13 +354,7 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     let app = router_with_accounts(sponsor, &network, &policy, &accounts).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
+    tokio::spawn(flownet_gateway::sponsor::serve(listener, app));
 
     let payer = HttpPayer::connect(&url).await.unwrap();
     let mut config = FlowConfig::new(network.clone());

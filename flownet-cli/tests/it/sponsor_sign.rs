@@ -10,8 +10,8 @@ use flownet_chain::flow::{
     ProposalKey, SignatureAlgorithm, SponsorError, SponsorPolicy, Template, Transaction, Whitelist,
     keys,
 };
-use flownet_cli::sponsor::{HttpPayer, SignedByPayer, SponsorRequest, router};
 use flownet_core::{Address, Amount, Ledger, LedgerConfig, SigningKey};
+use flownet_gateway::sponsor::{HttpPayer, SignedByPayer, SponsorRequest, router};
 
 use super::sponsor_flow::{SERVICE_ADDRESS, SERVICE_KEY_HEX, start_emulator};
 
@@ -46,7 +46,7 @@ async fn serve(api: &str, network: &Network) -> String {
     let app = router(sponsor, network, &policy).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(flownet_gateway::sponsor::serve(listener, app));
     url
 }
 

@@ -13,15 +13,13 @@ use std::{
 use async_trait::async_trait;
 use base64::Engine as _;
 use flownet_chain::EmbeddedLedger;
-use flownet_cli::{
-    blobs::FsBlobStore,
-    web::{Gateway, GatewayConfig, ModelMeta, keys::ApiKeys, limits::Rate},
-};
 use flownet_core::{
     Action, Address, Amount, BlobStore, Engine, Envelope, HashAlgo, InferenceOutput,
     InferenceRequest, Ledger, LedgerConfig, ModelInfo, NodeWorker, OfferedModel, SigningKey,
     TaskKind, Wallet, crypto, memory::EchoEngine,
 };
+use flownet_gateway::{Gateway, GatewayConfig, ModelMeta, keys::ApiKeys, limits::Rate};
+use flownet_node::FsBlobStore;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -85,7 +83,7 @@ struct World {
     node: Address,
     node_blobs: FsBlobStore,
     stop: watch::Sender<bool>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    server: Option<tokio::task::JoinHandle<flownet_gateway::Result<()>>>,
 }
 
 impl Drop for World {
@@ -138,7 +136,7 @@ impl World {
         let engine = Arc::new(TwoEngines(PictureEngine::new(), EchoEngine::new("echo")));
         let node_blobs = FsBlobStore::open(dir.path().join("node-blobs")).unwrap();
         let (stop, stop_rx) = watch::channel(false);
-        let (node_addr, _) = flownet_cli::serve::spawn_blob_server(
+        let (node_addr, _) = flownet_node::spawn_blob_server(
             "127.0.0.1:0".parse().unwrap(),
             node_blobs.clone(),
             json!({}),

@@ -21,9 +21,9 @@ use flownet_core::{Amount, Node, OfferedModel, Task, TaskKind, TaskStatus, rules
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{
+use crate::{
     api::fetch_from_node,
-    error::{ApiError, ApiResult},
+    api_error::{ApiError, ApiResult},
     gateway::{Gateway, ModelMeta, json_body},
     keys::ApiKey,
 };
@@ -196,22 +196,16 @@ async fn choose(
             found.ok_or_else(|| no_model_of_kind(kind, endpoint))?
         }
     };
-    let mut cheapest: Option<Amount> = None;
-    for node in &nodes {
-        if let Some(offer) = node.offer(&meta.id) {
-            if offer.price <= key.max_price {
-                return Ok((meta, node.clone(), offer.clone()));
-            }
-            cheapest = Some(cheapest.map_or(offer.price, |c| c.min(offer.price)));
-        }
-    }
+    let cheapest = match flownet_core::best_offer(&nodes, &meta.id, Some(key.max_price)) {
+        Ok((node, offer)) => return Ok((meta, node.clone(), offer.clone())),
+        Err(flownet_core::NoOffer::AboveMax { cheapest }) => cheapest,
+        Err(flownet_core::NoOffer::Unoffered) => Amount::ZERO,
+    };
     Err(ApiError::bad_request(
         "price_above_max",
         format!(
             "no node offers `{}` within this key's max price {} FLOWNET (cheapest: {} FLOWNET)",
-            meta.id,
-            key.max_price,
-            cheapest.unwrap_or_default()
+            meta.id, key.max_price, cheapest
         ),
     )
     .with_param("model"))
@@ -237,14 +231,7 @@ fn check_prompt(prompt: &str, param: &str) -> ApiResult<()> {
                 .with_param(param),
         );
     }
-    if prompt.len() > rules::MAX_PROMPT_BYTES {
-        return Err(ApiError::from_core(&flownet_core::Error::PromptTooLarge {
-            size: prompt.len(),
-            max: rules::MAX_PROMPT_BYTES,
-        })
-        .with_param(param));
-    }
-    Ok(())
+    rules::check_prompt_size(prompt).map_err(|e| ApiError::from_core(&e).with_param(param))
 }
 
 /// Fields a request may carry that this gateway does not use; anything else that is
@@ -469,7 +456,7 @@ pub async fn images(State(g): G, headers: HeaderMap, body: Body) -> ApiResult<Js
     // The first image is the one the prompt alone gives (as with n = 1); the others
     // set the seed to the ones after the prompt's own (the terrain model's default
     // seed), so none repeats it.
-    let base = prompt_seed(&prompt);
+    let base = flownet_core::crypto::prompt_seed(&prompt);
     let params: Vec<String> = (0..u64::from(n))
         .map(|i| match i {
             0 => "{}".to_owned(),
@@ -502,13 +489,6 @@ pub async fn images(State(g): G, headers: HeaderMap, body: Body) -> ApiResult<Js
         "created": delivered.first().map(|d| d.task.submitted_at).unwrap_or_default(),
         "data": data,
     })))
-}
-
-/// The seed the terrain model derives from a prompt by default: the first 8 bytes of
-/// the prompt's SHA-256, big-endian.
-fn prompt_seed(prompt: &str) -> u64 {
-    let d = flownet_core::crypto::sha256(prompt.as_bytes()).0;
-    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }
 
 fn base_url(g: &Gateway, headers: &HeaderMap) -> String {

@@ -14,11 +14,10 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use anyhow::{Context as _, Result, bail};
 use flownet_core::{Address, Amount, Digest32, SigningKey, crypto};
 use serde::{Deserialize, Serialize};
 
-use super::limits::Rate;
+use crate::{Error, Result, limits::Rate};
 
 /// One key's record, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,7 +116,8 @@ impl ApiKeys {
                     .into_iter()
                     .filter(|r| !r.revoked)
                     .map(|r| {
-                        let key = SigningKey::from_bytes(&hex::decode(&r.private_key)?)?;
+                        let bytes = hex::decode(&r.private_key).map_err(|e| e.to_string())?;
+                        let key = SigningKey::from_bytes(&bytes).map_err(|e| e.to_string())?;
                         Ok((
                             r.token_sha256,
                             Arc::new(ApiKey {
@@ -131,8 +131,10 @@ impl ApiKeys {
                             }),
                         ))
                     })
-                    .collect::<Result<_>>()
-                    .with_context(|| format!("reading API keys {}", self.path.display()))?;
+                    .collect::<Result<_, String>>()
+                    .map_err(|e| {
+                        Error::Invalid(format!("reading API keys {}: {e}", self.path.display()))
+                    })?;
                 cache.modified = modified;
             }
         }
@@ -192,7 +194,7 @@ impl ApiKeys {
     pub fn set_network_address(&self, id: &str, network: &str, address: Address) -> Result<()> {
         let mut file = load(&self.path)?;
         let Some(record) = file.keys.iter_mut().find(|k| k.id == id) else {
-            bail!("no API key with id {id:?}");
+            return Err(Error::Invalid(format!("no API key with id {id:?}")));
         };
         record.network = network.to_owned();
         record.address = address;
@@ -203,7 +205,9 @@ impl ApiKeys {
     pub fn revoke(&self, id: &str) -> Result<ApiKeyRecord> {
         let mut file = load(&self.path)?;
         let Some(record) = file.keys.iter_mut().find(|k| k.id == id) else {
-            bail!("no API key with id {id:?} (see `flownet web keys list`)");
+            return Err(Error::Invalid(format!(
+                "no API key with id {id:?} (see `flownet web keys list`)"
+            )));
         };
         record.revoked = true;
         let record = record.clone();
@@ -214,29 +218,32 @@ impl ApiKeys {
 
 fn load(path: &Path) -> Result<KeyFile> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .with_context(|| format!("API key file {} is not valid", path.display())),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Invalid(format!("API key file {} is not valid: {e}", path.display()))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyFile::default()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(e) => Err(Error::io(format!("reading {}", path.display()))(e)),
     }
 }
 
 /// Writes the file owner-only, through a temporary file renamed into place, so a
 /// gateway rereading it never sees half a file.
 fn save(path: &Path, file: &KeyFile) -> Result<()> {
-    let dir = path.parent().context("key file path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Invalid("key file path has no directory".into()))?;
+    std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::io::Write::write_all(&mut f, &serde_json::to_vec_pretty(file)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    let writing = || Error::io(format!("writing {}", tmp.display()));
+    let mut f = options.open(&tmp).map_err(writing())?;
+    let json = serde_json::to_vec_pretty(file).map_err(|e| Error::Invalid(e.to_string()))?;
+    std::io::Write::write_all(&mut f, &json).map_err(writing())?;
+    f.sync_all().map_err(writing())?;
+    std::fs::rename(&tmp, path).map_err(Error::io(format!("writing {}", path.display())))?;
     Ok(())
 }
 

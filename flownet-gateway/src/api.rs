@@ -12,17 +12,17 @@ use axum::{
 };
 use flownet_core::{
     Action, Address, BlobStore, Digest32, Node, OutputRef, SignedEnvelope, Task, TaskId, TaskQuery,
-    TaskStatus, crypto, rules,
+    TaskStatus, rules,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    error::{ApiError, ApiResult},
+use crate::{
+    api_error::{ApiError, ApiResult},
     events,
     gateway::{Gateway, json_body},
 };
-use crate::blobs::sniff_mime;
+use flownet_node::blobs::{FetchError, fetch_checked, sniff_mime};
 
 type G = State<Arc<Gateway>>;
 
@@ -96,7 +96,7 @@ pub fn node_json(g: &Gateway, n: &Node) -> Value {
 
 pub async fn models(State(g): G) -> ApiResult<Json<Value>> {
     let nodes = g.ledger.nodes().await?;
-    let mut models: Vec<&super::gateway::ModelMeta> = g.models.values().collect();
+    let mut models: Vec<&crate::gateway::ModelMeta> = g.models.values().collect();
     models.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(json!({
         "models": models.iter().map(|m| {
@@ -278,21 +278,10 @@ pub async fn outputs(
             "task": t,
             "ratings": ratings.len(),
             "rated_by_viewer": viewer.is_some_and(|v| ratings.iter().any(|r| r.rater == v)),
-            "bounty_next": next_bounty(&t).to_string(),
+            "bounty_next": rules::next_bounty(&t).to_string(),
         }));
     }
     Ok(Json(json!({ "outputs": out })))
-}
-
-/// What the next rater of `t` would earn (the last paid rater takes the remainder).
-fn next_bounty(t: &Task) -> flownet_core::Amount {
-    if t.bounty_paid >= rules::BOUNTY_RATERS {
-        flownet_core::Amount::ZERO
-    } else if t.bounty_paid + 1 == rules::BOUNTY_RATERS {
-        t.bounty_pool
-    } else {
-        t.bounty_share.min(t.bounty_pool)
-    }
 }
 
 pub async fn nfts(State(g): G, Path(owner): Path<String>) -> ApiResult<Json<Value>> {
@@ -380,38 +369,32 @@ pub(crate) async fn fetch_from_node(
     }
     let agent = g.http.clone();
     let sha = output.sha256;
-    let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
-        let mut response = agent.get(&expected).call().map_err(|e| e.to_string())?;
-        if response.status() != 200 {
-            return Err(format!("{expected} answered {}", response.status()));
-        }
-        response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BLOB_BYTES)
-            .read_to_vec()
-            .map_err(|e| e.to_string())
+    let wanted = output.clone();
+    let fetched = tokio::task::spawn_blocking(move || {
+        fetch_checked(&agent, &expected, &wanted, MAX_BLOB_BYTES)
     })
     .await
-    .map_err(|e| ApiError::internal("fetching an output", e))?
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "node_unreachable",
-            format!("fetching task {}'s output from its node: {e}", task.id),
-        )
-    })?;
-    let got = crypto::sha256(&bytes);
-    if got != sha {
-        return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "hash_mismatch",
-            format!(
-                "node {} served bytes with sha256 {got} for task {}, the ledger says {sha}",
-                task.node, task.id
-            ),
-        ));
-    }
+    .map_err(|e| ApiError::internal("fetching an output", e))?;
+    let bytes = match fetched {
+        Ok(bytes) => bytes,
+        Err(FetchError::Http(e)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "node_unreachable",
+                format!("fetching task {}'s output from its node: {e}", task.id),
+            ));
+        }
+        Err(FetchError::Mismatch { got }) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "hash_mismatch",
+                format!(
+                    "node {} served bytes with sha256 {got} for task {}, the ledger says {sha}",
+                    task.node, task.id
+                ),
+            ));
+        }
+    };
     if let Some(store) = g.blobs.clone() {
         let copy = bytes.clone();
         // A failed cache write only costs a later refetch.
@@ -467,7 +450,7 @@ pub async fn relay(
             ),
         ));
     }
-    super::flow::check_sizes(&env.action)?;
+    check_sizes(&env.action)?;
     // On Flow the sponsor pays for every account it creates: a tighter limit than
     // the API's per-IP rate keeps one client from spending its FLOW.
     if g.is_on_flow() && matches!(env.action, Action::CreateAccount { .. }) {
@@ -505,4 +488,16 @@ pub async fn relay(
             Err(err)
         }
     }
+}
+
+/// The prompt and params limits the relay and the Flow transaction builder apply
+/// before anything is signed or paid (the core's, so a mistake costs nothing).
+pub(crate) fn check_sizes(action: &Action) -> ApiResult<()> {
+    if let Action::Submit { prompt, params, .. } = action {
+        rules::check_prompt_size(prompt)
+            .map_err(|e| ApiError::from_core(&e).with_param("prompt"))?;
+        rules::check_params_size(params)
+            .map_err(|e| ApiError::from_core(&e).with_param("params"))?;
+    }
+    Ok(())
 }

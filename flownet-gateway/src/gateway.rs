@@ -1,41 +1,49 @@
-//! The gateway's state, its router and the layers every request goes through.
+//! The gateway's state: its ledger, blob store, models, API keys, limits, event hub
+//! and metrics (its router and layers are in `router`).
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use anyhow::{Context as _, Result};
 use axum::{
-    Router,
     body::Bytes,
-    extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State},
-    http::{HeaderMap, HeaderValue, Method, header},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
-    routing::{get, post},
+    http::{HeaderMap, header},
 };
 use flownet_core::{Address, Ledger, LedgerId, ModelInfo, NodeEvent, SigningKey, TaskKind, Wallet};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::{
-    api, assets,
-    error::{ApiError, ApiResult},
+use crate::{
+    Error, Result,
+    api_error::{ApiError, ApiResult},
     events::TaskHub,
     keys::ApiKeys,
     limits::{Rate, RateLimiter},
     metrics::Metrics,
-    openai,
 };
-use crate::blobs::FsBlobStore;
+use flownet_node::FsBlobStore;
 
 #[cfg(feature = "flow")]
-type FlowSideArg = super::flow::FlowSide;
+type FlowSideArg = FlowSide;
 #[cfg(not(feature = "flow"))]
 type FlowSideArg = std::convert::Infallible;
+
+/// What the gateway needs on Flow besides the ledger trait.
+#[cfg(feature = "flow")]
+#[derive(Debug, Clone)]
+pub struct FlowSide {
+    pub ledger: Arc<flownet_chain::flow::FlowLedger>,
+    /// Signs envelopes as payer: an in-process `Sponsor` (FLOWNET_FLOW_SPONSOR) or a
+    /// `flownet sponsor` service (FLOWNET_FLOW_SPONSOR_URL).
+    pub payer: Option<Arc<dyn flownet_chain::flow::Payer>>,
+    /// The Access API's REST base URL, which `/api/flow/access` proxies.
+    pub rest: Option<String>,
+    /// FCL's `discovery.wallet`, for users who bring a Flow wallet.
+    pub discovery: Option<String>,
+}
 
 /// What the gateway allows and how long it waits.
 #[derive(Debug, Clone)]
@@ -159,7 +167,7 @@ pub struct Gateway {
     pub(crate) network: String,
     /// On Flow: the FlowLedger behind `ledger` and who pays.
     #[cfg(feature = "flow")]
-    pub(crate) flow: Option<super::flow::FlowSide>,
+    pub(crate) flow: Option<FlowSide>,
     pub(crate) config: GatewayConfig,
     pub(crate) http: ureq::Agent,
     /// Turns true when the gateway stops, so event streams and waiting requests end
@@ -193,7 +201,7 @@ impl Gateway {
     /// page's Flow routes (`/api/flow/…`).
     #[cfg(feature = "flow")]
     pub async fn on_flow(
-        flow: super::flow::FlowSide,
+        flow: FlowSide,
         blobs: Option<FsBlobStore>,
         models: impl IntoIterator<Item = ModelMeta>,
         keys: Option<ApiKeys>,
@@ -211,7 +219,10 @@ impl Gateway {
         config: GatewayConfig,
         #[cfg_attr(not(feature = "flow"), allow(unused_variables))] flow: Option<FlowSideArg>,
     ) -> Result<Arc<Self>> {
-        let info = ledger.info().await.context("reading the ledger")?;
+        let info = ledger.info().await.map_err(|error| Error::Ledger {
+            context: "reading the ledger",
+            error,
+        })?;
         let ledger_id = info.id;
         let metrics = Arc::new(Metrics::default());
         let http = ureq::Agent::config_builder()
@@ -247,6 +258,11 @@ impl Gateway {
     /// Turns true when the gateway is stopping.
     pub(crate) fn closing(&self) -> watch::Receiver<bool> {
         self.closing.subscribe()
+    }
+
+    /// Ends the event streams and the requests waiting for tasks.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Feeds an event of a node running in this process (for "running" steps and
@@ -292,124 +308,8 @@ impl Gateway {
         self.network != "embedded"
     }
 
-    /// The router: the page, its API, the OpenAI-compatible API, `/metrics` and
-    /// `/healthz`.
-    pub fn router(self: &Arc<Self>) -> Router {
-        let quick = Router::new()
-            .route("/api/info", get(api::info))
-            .route("/api/models", get(api::models))
-            .route("/api/nodes", get(api::nodes))
-            .route("/api/nodes/{owner}", get(api::node))
-            .route("/api/accounts/{address}", get(api::account))
-            .route("/api/tasks", get(api::tasks))
-            .route("/api/tasks/{id}", get(api::task))
-            .route("/api/outputs", get(api::outputs))
-            .route("/api/nfts/{owner}", get(api::nfts))
-            .route("/api/blobs/{sha256}", get(api::blob))
-            .route("/api/relay", post(api::relay))
-            .route("/v1/models", get(openai::models))
-            .route("/v1/models/{model}", get(openai::model))
-            .route("/metrics", get(metrics));
-        #[cfg(feature = "flow")]
-        let quick = quick.merge(super::flow::routes());
-        let quick = quick.layer(middleware::from_fn_with_state(self.clone(), timeout));
-        // These wait on purpose: the event stream until the task ends, the OpenAI
-        // generations until their tasks are delivered (with their own timeout).
-        let waiting = Router::new()
-            .route("/api/tasks/{id}/events", get(api::task_events))
-            .route("/v1/images/generations", post(openai::images))
-            .route("/v1/completions", post(openai::completions))
-            .route("/v1/embeddings", post(openai::embeddings))
-            .route("/v1/chat/completions", post(openai::chat));
-        let mut router = Router::new()
-            .merge(quick)
-            .merge(waiting)
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/", get(assets::index))
-            .route("/assets/{*path}", get(assets::asset))
-            .layer(middleware::from_fn_with_state(self.clone(), page_policy))
-            .fallback(fallback)
-            .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
-            .layer(middleware::from_fn_with_state(self.clone(), limit_ip));
-        if !self.config.cors_origins.is_empty() {
-            let origins: Vec<HeaderValue> = self
-                .config
-                .cors_origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok())
-                .collect();
-            router = router.layer(
-                tower_http::cors::CorsLayer::new()
-                    .allow_origin(origins)
-                    .allow_methods([Method::GET, Method::POST])
-                    .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
-                    .max_age(Duration::from_secs(600)),
-            );
-        }
-        router
-            .layer(middleware::from_fn_with_state(self.clone(), check_host))
-            .layer(middleware::from_fn_with_state(self.clone(), observe))
-            .with_state(self.clone())
-    }
-
-    /// Serves on `listener` until `stop` turns true, with the event hub's poller.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: tokio::net::TcpListener,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<()> {
-        let hub = tokio::spawn(
-            self.hub
-                .clone()
-                .run(self.config.poll_interval, stop.clone()),
-        );
-        // hyper's own connection loop rather than `axum::serve`, for the header
-        // timeout: a client that opens a connection and never finishes its headers
-        // would otherwise hold it (and a task) forever.
-        let app = self.router();
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        loop {
-            let (tcp, peer) = tokio::select! {
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait, don't spin.
-                        tracing::warn!("accepting a connection: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                },
-                () = stopped(&mut stop) => break,
-            };
-            // Event streams write small frames that must leave at once, not wait
-            // for Nagle's algorithm to batch them.
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("TCP_NODELAY: {e}");
-            }
-            let service = hyper_util::service::TowerToHyperService::new(
-                app.clone().layer(axum::Extension(ConnectInfo(peer))),
-            );
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(self.config.header_timeout)
-                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!("connection from {peer}: {e}");
-                }
-            });
-        }
-        // End the streams and waits first: the shutdown waits for every connection
-        // to finish.
-        self.closing.send_replace(true);
-        graceful.shutdown().await;
-        let _ = hub.await;
-        Ok(())
-    }
-
     /// Task counts by status, for `/metrics`.
-    async fn task_counts(&self) -> flownet_core::Result<Vec<(&'static str, u64)>> {
+    pub(crate) async fn task_counts(&self) -> flownet_core::Result<Vec<(&'static str, u64)>> {
         Ok(self
             .ledger
             .task_counts()
@@ -417,125 +317,6 @@ impl Gateway {
             .into_iter()
             .map(|(s, n)| (s.as_str(), n))
             .collect())
-    }
-}
-
-async fn metrics(State(g): State<Arc<Gateway>>) -> ApiResult<Response> {
-    let counts = g.task_counts().await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        g.metrics.render(&counts),
-    )
-        .into_response())
-}
-
-async fn fallback(method: Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {method} {}", uri.path()))
-        .with_type("invalid_request_error")
-}
-
-/// On Flow with an FCL discovery wallet, lets the page frame that wallet's origin
-/// (the discovery and login run in a frame); the policy is unchanged otherwise.
-async fn page_policy(
-    #[cfg_attr(not(feature = "flow"), allow(unused_variables))] State(g): State<Arc<Gateway>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    #[cfg_attr(not(feature = "flow"), allow(unused_mut))]
-    let mut response = next.run(req).await;
-    #[cfg(feature = "flow")]
-    if let Some(origin) = g.flow.as_ref().and_then(|f| f.discovery_origin())
-        && let Some(csp) = response
-            .headers()
-            .get(header::CONTENT_SECURITY_POLICY)
-            .and_then(|v| v.to_str().ok())
-        && let Ok(v) = HeaderValue::from_str(&format!("{csp}; frame-src {origin}"))
-    {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    response
-}
-
-/// Counts every answer by route pattern and status code.
-async fn observe(State(g): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().clone();
-    let response = next.run(req).await;
-    g.metrics
-        .http_request(&route, method.as_str(), response.status().as_u16());
-    response
-}
-
-/// Refuses requests whose `Host` is not this gateway's: a page on another site that
-/// rebinds its name to 127.0.0.1 would otherwise read the API as same-origin.
-async fn check_host(State(g): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    if !host_allowed(req.headers(), &g.config.allowed_hosts) {
-        return ApiError::new(
-            axum::http::StatusCode::MISDIRECTED_REQUEST,
-            "host_not_allowed",
-            "this gateway does not answer for that Host (start it with --allowed-host NAME)",
-        )
-        .into_response();
-    }
-    next.run(req).await
-}
-
-fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    if allowed.iter().any(|h| h == "*") {
-        return true;
-    }
-    // HTTP/1.1 requires Host; a request without one is not from a browser page.
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        return true;
-    };
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.rsplit_once(':').map_or(host, |(n, _)| n)
-    };
-    let name = name.to_ascii_lowercase();
-    name == "localhost"
-        || name.parse::<IpAddr>().is_ok()
-        || allowed.iter().any(|a| a.eq_ignore_ascii_case(&name))
-}
-
-/// Rate-limits the APIs per client IP.
-async fn limit_ip(State(g): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if path.starts_with("/api/") || path.starts_with("/v1/") {
-        let ip = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        if let Err(retry) = g.ip_limiter.check(&ip, g.config.ip_rate) {
-            g.metrics.rate_limited("ip");
-            return ApiError::rate_limited("client address", retry).into_response();
-        }
-    }
-    next.run(req).await
-}
-
-/// Answers 504 when a quick route takes longer than the request timeout.
-async fn timeout(State(g): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(g.config.request_timeout, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => ApiError::new(
-            axum::http::StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
-            format!(
-                "the gateway gave up after {} s",
-                g.config.request_timeout.as_secs()
-            ),
-        )
-        .into_response(),
     }
 }
 
@@ -574,34 +355,4 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
-}
-
-/// Resolves once `stop` says true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    while !*stop.borrow() {
-        if stop.changed().await.is_err() {
-            break;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_and_allowed_hosts_pass() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(header::HOST, HeaderValue::from_str(v).unwrap());
-            m
-        };
-        let none: Vec<String> = Vec::new();
-        assert!(host_allowed(&h("127.0.0.1:8080"), &none));
-        assert!(host_allowed(&h("localhost:8080"), &none));
-        assert!(host_allowed(&h("[::1]:8080"), &none));
-        assert!(!host_allowed(&h("evil.example:8080"), &none));
-        assert!(host_allowed(&h("flownet.lan"), &["flownet.lan".to_owned()]));
-        assert!(host_allowed(&h("anything"), &["*".to_owned()]));
-    }
 }

@@ -36,32 +36,22 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{any, get, post},
 };
-use flownet_chain::flow::{FlowLedger, Payer, SponsorError, Template, errors};
-use flownet_core::{Action, rules};
+use flownet_chain::flow::{FlowLedger, SponsorError, Template, errors};
+use flownet_core::Action;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{
-    error::{ApiError, ApiResult},
+use crate::sponsor::{SignedByPayer, SponsorRequest};
+use crate::{
+    api::check_sizes,
+    api_error::{ApiError, ApiResult},
     gateway::{Gateway, json_body},
 };
-use crate::sponsor::{SignedByPayer, SponsorRequest};
 
 /// The most gas a transaction the gateway's payer signs may use.
 pub const GAS_LIMIT: u64 = 9999;
 
-/// What the gateway needs on Flow besides the ledger trait.
-#[derive(Debug, Clone)]
-pub struct FlowSide {
-    pub ledger: Arc<FlowLedger>,
-    /// Signs envelopes as payer: an in-process `Sponsor` (FLOWNET_FLOW_SPONSOR) or a
-    /// `flownet sponsor` service (FLOWNET_FLOW_SPONSOR_URL).
-    pub payer: Option<Arc<dyn Payer>>,
-    /// The Access API's REST base URL, which `/api/flow/access` proxies.
-    pub rest: Option<String>,
-    /// FCL's `discovery.wallet`, for users who bring a Flow wallet.
-    pub discovery: Option<String>,
-}
+pub use crate::gateway::FlowSide;
 
 impl FlowSide {
     /// The default REST endpoint of a network's Access API.
@@ -125,28 +115,6 @@ async fn config(State(g): G) -> ApiResult<Json<Value>> {
 #[derive(Debug, Deserialize)]
 struct BuildRequest {
     action: Action,
-}
-
-/// The prompt and params limits the relay and the Flow transaction builder apply
-/// before anything is signed or paid, so a mistake costs nothing.
-pub(super) fn check_sizes(action: &Action) -> ApiResult<()> {
-    if let Action::Submit { prompt, params, .. } = action {
-        if prompt.len() > rules::MAX_PROMPT_BYTES {
-            return Err(ApiError::from_core(&flownet_core::Error::PromptTooLarge {
-                size: prompt.len(),
-                max: rules::MAX_PROMPT_BYTES,
-            })
-            .with_param("prompt"));
-        }
-        if params.len() > rules::MAX_PARAMS_BYTES {
-            return Err(ApiError::from_core(&flownet_core::Error::ParamsTooLarge {
-                size: params.len(),
-                max: rules::MAX_PARAMS_BYTES,
-            })
-            .with_param("params"));
-        }
-    }
-    Ok(())
 }
 
 /// `POST /api/flow/transaction` `{"action": {...}}`: the Cadence and the arguments

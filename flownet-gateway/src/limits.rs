@@ -1,5 +1,6 @@
 //! Rate limits: a token bucket per client IP and per API key.
 
+use flownet_core::rate::TokenBucket;
 use std::{
     collections::HashMap,
     hash::Hash,
@@ -34,17 +35,11 @@ impl std::str::FromStr for Rate {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
 /// Token buckets keyed by client. Idle buckets are full and carry no information, so
 /// they are dropped when the map grows.
 #[derive(Debug)]
 pub struct RateLimiter<K> {
-    buckets: Mutex<HashMap<K, Bucket>>,
+    buckets: Mutex<HashMap<K, TokenBucket>>,
 }
 
 impl<K> Default for RateLimiter<K> {
@@ -74,21 +69,13 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > PRUNE_ABOVE {
             let full_after = Duration::from_secs_f64(capacity / per_second);
-            buckets.retain(|_, b| now.duration_since(b.at) < full_after);
+            buckets.retain(|_, b| now.duration_since(b.last()) < full_after);
         }
-        let bucket = buckets.entry(key.clone()).or_insert(Bucket {
-            tokens: capacity,
-            at: now,
-        });
-        let refilled = now.duration_since(bucket.at).as_secs_f64() * per_second;
-        bucket.tokens = (bucket.tokens + refilled).min(capacity);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(((1.0 - bucket.tokens) / per_second).ceil().max(1.0) as u64)
-        }
+        buckets
+            .entry(key.clone())
+            .or_insert_with(|| TokenBucket::full(capacity, now))
+            .take(capacity, per_second, now)
+            .map_err(|wait| wait.ceil().max(1.0) as u64)
     }
 }
 

@@ -42,7 +42,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, anyhow, bail};
 use async_trait::async_trait;
 use axum::{
     Json, Router,
@@ -59,6 +58,8 @@ use flownet_chain::flow::{
 use flownet_core::{Address, Amount, SignedEnvelope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+use crate::{Error, Result};
 
 /// The proposal key of a [`SponsorRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,11 +97,15 @@ pub struct SponsorRequest {
 impl SponsorRequest {
     pub fn from_transaction(tx: &Transaction) -> Result<Self> {
         Ok(Self {
-            script: String::from_utf8(tx.script.clone()).context("the script is not UTF-8")?,
+            script: String::from_utf8(tx.script.clone())
+                .map_err(|e| Error::Invalid(format!("the script is not UTF-8: {e}")))?,
             arguments: tx
                 .arguments
                 .iter()
-                .map(|a| String::from_utf8(a.clone()).context("an argument is not UTF-8"))
+                .map(|a| {
+                    String::from_utf8(a.clone())
+                        .map_err(|e| Error::Invalid(format!("an argument is not UTF-8: {e}")))
+                })
                 .collect::<Result<_>>()?,
             reference_block_id: hex::encode(tx.reference_block_id),
             gas_limit: tx.gas_limit,
@@ -127,7 +132,7 @@ impl SponsorRequest {
         let reference: [u8; 32] = hex::decode(&self.reference_block_id)
             .ok()
             .and_then(|b| b.try_into().ok())
-            .context("reference_block_id must be 32 bytes of hex")?;
+            .ok_or_else(|| Error::Invalid("reference_block_id must be 32 bytes of hex".into()))?;
         let mut tx = Transaction::new(
             self.script.as_bytes().to_vec(),
             self.arguments
@@ -148,7 +153,8 @@ impl SponsorRequest {
             tx.payload_signatures.push(TxSignature {
                 address: s.address,
                 key_index: s.key_index,
-                signature: hex::decode(&s.signature).context("a payload signature is not hex")?,
+                signature: hex::decode(&s.signature)
+                    .map_err(|e| Error::Invalid(format!("a payload signature is not hex: {e}")))?,
             });
         }
         Ok(tx)
@@ -275,7 +281,7 @@ async fn accounts_route(State(s): State<Arc<AppState>>, req: Request) -> Respons
 /// `POST /v1/sponsor/faucet`.
 async fn faucet_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
     let tx = match serde_json::from_slice::<SponsorRequest>(&body)
-        .map_err(anyhow::Error::from)
+        .map_err(|e| Error::Invalid(e.to_string()))
         .and_then(|r| r.to_transaction())
     {
         Ok(tx) => tx,
@@ -314,7 +320,7 @@ async fn sponsor_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) 
 /// The request of a `POST /v1/sponsor…` body, or its refusal.
 fn parse_request(body: &[u8]) -> Result<Transaction, Box<Response>> {
     serde_json::from_slice::<SponsorRequest>(body)
-        .map_err(anyhow::Error::from)
+        .map_err(|e| Error::Invalid(e.to_string()))
         .and_then(|r| r.to_transaction())
         .map_err(|e| {
             Box::new(
@@ -420,7 +426,9 @@ pub fn router_with_accounts(
         });
     }
     if accounts.per_client_burst == 0 || accounts.per_client_period.is_zero() {
-        bail!("the per-client account limit needs a burst and a period");
+        return Err(Error::Invalid(
+            "the per-client account limit needs a burst and a period".into(),
+        ));
     }
     let clients = Mutex::new(RateLimiter::new(
         accounts.per_client_burst,
@@ -445,39 +453,37 @@ pub fn router_with_accounts(
         .with_state(state))
 }
 
-/// Runs the service on `listen` until the process is stopped.
-pub async fn serve(
-    network: Network,
+/// The service paying with `payer` on `network`: connects to its Access API, and
+/// returns the router to [`serve`].
+pub async fn service(
+    network: &Network,
     payer: flownet_chain::flow::FlowSigner,
-    listen: SocketAddr,
-    policy: SponsorPolicy,
-    accounts: AccountPolicy,
-) -> Result<()> {
+    policy: &SponsorPolicy,
+    accounts: &AccountPolicy,
+) -> Result<Router> {
     let client = AccessClient::connect(&network.access_api)
         .await
-        .with_context(|| format!("connecting to {}", network.access_api))?;
-    let whitelist = Whitelist::for_network(&network)?;
-    let address = payer.address;
+        .map_err(|e| Error::Invalid(format!("connecting to {}: {e}", network.access_api)))?;
+    let whitelist = Whitelist::for_network(network)?;
     if accounts.burst == 0 || accounts.period.is_zero() {
-        bail!("the account limit needs a burst and a period");
+        return Err(Error::Invalid(
+            "the account limit needs a burst and a period".into(),
+        ));
     }
     let sponsor =
-        Sponsor::new(client, payer, whitelist, &policy).with_accounts(&network, &accounts)?;
-    let app = router_with_accounts(sponsor, &network, &policy, &accounts)?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    eprintln!(
-        "sponsor {address} on Flow {} listening on http://{}",
-        network.name,
-        listener.local_addr()?
-    );
+        Sponsor::new(client, payer, whitelist, policy).with_accounts(network, accounts)?;
+    router_with_accounts(sponsor, network, policy, accounts)
+}
+
+/// Serves the service's router on `listener` until the process is stopped.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> Result<()> {
     // Connect info gives the account route each client's IP address.
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .await?;
+    .await
+    .map_err(Error::io("serving"))?;
     Ok(())
 }
 
@@ -507,24 +513,30 @@ impl HttpPayer {
         let url = url.trim_end_matches('/').to_owned();
         let agent = agent();
         let (a, u) = (agent.clone(), url.clone());
-        let info: serde_json::Value = tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut r = a.get(format!("{u}/v1/sponsor/info")).call()?;
+        let info: serde_json::Value = tokio::task::spawn_blocking(move || -> Result<_, String> {
+            let mut r = a
+                .get(format!("{u}/v1/sponsor/info"))
+                .call()
+                .map_err(|e| e.to_string())?;
             if r.status() != 200 {
-                bail!("GET {u}/v1/sponsor/info: HTTP {}", r.status());
+                return Err(format!("GET {u}/v1/sponsor/info: HTTP {}", r.status()));
             }
-            Ok(serde_json::from_str(&r.body_mut().read_to_string()?)?)
+            let text = r.body_mut().read_to_string().map_err(|e| e.to_string())?;
+            serde_json::from_str(&text).map_err(|e| e.to_string())
         })
-        .await??;
+        .await
+        .map_err(|e| Error::Invalid(e.to_string()))?
+        .map_err(Error::Invalid)?;
         let address = info["address"]
             .as_str()
-            .ok_or_else(|| anyhow!("{url}/v1/sponsor/info names no address"))?
+            .ok_or_else(|| Error::Invalid(format!("{url}/v1/sponsor/info names no address")))?
             .parse()
-            .context("the sponsor's address")?;
+            .map_err(|e| Error::Invalid(format!("the sponsor's address: {e}")))?;
         // Services from before `key_index` was in the info sign with key 0.
         let key_index = info["key_index"]
             .as_u64()
             .map_or(Ok(0), u32::try_from)
-            .context("the sponsor's key index")?;
+            .map_err(|e| Error::Invalid(format!("the sponsor's key index: {e}")))?;
         Ok(Self {
             url,
             address,
@@ -555,7 +567,7 @@ impl Payer for HttpPayer {
 
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
         let body = SponsorRequest::from_transaction(&tx)
-            .and_then(|r| Ok(serde_json::to_string(&r)?))
+            .and_then(|r| serde_json::to_string(&r).map_err(|e| Error::Invalid(e.to_string())))
             .map_err(|e| SponsorError::Transaction(format!("{e:#}")))?;
         let (status, v, text) = self.post_json("/v1/sponsor", body).await?;
         if status == 200 {
@@ -598,7 +610,7 @@ impl HttpPayer {
         mut tx: Transaction,
     ) -> Result<Transaction, SponsorError> {
         let body = SponsorRequest::from_transaction(&tx)
-            .and_then(|r| Ok(serde_json::to_string(&r)?))
+            .and_then(|r| serde_json::to_string(&r).map_err(|e| Error::Invalid(e.to_string())))
             .map_err(|e| SponsorError::Transaction(format!("{e:#}")))?;
         let (status, v, text) = self.post_json(path, body).await?;
         if status != 200 {
@@ -734,7 +746,7 @@ impl HttpPayer {
     /// `POST /v1/sponsor/faucet`.
     pub async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
         let body = SponsorRequest::from_transaction(&tx)
-            .and_then(|r| Ok(serde_json::to_string(&r)?))
+            .and_then(|r| serde_json::to_string(&r).map_err(|e| Error::Invalid(e.to_string())))
             .map_err(|e| SponsorError::Transaction(format!("{e:#}")))?;
         let (status, v, text) = self.post_json("/v1/sponsor/faucet", body).await?;
         if status != 200 {

@@ -98,41 +98,56 @@ pub fn fetch_output(output: &OutputRef, local: Option<&FsBlobStore>) -> Result<V
             output.uri
         )));
     }
-    let mut response = ureq::get(&output.uri)
+    fetch_checked(&ureq::agent(), &output.uri, output, 64 * 1024 * 1024).map_err(|e| match e {
+        FetchError::Http(e) => Error::Network(format!("GET {}: {e}", output.uri)),
+        FetchError::Mismatch { got } => Error::Blob(format!(
+            "{} served bytes with sha256 {got}, the ledger says {}",
+            output.uri, output.sha256
+        )),
+    })
+}
+
+/// Why [`fetch_checked`] has no bytes.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The request failed or was not answered with 200 OK.
+    Http(String),
+    /// The bytes fetched hash to `got`, not to the output's SHA-256.
+    Mismatch { got: Digest32 },
+}
+
+/// GETs `url` with `agent` (at most `limit` bytes) and checks the bytes against
+/// `output`'s SHA-256: the one place an output is fetched over HTTP.
+pub fn fetch_checked(
+    agent: &ureq::Agent,
+    url: &str,
+    output: &OutputRef,
+    limit: u64,
+) -> std::result::Result<Vec<u8>, FetchError> {
+    let mut response = agent
+        .get(url)
         .call()
-        .map_err(|e| Error::Network(format!("GET {}: {e}", output.uri)))?;
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    if response.status() != 200 {
+        return Err(FetchError::Http(format!(
+            "{url} answered {}",
+            response.status()
+        )));
+    }
     let bytes = response
         .body_mut()
         .with_config()
-        .limit(64 * 1024 * 1024)
+        .limit(limit)
         .read_to_vec()
-        .map_err(|e| Error::Network(format!("GET {}: {e}", output.uri)))?;
-    let got = crypto::sha256(&bytes);
-    if got != output.sha256 {
-        return Err(Error::Blob(format!(
-            "{} served bytes with sha256 {got}, the ledger says {}",
-            output.uri, output.sha256
-        )));
-    }
+        .map_err(|e| FetchError::Http(e.to_string()))?;
+    output
+        .check(&bytes)
+        .map_err(|got| FetchError::Mismatch { got })?;
     Ok(bytes)
 }
 
 /// The MIME type of a blob, guessed from its first bytes (blobs are stored without one).
-pub fn sniff_mime(bytes: &[u8]) -> &'static str {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        "image/png"
-    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        "image/jpeg"
-    } else if bytes.first().is_some_and(|b| *b == b'{' || *b == b'[')
-        && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
-    {
-        "application/json"
-    } else if std::str::from_utf8(bytes).is_ok() {
-        "text/plain; charset=utf-8"
-    } else {
-        "application/octet-stream"
-    }
-}
+pub use flownet_core::mime::sniff as sniff_mime;
 
 #[cfg(test)]
 mod tests {

@@ -1,91 +1,19 @@
-//! A node process: the HTTP server that publishes its outputs, and the loop that drives
-//! the core's node worker.
+//! The node process around the core's `NodeWorker`: registration, the loop that
+//! ticks it, and a whole node (output server and worker) started or run in a few lines.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use anyhow::{Context as _, Result, bail};
-use axum::{
-    Router,
-    extract::{Path, State},
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
-    routing::get,
+use flownet_core::{BlobStore, Engine, Ledger, Node, NodeEvent, NodeWorker, OfferedModel, Wallet};
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    Error, Result,
+    blobs::FsBlobStore,
+    server::{node_info, spawn_blob_server},
 };
-use flownet_core::{
-    BlobStore, Digest32, Engine, Ledger, Node, NodeEvent, NodeWorker, OfferedModel, Wallet,
-};
-use tokio::sync::watch;
-
-use crate::blobs::{FsBlobStore, sniff_mime};
 
 /// The worker as the frontends hold it: every port behind a trait object.
 pub type Worker = NodeWorker<dyn Ledger, dyn Engine, dyn BlobStore>;
-
-#[derive(Clone)]
-struct AppState {
-    blobs: FsBlobStore,
-    info: Arc<serde_json::Value>,
-}
-
-/// Serves `GET /blobs/{sha256}` (the node's outputs, by content address), `GET /healthz`
-/// and `GET /` (the node's address and models) on `listen` until `stop` turns true.
-/// Returns the bound address (useful with port 0).
-pub async fn spawn_blob_server(
-    listen: SocketAddr,
-    blobs: FsBlobStore,
-    info: serde_json::Value,
-    mut stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = Router::new()
-        .route(
-            "/",
-            get(|State(s): State<AppState>| async move { axum::Json((*s.info).clone()) }),
-        )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/blobs/{sha256}", get(get_blob))
-        .with_state(AppState {
-            blobs,
-            info: Arc::new(info),
-        });
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    let addr = listener.local_addr()?;
-    let handle = tokio::spawn(async move {
-        let shutdown = async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("blob server stopped: {e}");
-        }
-    });
-    Ok((addr, handle))
-}
-
-async fn get_blob(State(s): State<AppState>, Path(sha): Path<String>) -> Response {
-    let Ok(sha) = Digest32::from_hex(&sha) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "expected /blobs/<64 hex digits of sha256>",
-        )
-            .into_response();
-    };
-    let blobs = s.blobs.clone();
-    match tokio::task::spawn_blocking(move || blobs.get(&sha)).await {
-        Ok(Ok(Some(bytes))) => {
-            ([(header::CONTENT_TYPE, sniff_mime(&bytes))], bytes).into_response()
-        }
-        Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such blob").into_response(),
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "blob store error").into_response(),
-    }
-}
 
 /// Logs a node event for the person watching the node's terminal.
 pub fn log_event(event: &NodeEvent) {
@@ -154,6 +82,17 @@ pub struct ServeOptions {
     pub once: bool,
 }
 
+impl Default for ServeOptions {
+    /// The endpoint's address, a look for tasks every 250 ms, until stopped.
+    fn default() -> Self {
+        Self {
+            listen: None,
+            interval: Duration::from_millis(250),
+            once: false,
+        }
+    }
+}
+
 /// Makes sure the wallet's node is registered with `offers` (and `name` and `endpoint`
 /// where given, else the registered ones), registering or updating it only when
 /// something differs. Returns the node as the ledger has it.
@@ -167,10 +106,7 @@ pub async fn ensure_registered(
     let name = match (name, &existing) {
         (Some(n), _) => n.to_owned(),
         (None, Some(node)) => node.name.clone(),
-        (None, None) => bail!(
-            "{} has no node yet: give it a name to register it",
-            wallet.address()
-        ),
+        (None, None) => return Err(Error::NoName(wallet.address())),
     };
     let endpoint = match (endpoint, &existing) {
         (Some(e), _) => e.to_owned(),
@@ -189,29 +125,15 @@ pub async fn ensure_registered(
         .ledger()
         .node(wallet.address())
         .await?
-        .context("the node vanished after registering")
+        .ok_or(Error::Vanished)
 }
 
 /// The endpoint a node registers when none is given.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7070";
 
-/// Runs a registered node until `stop` resolves (or, with `once`, for one pass): the
-/// output server on the endpoint's address and the worker loop around `engine`. Warns
-/// about offers the engine cannot serve. Returns how many tasks it delivered in `once`
-/// mode (0 otherwise); claimed tasks left behind resume on the next start.
-pub async fn run_node(
-    wallet: Arc<Wallet<dyn Ledger>>,
-    engine: Arc<dyn Engine>,
-    blobs: FsBlobStore,
-    options: &ServeOptions,
-    stop: impl std::future::Future<Output = ()>,
-) -> Result<usize> {
-    let Some(node) = wallet.ledger().node(wallet.address()).await? else {
-        bail!(
-            "{} has no node: register one first with `flownet node register`",
-            wallet.address()
-        );
-    };
+/// Warns about the offers of `node` that `engine` cannot serve (a model it does not
+/// run, or other weights than the registered ones).
+pub fn check_offers(node: &Node, engine: &dyn Engine) {
     let served = engine.models();
     for offer in &node.models {
         match served.iter().find(|m| m.id == offer.model_id) {
@@ -225,20 +147,68 @@ pub async fn run_node(
             None => tracing::warn!("model {} is registered but not served here", offer.model_id),
         }
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let listen = match options.listen {
+}
+
+/// The wallet's node as the ledger has it; an error if it has none.
+pub async fn registered_node(wallet: &Wallet<dyn Ledger>) -> Result<Node> {
+    wallet
+        .ledger()
+        .node(wallet.address())
+        .await?
+        .ok_or(Error::NoNode(wallet.address()))
+}
+
+/// A node started by [`start_node`]: where its outputs are served, and its tasks (the
+/// output server and the worker loop), which end once `stop` turns true.
+#[derive(Debug)]
+pub struct RunningNode {
+    /// The output server's bound address.
+    pub addr: SocketAddr,
+    /// The output server and the worker loop.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts the wallet's registered node in this process: its output server on `listen`
+/// (default: the registered endpoint's host:port) and the worker loop around `engine`,
+/// ticking every `interval` and reporting each event to `on_event`, until `stop`
+/// turns true.
+pub async fn start_node(
+    wallet: Arc<Wallet<dyn Ledger>>,
+    engine: Arc<dyn Engine>,
+    blobs: FsBlobStore,
+    listen: Option<SocketAddr>,
+    interval: Duration,
+    stop: watch::Receiver<bool>,
+    on_event: impl Fn(&NodeEvent) + Send + Sync + 'static,
+) -> Result<RunningNode> {
+    let node = registered_node(&wallet).await?;
+    check_offers(&node, engine.as_ref());
+    let listen = match listen {
         Some(l) => l,
         None => listen_from_endpoint(&node.endpoint)?,
     };
-    let info = serde_json::json!({ "node": node.owner, "name": node.name, "models": node.models });
-    let (addr, server) = spawn_blob_server(listen, blobs.clone(), info, stop_rx.clone()).await?;
+    let (addr, server) =
+        spawn_blob_server(listen, blobs.clone(), node_info(&node), stop.clone()).await?;
+    let worker = Arc::new(worker(wallet, engine, blobs, &node));
+    log_serving(&node, addr);
+    let worker_loop = tokio::spawn(run_worker(worker, interval, stop, on_event));
+    Ok(RunningNode {
+        addr,
+        tasks: vec![server, worker_loop],
+    })
+}
+
+fn worker(
+    wallet: Arc<Wallet<dyn Ledger>>,
+    engine: Arc<dyn Engine>,
+    blobs: FsBlobStore,
+    node: &Node,
+) -> Worker {
     let blob_store: Arc<dyn BlobStore> = Arc::new(blobs);
-    let worker = Arc::new(NodeWorker::new(
-        wallet,
-        engine,
-        blob_store,
-        node.endpoint.clone(),
-    ));
+    NodeWorker::new(wallet, engine, blob_store, node.endpoint.clone())
+}
+
+fn log_serving(node: &Node, addr: SocketAddr) {
     tracing::info!(
         "node {} ({}) serving {} on {addr}",
         node.owner,
@@ -249,6 +219,31 @@ pub async fn run_node(
             .collect::<Vec<_>>()
             .join(", ")
     );
+}
+
+/// Runs the wallet's registered node until `stop` resolves (or, with `once`, for one
+/// pass): the output server on the endpoint's address and the worker loop around
+/// `engine`. Warns about offers the engine cannot serve. Returns how many tasks it
+/// delivered in `once` mode (0 otherwise); claimed tasks left behind resume on the
+/// next start.
+pub async fn run_node(
+    wallet: Arc<Wallet<dyn Ledger>>,
+    engine: Arc<dyn Engine>,
+    blobs: FsBlobStore,
+    options: &ServeOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<usize> {
+    let node = registered_node(&wallet).await?;
+    check_offers(&node, engine.as_ref());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let listen = match options.listen {
+        Some(l) => l,
+        None => listen_from_endpoint(&node.endpoint)?,
+    };
+    let (addr, server) =
+        spawn_blob_server(listen, blobs.clone(), node_info(&node), stop_rx.clone()).await?;
+    let worker = Arc::new(worker(wallet, engine, blobs, &node));
+    log_serving(&node, addr);
     if options.once {
         let delivered = worker.tick(&log_event).await;
         let _ = stop_tx.send(true);
@@ -266,9 +261,9 @@ pub async fn run_node(
 
 /// The listen address implied by an endpoint URL (`http://host:port[/…]`).
 pub fn listen_from_endpoint(endpoint: &str) -> Result<SocketAddr> {
-    let rest = endpoint
-        .strip_prefix("http://")
-        .with_context(|| format!("endpoint {endpoint} is not http://; pass --listen"))?;
+    let rest = endpoint.strip_prefix("http://").ok_or_else(|| {
+        Error::Endpoint(format!("endpoint {endpoint} is not http://; pass --listen"))
+    })?;
     let hostport = rest.split('/').next().unwrap_or_default();
     let hostport = if hostport.contains(':') {
         hostport.to_owned()
@@ -276,8 +271,10 @@ pub fn listen_from_endpoint(endpoint: &str) -> Result<SocketAddr> {
         format!("{hostport}:80")
     };
     let hostport = hostport.replace("localhost", "127.0.0.1");
-    hostport.parse().with_context(|| {
-        format!("cannot listen on {hostport} from endpoint {endpoint}; pass --listen")
+    hostport.parse().map_err(|e| {
+        Error::Endpoint(format!(
+            "cannot listen on {hostport} from endpoint {endpoint}; pass --listen: {e}"
+        ))
     })
 }
 

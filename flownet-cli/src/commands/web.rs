@@ -1,27 +1,6 @@
-//! `flownet web`: the user's side of the marketplace over HTTP.
-//!
-//! One process serves the page (built with Vite and embedded in the binary), the JSON
-//! API the page uses, a relay for envelopes the browser signed with its own key, task
-//! events as server-sent events, output blobs by SHA-256, an OpenAI-compatible API for
-//! programs, `/metrics` and `/healthz`. It reads and writes the same ledger as the rest
-//! of the CLI and can run this data dir's node in-process (`--node`).
-//!
-//! Layout: [`gateway`] holds the state, router and the layers every request passes
-//! (limits, host check, CORS, metrics); [`api`] the page's API; [`events`] the task
-//! watcher behind the event streams; [`openai`] the `/v1` endpoints; [`keys`] the API
-//! keys; [`error`] the one error shape all of them answer with.
-
-pub mod api;
-mod assets;
-pub mod error;
-pub mod events;
-#[cfg(feature = "flow")]
-pub mod flow;
-pub mod gateway;
-pub mod keys;
-pub mod limits;
-pub mod metrics;
-pub mod openai;
+//! `flownet web`: the gateway of `flownet-gateway` over this data dir's ledger (or
+//! Flow), optionally with this data dir's node in-process (`--node`), and `web keys`,
+//! its API keys.
 
 use std::{
     net::{SocketAddr, ToSocketAddrs},
@@ -31,19 +10,12 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
-use flownet_core::{Amount, BlobStore, Engine, Ledger, NodeWorker, Wallet};
-pub use gateway::{Gateway, GatewayConfig, ModelMeta};
-use keys::ApiKeys;
-use limits::Rate;
+use flownet_core::{Amount, Engine, Ledger, Wallet};
+use flownet_gateway::{Gateway, GatewayConfig, ModelMeta, keys::ApiKeys, limits::Rate, page_built};
 use serde_json::json;
 
-use crate::{
-    commands::{EngineArgs, load_engine, local_manifests},
-    context::Ctx,
-    serve,
-};
-
-pub use assets::page_built;
+use super::{EngineArgs, load_engine, local_manifests};
+use crate::context::Ctx;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -305,7 +277,7 @@ async fn flow_account(
     ctx: &Ctx,
     key: &flownet_core::SigningKey,
 ) -> Result<(Arc<dyn Ledger>, flownet_core::Address)> {
-    let ledger = crate::flow::connect(ctx).await?;
+    let ledger = crate::flow::connect(ctx.network).await?;
     let address = ledger.create_account(key).await?;
     Ok((ledger, address))
 }
@@ -337,17 +309,22 @@ fn manifest_models(ctx: &Ctx) -> Vec<ModelMeta> {
 async fn open_gateway(
     ctx: &Ctx,
     args: &ServeArgs,
-    blobs: crate::blobs::FsBlobStore,
+    blobs: flownet_node::FsBlobStore,
 ) -> Result<Arc<Gateway>> {
     let models = manifest_models(ctx);
     let keys = ApiKeys::new(ApiKeys::path_in(&ctx.data_dir));
     if ctx.network != crate::context::Network::Embedded {
         #[cfg(feature = "flow")]
         {
-            let side =
-                crate::flow::web_side(ctx, args.flow_rest.clone(), args.fcl_discovery.clone())
-                    .await?;
-            return Gateway::on_flow(side, Some(blobs), models, Some(keys), args.config()).await;
+            let side = crate::flow::web_side(
+                ctx.network,
+                args.flow_rest.clone(),
+                args.fcl_discovery.clone(),
+            )
+            .await?;
+            return Ok(
+                Gateway::on_flow(side, Some(blobs), models, Some(keys), args.config()).await?,
+            );
         }
         #[cfg(not(feature = "flow"))]
         {
@@ -362,7 +339,7 @@ async fn open_gateway(
         tracing::info!("created a new ledger at {}", ctx.ledger_path().display());
     }
     let ledger: Arc<dyn Ledger> = ledger;
-    Gateway::new(ledger, Some(blobs), models, Some(keys), args.config()).await
+    Ok(Gateway::new(ledger, Some(blobs), models, Some(keys), args.config()).await?)
 }
 
 async fn serve_web(ctx: &Ctx, args: ServeArgs) -> Result<()> {
@@ -424,61 +401,33 @@ async fn start_node(
     ctx: &Ctx,
     args: &ServeArgs,
     gateway: &Arc<Gateway>,
-    blobs: crate::blobs::FsBlobStore,
+    blobs: flownet_node::FsBlobStore,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let wallet = Arc::new(ctx.wallet().await?);
-    let Some(node) = wallet.ledger().node(wallet.address()).await? else {
-        bail!(
-            "{} has no node: register one first with `flownet node register`",
-            wallet.address()
-        );
-    };
+    let node = flownet_node::worker::registered_node(&wallet).await?;
     let ids: Vec<String> = node.models.iter().map(|m| m.model_id.clone()).collect();
-    let engine = load_engine(ctx, Some(ids), &args.engine).await?;
-    for offer in &node.models {
-        match engine.models().into_iter().find(|m| m.id == offer.model_id) {
-            Some(m) if m.weights_sha256 != offer.weights_sha256 => tracing::warn!(
-                "model {} is registered with weights {} but the local weights are {}",
-                offer.model_id,
-                offer.weights_sha256,
-                m.weights_sha256
-            ),
-            Some(_) => {}
-            None => tracing::warn!("model {} is registered but not loaded", offer.model_id),
-        }
-    }
+    let engine: Arc<dyn Engine> = load_engine(ctx, Some(ids), &args.engine).await?;
     let listen = match args.node_listen {
         Some(l) => l,
         None => listen_from(&node.endpoint)?,
     };
-    let info = json!({ "node": node.owner, "name": node.name, "models": node.models });
-    let (addr, server) =
-        serve::spawn_blob_server(listen, blobs.clone(), info, stop.clone()).await?;
-    let engine: Arc<dyn Engine> = engine;
-    let blob_store: Arc<dyn BlobStore> = Arc::new(blobs);
-    let worker = Arc::new(NodeWorker::new(
-        wallet as Arc<Wallet<dyn Ledger>>,
-        engine,
-        blob_store,
-        node.endpoint.clone(),
-    ));
-    tracing::info!(
-        "node {} ({}) serving {} in this process, outputs on {addr}",
-        node.owner,
-        node.name,
-        node.models
-            .iter()
-            .map(|m| m.model_id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
     let interval = Duration::from_millis(args.node_interval_ms.max(10));
     let gw = gateway.clone();
     let on_event = move |e: &flownet_core::NodeEvent| {
-        serve::log_event(e);
+        flownet_node::log_event(e);
         gw.node_event(e);
     };
-    let worker_loop = tokio::spawn(serve::run_worker(worker, interval, stop, on_event));
-    Ok(vec![server, worker_loop])
+    let wallet: Arc<Wallet<dyn Ledger>> = wallet;
+    let node = flownet_node::start_node(
+        wallet,
+        engine,
+        blobs,
+        Some(listen),
+        interval,
+        stop,
+        on_event,
+    )
+    .await?;
+    Ok(node.tasks)
 }

@@ -19,7 +19,7 @@ use flownet_core::{Ledger, NodeEvent, Task, TaskId, TaskQuery, TaskStatus, Times
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// What the hub knows of a task.
 #[derive(Debug, Clone, PartialEq)]
