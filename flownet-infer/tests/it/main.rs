@@ -1,9 +1,11 @@
-//! Integration tests against the real models in `models/` and the real ONNX Runtime.
-//! Both come from `scripts/setup.sh`; run `eval "$(scripts/setup.sh)"` first.
+//! Integration tests against the real models in `models/`, the real ONNX Runtime and
+//! llama.cpp. The models and the runtime come from `scripts/setup.sh`; run
+//! `eval "$(scripts/setup.sh)"` first.
 
 mod classify;
 mod common;
 mod engine;
+mod llm;
 mod manifest;
 mod runtime;
 mod terrain;

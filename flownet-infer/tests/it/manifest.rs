@@ -1,14 +1,21 @@
 use flownet_core::{Engine, TaskKind};
 use flownet_infer::{Error, ModelManifest, OnnxEngine, terrain};
 
-use crate::common::{self, MOBILENET, TERRAIN};
+use crate::common::{self, MOBILENET, SMOLLM2, TERRAIN};
 
 #[test]
 fn models_are_described_by_their_manifests() {
     let mut models = common::engine().models();
     models.sort_by(|a, b| a.id.cmp(&b.id));
     let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids, [MOBILENET, TERRAIN]);
+    if common::smollm2_present() {
+        assert_eq!(ids, [MOBILENET, SMOLLM2, TERRAIN]);
+        assert_eq!(models[1].kind, TaskKind::TextGeneration);
+        assert_eq!(models[1].output_mime, "application/json");
+        models.remove(1);
+    } else {
+        assert_eq!(ids, [MOBILENET, TERRAIN]);
+    }
     assert_eq!(models[0].kind, TaskKind::ImageClassification);
     assert_eq!(models[0].output_mime, "application/json");
     assert_eq!(models[1].kind, TaskKind::TextToImage);
