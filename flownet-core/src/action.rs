@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Address, Amount, Digest32, OfferedModel, OutputRef, PublicKey, Signature, SigningKey, TaskId,
+    Address, Amount, Digest32, InputRef, OfferedModel, OutputRef, PriceUnit, PublicKey, Signature,
+    SigningKey, TaskId,
     crypto::{self, ENVELOPE_TAG, HashAlgo},
 };
 
@@ -38,20 +39,32 @@ pub enum Action {
     },
     /// Pauses or resumes the signer's node.
     SetNodeActive { active: bool },
-    /// Pays the node's listed price into escrow for one inference.
+    /// Pays the node's listed price into escrow for one inference: for a metered offer,
+    /// its price for `max_units` units (0 for a per-task offer).
     Submit {
         node: Address,
         model_id: String,
         prompt: String,
         params: String,
         max_price: Amount,
+        /// The input blob, named by hash and fetched by the node from its `uri`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<InputRef>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        max_units: u64,
     },
     /// The requester takes back an unclaimed task's escrow.
     Cancel { task: TaskId },
     /// The addressed node's owner takes the task.
     Claim { task: TaskId },
-    /// The claimer delivers the output and is paid.
-    Fulfil { task: TaskId, result: OutputRef },
+    /// The claimer delivers the output and is paid; a metered task states the units
+    /// the output holds, is paid for those, and the requester gets the rest back.
+    Fulfil {
+        task: TaskId,
+        result: OutputRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        units: Option<u64>,
+    },
     /// Anyone refunds a task whose deadline has passed.
     Expire { task: TaskId },
     /// Rates a fulfilled task, 1 to 5 stars.
@@ -104,6 +117,13 @@ impl Action {
                 for m in models {
                     e.str(&m.model_id).bytes(&m.weights_sha256.0).u64(m.price.0);
                 }
+                // Per-task offers add nothing, so their encoding is the one they had
+                // before offers had units; otherwise each offer's unit code follows.
+                if models.iter().any(|m| m.unit != PriceUnit::Task) {
+                    for m in models {
+                        e.u8(m.unit.code());
+                    }
+                }
                 e
             }
             Self::SetNodeActive { active } => e.tag(5).u8(u8::from(*active)),
@@ -113,27 +133,52 @@ impl Action {
                 prompt,
                 params,
                 max_price,
-            } => e
-                .tag(6)
-                .address(node)
-                .str(model_id)
-                .str(prompt)
-                .str(params)
-                .u64(max_price.0),
+                input,
+                max_units,
+            } => {
+                e.tag(6)
+                    .address(node)
+                    .str(model_id)
+                    .str(prompt)
+                    .str(params)
+                    .u64(max_price.0);
+                // A submission with neither adds nothing (its encoding from before).
+                if input.is_some() || *max_units != 0 {
+                    e.u64(*max_units);
+                    match input {
+                        None => e.u8(0),
+                        Some(i) => e.u8(1).bytes(&i.sha256.0).u64(i.size).str(&i.uri),
+                    };
+                }
+                e
+            }
             Self::Cancel { task } => e.tag(7).u64(*task),
             Self::Claim { task } => e.tag(8).u64(*task),
-            Self::Fulfil { task, result } => e
-                .tag(9)
-                .u64(*task)
-                .bytes(&result.sha256.0)
-                .str(&result.uri)
-                .str(&result.mime)
-                .u64(result.size),
+            Self::Fulfil {
+                task,
+                result,
+                units,
+            } => {
+                e.tag(9)
+                    .u64(*task)
+                    .bytes(&result.sha256.0)
+                    .str(&result.uri)
+                    .str(&result.mime)
+                    .u64(result.size);
+                if let Some(units) = units {
+                    e.u64(*units);
+                }
+                e
+            }
             Self::Expire { task } => e.tag(10).u64(*task),
             Self::Rate { task, stars } => e.tag(11).u64(*task).u8(*stars),
             Self::Sweep { task } => e.tag(12).u64(*task),
         };
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Identifies one ledger: the domain-tagged hash of its genesis parameters.

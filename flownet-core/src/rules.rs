@@ -5,8 +5,9 @@
 //! an argument; nothing here reads a clock or does I/O.
 
 use crate::{
-    Account, Action, Address, Amount, Error, Globals, LedgerConfig, Node, NodeStats, OfferedModel,
-    OutputNft, OutputRef, Rating, Result, SignedEnvelope, Task, TaskId, TaskStatus, Timestamp,
+    Account, Action, Address, Amount, Error, Globals, InputRef, LedgerConfig, Node, NodeStats,
+    OfferedModel, OutputNft, OutputRef, Rating, Result, SignedEnvelope, Task, TaskId, TaskStatus,
+    Timestamp,
 };
 
 /// Largest prompt, in bytes.
@@ -49,6 +50,69 @@ pub fn check_params_size(params: &str) -> Result<()> {
     }
     Ok(())
 }
+/// Largest input blob a task can name, in bytes.
+pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
+/// Most units (output tokens) one metered task can ask for.
+pub const MAX_TASK_UNITS: u64 = 1 << 20;
+/// The units a metered offer's price is for (1,000 tokens).
+pub const UNITS_PER_PRICE: u64 = 1000;
+
+/// What `units` units cost at `unit_price` per [`UNITS_PER_PRICE`]: rounded down in
+/// base units, the Cadence contract's `unitPrice * UFix64(units) / 1000.0`.
+pub fn metered_cost(unit_price: Amount, units: u64) -> Result<Amount> {
+    let cost = u128::from(unit_price.0) * u128::from(units) / u128::from(UNITS_PER_PRICE);
+    u64::try_from(cost).map(Amount).map_err(|_| Error::Overflow)
+}
+
+/// What a submission escrows for `offer`, and the task's metering: `(price,
+/// unit_price)`. A per-task offer takes `max_units` 0; a metered one 1 to
+/// [`MAX_TASK_UNITS`]. Frontends call it to show the price before anything is signed.
+pub fn escrow_for(offer: &OfferedModel, max_units: u64) -> Result<(Amount, Option<Amount>)> {
+    if !offer.unit.is_metered() {
+        if max_units != 0 {
+            return Err(Error::InvalidInput(format!(
+                "model {} is priced per task: max_units must be 0",
+                offer.model_id
+            )));
+        }
+        return Ok((offer.price, None));
+    }
+    if max_units == 0 || max_units > MAX_TASK_UNITS {
+        return Err(Error::InvalidInput(format!(
+            "model {} is priced per 1,000 tokens: max_units must be 1 to {MAX_TASK_UNITS}",
+            offer.model_id
+        )));
+    }
+    Ok((metered_cost(offer.price, max_units)?, Some(offer.price)))
+}
+
+/// Whether `uri` is a URL a node may be sent to fetch from: `http://` or `https://`, at
+/// most [`MAX_URI_BYTES`], with no whitespace or control characters.
+fn check_fetch_uri(uri: &str, what: &str) -> Result<()> {
+    let ok = uri.len() <= MAX_URI_BYTES
+        && (uri.starts_with("http://") || uri.starts_with("https://"))
+        && !uri.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "{what} must be an http:// or https:// URL of at most {MAX_URI_BYTES} bytes"
+        )))
+    }
+}
+
+/// The rules of a task's input, applied by the rulebook and by frontends before they
+/// pay.
+pub fn check_input(input: &InputRef) -> Result<()> {
+    if input.size == 0 || input.size > MAX_INPUT_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "an input is 1 to {MAX_INPUT_BYTES} bytes, this one {}",
+            input.size
+        )));
+    }
+    check_fetch_uri(&input.uri, "input uri")
+}
+
 /// Largest node name, in bytes.
 pub const MAX_NAME_BYTES: usize = 64;
 /// Largest endpoint URL, in bytes.
@@ -226,12 +290,30 @@ pub fn apply(
             prompt,
             params,
             max_price,
+            input,
+            max_units,
         } => submit(
-            store, config, signer, *node, model_id, prompt, params, *max_price, now,
+            store,
+            config,
+            signer,
+            Submission {
+                node_addr: *node,
+                model_id,
+                prompt,
+                params,
+                max_price: *max_price,
+                input: input.as_ref(),
+                max_units: *max_units,
+            },
+            now,
         ),
         Action::Cancel { task } => cancel(store, signer, *task),
         Action::Claim { task } => claim(store, config, signer, *task, now),
-        Action::Fulfil { task, result } => fulfil(store, signer, *task, result, now),
+        Action::Fulfil {
+            task,
+            result,
+            units,
+        } => fulfil(store, signer, *task, result, *units, now),
         Action::Expire { task } => expire(store, *task, now),
         Action::Rate { task, stars } => rate(store, config, signer, *task, *stars, now),
         Action::Sweep { task } => sweep(store, config, *task, now),
@@ -406,23 +488,41 @@ fn register_node(
     Ok(Outcome::default())
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A submission's fields, as [`Action::Submit`] carries them.
+struct Submission<'a> {
+    node_addr: Address,
+    model_id: &'a str,
+    prompt: &'a str,
+    params: &'a str,
+    max_price: Amount,
+    input: Option<&'a InputRef>,
+    max_units: u64,
+}
+
 fn submit(
     store: &mut impl StateStore,
     config: &LedgerConfig,
     requester: Address,
-    node_addr: Address,
-    model_id: &str,
-    prompt: &str,
-    params: &str,
-    max_price: Amount,
+    sub: Submission<'_>,
     now: Timestamp,
 ) -> Result<Outcome> {
+    let Submission {
+        node_addr,
+        model_id,
+        prompt,
+        params,
+        max_price,
+        input,
+        max_units,
+    } = sub;
     check_prompt_size(prompt)?;
     check_params_size(params)?;
     match serde_json::from_str::<serde_json::Value>(params) {
         Ok(serde_json::Value::Object(_)) => {}
         _ => return Err(Error::InvalidInput("params must be a JSON object".into())),
+    }
+    if let Some(input) = input {
+        check_input(input)?;
     }
     let node = load_node(store, node_addr)?;
     if !node.active {
@@ -432,22 +532,20 @@ fn submit(
         node: node_addr,
         model: model_id.to_owned(),
     })?;
-    if offer.price > max_price {
-        return Err(Error::PriceAboveMax {
-            price: offer.price,
-            max_price,
-        });
+    let (price, unit_price) = escrow_for(offer, max_units)?;
+    if price > max_price {
+        return Err(Error::PriceAboveMax { price, max_price });
     }
     let mut acct = load_account(store, requester)?;
-    if acct.balance < offer.price {
+    if acct.balance < price {
         return Err(Error::InsufficientFunds {
-            needed: offer.price,
+            needed: price,
             available: acct.balance,
         });
     }
     let mut g = store.globals()?;
-    acct.balance = acct.balance.checked_sub(offer.price)?;
-    g.escrowed = g.escrowed.checked_add(offer.price)?;
+    acct.balance = acct.balance.checked_sub(price)?;
+    g.escrowed = g.escrowed.checked_add(price)?;
     g.task_count += 1;
     let task = Task {
         id: g.task_count,
@@ -457,7 +555,12 @@ fn submit(
         weights_sha256: offer.weights_sha256,
         prompt: prompt.to_owned(),
         params: params.to_owned(),
-        price: offer.price,
+        price,
+        input: input.cloned(),
+        unit_price,
+        max_units,
+        units: None,
+        refunded: Amount::ZERO,
         status: TaskStatus::Open,
         submitted_at: now,
         claim_deadline: now.saturating_add(config.claim_window_s),
@@ -485,6 +588,7 @@ fn refund(store: &mut impl StateStore, task: &mut Task, status: TaskStatus) -> R
     credit(store, task.requester, task.price)?;
     store.put_globals(&g)?;
     task.status = status;
+    task.refunded = task.price;
     store.put_task(task)?;
     Ok(task.price)
 }
@@ -540,6 +644,7 @@ fn fulfil(
     signer: Address,
     id: TaskId,
     result: &OutputRef,
+    units: Option<u64>,
     now: Timestamp,
 ) -> Result<Outcome> {
     let mut task = load_node_task(store, signer, id, TaskStatus::Claimed, "fulfil")?;
@@ -559,17 +664,46 @@ fn fulfil(
             "output mime must be a type/subtype".into(),
         ));
     }
+    // What the output costs: the escrow, or for a metered task the units it holds.
+    let cost = match (task.unit_price, units) {
+        (None, None) => task.price,
+        (None, Some(_)) => {
+            return Err(Error::InvalidInput(format!(
+                "task {id} is priced per task: a fulfilment states no units"
+            )));
+        }
+        (Some(_), None) => {
+            return Err(Error::InvalidInput(format!(
+                "task {id} is metered: the fulfilment must state its units"
+            )));
+        }
+        (Some(unit_price), Some(units)) => {
+            if units > task.max_units {
+                return Err(Error::InvalidInput(format!(
+                    "task {id} allows at most {} units, the fulfilment states {units}",
+                    task.max_units
+                )));
+            }
+            metered_cost(unit_price, units)?
+        }
+    };
+    let refunded = task.price.checked_sub(cost)?;
     let mut node = load_node(store, task.node)?;
     let mut g = store.globals()?;
-    let to_node = task.price.mul_div(NODE_SHARE_PER_MILLE, 1000);
-    let to_treasury = task.price.mul_div(TREASURY_SHARE_PER_MILLE, 1000);
-    // The bounty takes the rounding remainder, so the three parts always sum to the price.
-    let bounty = task.price.checked_sub(to_node)?.checked_sub(to_treasury)?;
+    let to_node = cost.mul_div(NODE_SHARE_PER_MILLE, 1000);
+    let to_treasury = cost.mul_div(TREASURY_SHARE_PER_MILLE, 1000);
+    // The bounty takes the rounding remainder, so the three parts always sum to the cost.
+    let bounty = cost.checked_sub(to_node)?.checked_sub(to_treasury)?;
     g.escrowed = g.escrowed.checked_sub(task.price)?;
     g.treasury = g.treasury.checked_add(to_treasury)?;
     g.bounty_pools = g.bounty_pools.checked_add(bounty)?;
     g.nft_count += 1;
     credit(store, task.node, to_node)?;
+    if refunded != Amount::ZERO {
+        credit(store, task.requester, refunded)?;
+    }
+    task.units = units;
+    task.refunded = refunded;
     node.stats.fulfilled += 1;
     task.status = TaskStatus::Fulfilled;
     task.fulfilled_at = Some(now);
@@ -585,6 +719,8 @@ fn fulfil(
         model_id: task.model_id.clone(),
         weights_sha256: task.weights_sha256,
         params: task.params.clone(),
+        input: task.input.clone(),
+        units,
         output: result.clone(),
         node: task.node,
         requester: task.requester,

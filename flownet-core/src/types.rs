@@ -72,13 +72,72 @@ pub struct Account {
     pub faucet_used: bool,
 }
 
-/// A model a node offers, at a price per task.
+/// A model a node offers, at a price per task or per 1,000 output tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfferedModel {
     pub model_id: String,
     /// SHA-256 of the weights file the node runs, published so outputs are traceable.
     pub weights_sha256: Digest32,
+    /// The price of one [`PriceUnit`].
     pub price: Amount,
+    /// What the price is for.
+    #[serde(default)]
+    pub unit: PriceUnit,
+}
+
+/// What an offer's price pays for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriceUnit {
+    /// One task, whatever it produces.
+    #[default]
+    Task,
+    /// 1,000 output tokens: a submission escrows its `max_units` tokens' worth, and
+    /// the fulfilment pays for the tokens delivered and refunds the rest.
+    ThousandTokens,
+}
+
+impl PriceUnit {
+    /// Every unit, by code.
+    pub const ALL: [Self; 2] = [Self::Task, Self::ThousandTokens];
+
+    /// The unit's code on the ledgers (Cadence's `UInt8`) and in signed bytes.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Task => 0,
+            Self::ThousandTokens => 1,
+        }
+    }
+
+    /// The unit with `code`.
+    pub fn from_code(code: u8) -> crate::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|u| u.code() == code)
+            .ok_or_else(|| crate::Error::InvalidInput(format!("unknown price unit {code}")))
+    }
+
+    /// The snake-case name (`task`, `thousand_tokens`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Task => "task",
+            Self::ThousandTokens => "thousand_tokens",
+        }
+    }
+
+    /// Whether tasks of this unit are paid by the units they deliver.
+    pub fn is_metered(self) -> bool {
+        self != Self::Task
+    }
+}
+
+impl fmt::Display for PriceUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Task => "per task",
+            Self::ThousandTokens => "per 1,000 tokens",
+        })
+    }
 }
 
 /// A node's track record.
@@ -221,6 +280,39 @@ impl OutputRef {
     }
 }
 
+/// A task's input, held by the requester's side and named on the ledger as outputs are:
+/// the node fetches it from `uri` and checks the bytes against `sha256` and `size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputRef {
+    pub sha256: Digest32,
+    pub size: u64,
+    /// Where the bytes can be fetched (`http://…/blobs/<sha256>`).
+    pub uri: String,
+}
+
+impl InputRef {
+    /// Checks fetched bytes against the size and SHA-256 on the ledger, as every reader
+    /// of an input must.
+    pub fn check(&self, bytes: &[u8]) -> crate::Result<()> {
+        if bytes.len() as u64 != self.size {
+            return Err(crate::Error::InvalidInput(format!(
+                "input sha256:{} is {} bytes, the ledger says {}",
+                self.sha256,
+                bytes.len(),
+                self.size
+            )));
+        }
+        let got = crate::crypto::sha256(bytes);
+        if got != self.sha256 {
+            return Err(crate::Error::InvalidInput(format!(
+                "input bytes hash to sha256:{got}, the ledger says sha256:{}",
+                self.sha256
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A task: a paid request for one inference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
@@ -234,8 +326,25 @@ pub struct Task {
     pub prompt: String,
     /// A JSON object of model parameters.
     pub params: String,
-    /// The escrowed price.
+    /// The escrowed price: the offer's price, or for a metered offer its price for
+    /// `max_units` units.
     pub price: Amount,
+    /// The task's input blob, when it has one.
+    #[serde(default)]
+    pub input: Option<InputRef>,
+    /// A metered offer's price per 1,000 units (`None` for a per-task offer).
+    #[serde(default)]
+    pub unit_price: Option<Amount>,
+    /// The most units a metered task may deliver (0 for a per-task offer).
+    #[serde(default)]
+    pub max_units: u64,
+    /// The units the node stated at fulfilment, for a metered task.
+    #[serde(default)]
+    pub units: Option<u64>,
+    /// What went back to the requester: all of the escrow on cancel or expiry, a
+    /// metered task's unused units at fulfilment.
+    #[serde(default)]
+    pub refunded: Amount,
     pub status: TaskStatus,
     pub submitted_at: Timestamp,
     pub claim_deadline: Timestamp,
@@ -276,6 +385,12 @@ pub struct OutputNft {
     pub model_id: String,
     pub weights_sha256: Digest32,
     pub params: String,
+    /// The task's input (a conversation, an image), by hash.
+    #[serde(default)]
+    pub input: Option<InputRef>,
+    /// The units the output holds, for a metered task.
+    #[serde(default)]
+    pub units: Option<u64>,
     pub output: OutputRef,
     pub node: Address,
     pub requester: Address,

@@ -159,7 +159,7 @@ impl<L: Ledger + ?Sized> Wallet<L> {
         self.send(Action::SetNodeActive { active }).await
     }
 
-    /// Submits a task and returns its id.
+    /// Submits a task to a per-task offer, with no input blob, and returns its id.
     pub async fn submit(
         &self,
         node: Address,
@@ -168,15 +168,28 @@ impl<L: Ledger + ?Sized> Wallet<L> {
         params: &str,
         max_price: Amount,
     ) -> Result<TaskId> {
-        let receipt = self
-            .send(Action::Submit {
-                node,
-                model_id: model_id.into(),
-                prompt: prompt.into(),
-                params: params.into(),
-                max_price,
-            })
-            .await?;
+        self.submit_action(Action::Submit {
+            node,
+            model_id: model_id.into(),
+            prompt: prompt.into(),
+            params: params.into(),
+            max_price,
+            input: None,
+            max_units: 0,
+        })
+        .await
+    }
+
+    /// Submits any task (an input blob, a metered offer's `max_units`) and returns its
+    /// id. `action` must be an [`Action::Submit`].
+    pub async fn submit_action(&self, action: Action) -> Result<TaskId> {
+        if !matches!(action, Action::Submit { .. }) {
+            return Err(Error::InvalidInput(format!(
+                "submit_action takes a submit, not {}",
+                action.name()
+            )));
+        }
+        let receipt = self.send(action).await?;
         receipt
             .outcome
             .task
@@ -192,7 +205,22 @@ impl<L: Ledger + ?Sized> Wallet<L> {
     }
 
     pub async fn fulfil(&self, task: TaskId, result: OutputRef) -> Result<Receipt> {
-        self.send(Action::Fulfil { task, result }).await
+        self.fulfil_units(task, result, None).await
+    }
+
+    /// Fulfils a task, stating the units the output holds when the task is metered.
+    pub async fn fulfil_units(
+        &self,
+        task: TaskId,
+        result: OutputRef,
+        units: Option<u64>,
+    ) -> Result<Receipt> {
+        self.send(Action::Fulfil {
+            task,
+            result,
+            units,
+        })
+        .await
     }
 
     pub async fn expire(&self, task: TaskId) -> Result<Receipt> {

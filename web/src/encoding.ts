@@ -22,10 +22,22 @@ export interface OutputRef {
   size: number;
 }
 
+/** What an offer's price pays for: one task, or 1,000 output tokens. */
+export type PriceUnit = "task" | "thousand_tokens";
+const UNIT_CODES: Record<PriceUnit, number> = { task: 0, thousand_tokens: 1 };
+
 export interface OfferedModel {
   model_id: string;
   weights_sha256: string;
   price: number;
+  unit?: PriceUnit;
+}
+
+/** A task's input blob, named by hash and fetched by the node from `uri`. */
+export interface InputRef {
+  sha256: string;
+  size: number;
+  uri: string;
 }
 
 /** An action in its JSON form (serde's `type`-tagged enum). Amounts are units. */
@@ -42,10 +54,12 @@ export type Action =
       prompt: string;
       params: string;
       max_price: number;
+      input?: InputRef;
+      max_units?: number;
     }
   | { type: "cancel"; task: number }
   | { type: "claim"; task: number }
-  | { type: "fulfil"; task: number; result: OutputRef }
+  | { type: "fulfil"; task: number; result: OutputRef; units?: number }
   | { type: "expire"; task: number }
   | { type: "rate"; task: number; stars: number }
   | { type: "sweep"; task: number };
@@ -163,12 +177,22 @@ function encodeAction(e: Encoder, a: Action): void {
     case "register_node":
       e.u8(4).str(a.name).str(a.endpoint).u32(a.models.length);
       for (const m of a.models) e.str(m.model_id).bytes(unhex(m.weights_sha256, 32)).u64(m.price);
+      // Per-task offers add nothing; otherwise each offer's unit code follows.
+      if (a.models.some((m) => (m.unit ?? "task") !== "task")) {
+        for (const m of a.models) e.u8(UNIT_CODES[m.unit ?? "task"]);
+      }
       return;
     case "set_node_active":
       e.u8(5).u8(a.active ? 1 : 0);
       return;
     case "submit":
       e.u8(6).address(a.node).str(a.model_id).str(a.prompt).str(a.params).u64(a.max_price);
+      // A submission with neither an input nor max_units adds nothing.
+      if (a.input !== undefined || (a.max_units ?? 0) !== 0) {
+        e.u64(a.max_units ?? 0);
+        if (a.input === undefined) e.u8(0);
+        else e.u8(1).bytes(unhex(a.input.sha256, 32)).u64(a.input.size).str(a.input.uri);
+      }
       return;
     case "cancel":
       e.u8(7).u64(a.task);
@@ -183,6 +207,7 @@ function encodeAction(e: Encoder, a: Action): void {
         .str(a.result.uri)
         .str(a.result.mime)
         .u64(a.result.size);
+      if (a.units !== undefined) e.u64(a.units);
       return;
     case "expire":
       e.u8(10).u64(a.task);
