@@ -54,8 +54,7 @@ fn rulebook(c: &mut Criterion) {
     let offer = OfferedModel {
         model_id: "bench".into(),
         weights_sha256: Digest32([1; 32]),
-        price: Amount(1_000_000),
-    };
+        price: Amount(1_000_000), unit: flownet_core::PriceUnit::Task, };
     act(
         &mut store,
         0,
@@ -84,8 +83,7 @@ fn rulebook(c: &mut Criterion) {
                     model_id: "bench".into(),
                     prompt: "p".into(),
                     params: "{}".into(),
-                    max_price: Amount(1_000_000),
-                },
+                    max_price: Amount(1_000_000), input: None, max_units: 0, },
             )
             .task
             .unwrap();
@@ -95,8 +93,7 @@ fn rulebook(c: &mut Criterion) {
                 0,
                 Action::Fulfil {
                     task,
-                    result: output.clone(),
-                },
+                    result: output.clone(), units: None, },
             );
             act(&mut store, 1, Action::Rate { task, stars: 5 });
         })

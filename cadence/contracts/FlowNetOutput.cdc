@@ -33,6 +33,10 @@ access(all) contract FlowNetOutput: NonFungibleToken {
         access(all) let outputUri: String
         access(all) let outputMime: String
         access(all) let outputSize: UInt64
+        access(all) let inputSha256: String?
+        access(all) let inputSize: UInt64?
+        access(all) let inputUri: String?
+        access(all) let units: UInt64?
         access(all) let node: Address
         access(all) let requester: Address
         access(all) let mintedAt: UInt64
@@ -49,6 +53,10 @@ access(all) contract FlowNetOutput: NonFungibleToken {
             self.outputUri = nft.outputUri
             self.outputMime = nft.outputMime
             self.outputSize = nft.outputSize
+            self.inputSha256 = nft.inputSha256
+            self.inputSize = nft.inputSize
+            self.inputUri = nft.inputUri
+            self.units = nft.units
             self.node = nft.node
             self.requester = nft.requester
             self.mintedAt = nft.mintedAt
@@ -68,6 +76,13 @@ access(all) contract FlowNetOutput: NonFungibleToken {
         access(all) let outputUri: String
         access(all) let outputMime: String
         access(all) let outputSize: UInt64
+        /// The task's input blob (a conversation, an image), by hex SHA-256, size
+        /// and where its requester kept it; nil for a task without one.
+        access(all) let inputSha256: String?
+        access(all) let inputSize: UInt64?
+        access(all) let inputUri: String?
+        /// The units (output tokens) the requester paid for, for a metered task.
+        access(all) let units: UInt64?
         access(all) let node: Address
         access(all) let requester: Address
         /// Block timestamp of the fulfilment, in whole seconds.
@@ -84,6 +99,10 @@ access(all) contract FlowNetOutput: NonFungibleToken {
             outputUri: String,
             outputMime: String,
             outputSize: UInt64,
+            inputSha256: String?,
+            inputSize: UInt64?,
+            inputUri: String?,
+            units: UInt64?,
             node: Address,
             requester: Address,
             mintedAt: UInt64
@@ -98,6 +117,10 @@ access(all) contract FlowNetOutput: NonFungibleToken {
             self.outputUri = outputUri
             self.outputMime = outputMime
             self.outputSize = outputSize
+            self.inputSha256 = inputSha256
+            self.inputSize = inputSize
+            self.inputUri = inputUri
+            self.units = units
             self.node = node
             self.requester = requester
             self.mintedAt = mintedAt
@@ -129,7 +152,7 @@ access(all) contract FlowNetOutput: NonFungibleToken {
                 case Type<MetadataViews.Serial>():
                     return MetadataViews.Serial(self.id)
                 case Type<MetadataViews.Traits>():
-                    return MetadataViews.Traits([
+                    let traits = [
                         MetadataViews.Trait(name: "prompt", value: self.prompt, displayType: "String", rarity: nil),
                         MetadataViews.Trait(name: "model_id", value: self.modelId, displayType: "String", rarity: nil),
                         MetadataViews.Trait(name: "weights_sha256", value: self.weightsSha256, displayType: "String", rarity: nil),
@@ -141,7 +164,14 @@ access(all) contract FlowNetOutput: NonFungibleToken {
                         MetadataViews.Trait(name: "requester", value: self.requester, displayType: "Address", rarity: nil),
                         MetadataViews.Trait(name: "task", value: self.task, displayType: "Number", rarity: nil),
                         MetadataViews.Trait(name: "minted_at", value: self.mintedAt, displayType: "Date", rarity: nil)
-                    ])
+                    ]
+                    if let sha = self.inputSha256 {
+                        traits.append(MetadataViews.Trait(name: "input_sha256", value: sha, displayType: "String", rarity: nil))
+                    }
+                    if let units = self.units {
+                        traits.append(MetadataViews.Trait(name: "units", value: units, displayType: "Number", rarity: nil))
+                    }
+                    return MetadataViews.Traits(traits)
                 case Type<MetadataViews.ExternalURL>():
                     return MetadataViews.ExternalURL(self.outputUri)
             }
@@ -260,6 +290,10 @@ access(all) contract FlowNetOutput: NonFungibleToken {
         outputUri: String,
         outputMime: String,
         outputSize: UInt64,
+        inputSha256: String?,
+        inputSize: UInt64?,
+        inputUri: String?,
+        units: UInt64?,
         node: Address,
         requester: Address,
         mintedAt: UInt64
@@ -276,6 +310,10 @@ access(all) contract FlowNetOutput: NonFungibleToken {
             outputUri: outputUri,
             outputMime: outputMime,
             outputSize: outputSize,
+            inputSha256: inputSha256,
+            inputSize: inputSize,
+            inputUri: inputUri,
+            units: units,
             node: node,
             requester: requester,
             mintedAt: mintedAt

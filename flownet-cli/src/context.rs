@@ -23,6 +23,9 @@ pub struct Ctx {
     pub models_dir: PathBuf,
     pub json: bool,
     pub network: Network,
+    /// The embedded ledger's file, when not the data dir's `ledger.db`: two data dirs
+    /// (two machines' keys and blob stores) can then reach one ledger.
+    pub ledger_file: Option<PathBuf>,
 }
 
 /// A key file: the account's private key, kept in the data dir with owner-only access.
@@ -40,7 +43,9 @@ struct KeyFile {
 
 impl Ctx {
     pub fn ledger_path(&self) -> PathBuf {
-        self.data_dir.join("ledger.db")
+        self.ledger_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("ledger.db"))
     }
 
     pub fn key_path(&self, name: &str) -> PathBuf {

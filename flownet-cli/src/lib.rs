@@ -65,6 +65,11 @@ pub struct Cli {
         default_value = "embedded"
     )]
     pub network: context::Network,
+    /// The embedded ledger's file [default: <data dir>/ledger.db]: data dirs that share
+    /// no other file (separate keys and blob stores, as on two machines) can reach one
+    /// ledger through it
+    #[arg(long, global = true, env = "FLOWNET_LEDGER", value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
     /// Print results as JSON on stdout (logs stay on stderr)
     #[arg(long, global = true)]
     pub json: bool,
@@ -116,6 +121,7 @@ where
         data_dir,
         json: cli.json,
         network: cli.network,
+        ledger_file: cli.ledger.clone(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -48,7 +48,7 @@ pub use crypto::{Digest32, HashAlgo, PublicKey, Signature, SigningKey};
 pub use error::{Error, ErrorKind, Result};
 pub use node::{NodeEvent, NodeWorker};
 pub use ports::{
-    BlobStore, Engine, InferenceOutput, InferenceRequest, Ledger, LedgerInfo, ModelInfo, Receipt,
+    BlobStore, Engine, InferenceOutput, InferenceRequest, InputFetcher, TaskStreams, Ledger, LedgerInfo, ModelInfo, Receipt,
     TaskKind, TaskQuery,
 };
 pub use ports::{FinishReason, Generation, GenerationFold, StreamChunk, Usage};

@@ -8,8 +8,10 @@ use std::{
 };
 
 use crate::{
-    Amount, BlobStore, Digest32, Engine, Error, InferenceRequest, Ledger, ModelInfo, OutputRef,
-    Result, Task, TaskId, TaskQuery, TaskStatus, Timestamp, Wallet,
+    Amount, BlobStore, Digest32, Engine, Error, Generation, InferenceRequest, InputFetcher,
+    Ledger, ModelInfo, OutputRef, Result, Task, TaskId, TaskQuery, TaskStatus, TaskStreams,
+    Timestamp, Wallet,
+    rules::MAX_INPUT_BYTES,
 };
 
 /// The wait in seconds after the `n`-th failed fulfilment of a task: 2ⁿ, capped.
@@ -70,6 +72,10 @@ pub struct NodeWorker<L: ?Sized, E: ?Sized, B: ?Sized> {
     blobs: Arc<B>,
     endpoint: String,
     models: HashMap<String, ModelInfo>,
+    /// Fetches task inputs this node's blob store lacks; without one such tasks fail.
+    fetcher: Option<Arc<dyn InputFetcher>>,
+    /// Where streamed answers are published as they are made.
+    streams: Option<Arc<dyn TaskStreams>>,
     attempts: Mutex<HashMap<TaskId, u32>>,
     /// Failed fulfilments per task: how many, and the ledger time before which the
     /// next one is not tried.
@@ -109,10 +115,25 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             blobs,
             endpoint: endpoint.into().trim_end_matches('/').to_owned(),
             models,
+            fetcher: None,
+            streams: None,
             attempts: Mutex::default(),
             fulfil_failures: Mutex::default(),
             floor: Mutex::new((0, 0)),
         }
+    }
+
+    /// Fetches task inputs through `fetcher` when this node's blob store lacks them.
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn InputFetcher>) -> Self {
+        self.fetcher = Some(fetcher);
+        self
+    }
+
+    /// Publishes the chunks of every streamed answer (text generation) to `streams`
+    /// while the model runs.
+    pub fn with_streams(mut self, streams: Arc<dyn TaskStreams>) -> Self {
+        self.streams = Some(streams);
+        self
     }
 
     pub fn wallet(&self) -> &Arc<Wallet<L>> {
@@ -289,7 +310,23 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
                 }
             }
         };
-        match self.wallet.fulfil(task.id, output.clone()).await {
+        let units = match self.units_of(task, &output) {
+            Ok(units) => units,
+            Err(e) => {
+                self.give_up(task.id);
+                on_event(&NodeEvent::Failed {
+                    task: task.id,
+                    error: e.to_string(),
+                    will_retry: false,
+                });
+                return Ok(false);
+            }
+        };
+        match self
+            .wallet
+            .fulfil_units(task.id, output.clone(), units)
+            .await
+        {
             Ok(receipt) => {
                 self.attempts
                     .lock()
@@ -373,25 +410,51 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             .insert(task, MAX_ATTEMPTS);
     }
 
+    /// The units a metered task's output holds (the tokens it generated, at most the
+    /// task's `max_units`); `None` for a task priced per task.
+    fn units_of(&self, task: &Task, output: &OutputRef) -> Result<Option<u64>> {
+        if task.unit_price.is_none() {
+            return Ok(None);
+        }
+        let bytes = self.blobs.get(&output.sha256)?.ok_or_else(|| {
+            Error::NotFound(format!("output sha256:{} left the blob store", output.sha256))
+        })?;
+        let generation = Generation::from_bytes(&bytes)?;
+        Ok(Some(generation.usage.completion_tokens.min(task.max_units)))
+    }
+
     async fn run_model(&self, task: &Task) -> Result<OutputRef> {
-        let params = match serde_json::from_str(&task.params) {
+        let mut params = match serde_json::from_str(&task.params) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => return Err(Error::InvalidInput("params must be a JSON object".into())),
         };
+        // A metered task pays for at most `max_units` tokens: the model writes no more.
+        if task.unit_price.is_some() {
+            let asked = params.get("max_tokens").and_then(serde_json::Value::as_u64);
+            let max = asked.map_or(task.max_units, |a| a.min(task.max_units));
+            params.insert("max_tokens".into(), max.into());
+        }
         let kind = self.models.get(&task.model_id).map(|m| m.kind);
-        let input = match kind {
-            Some(k) if k.takes_image() => Some(self.resolve_input(&task.prompt)?),
+        let input = match (&task.input, kind) {
+            (Some(_), _) => Some(self.fetch_input(task).await?),
+            (None, Some(k)) if k.takes_image() => Some(self.resolve_input(&task.prompt)?),
             _ => None,
         };
-        let out = self
-            .engine
-            .infer(InferenceRequest {
-                model_id: task.model_id.clone(),
-                prompt: task.prompt.clone(),
-                params,
-                input,
-            })
-            .await?;
+        let request = InferenceRequest {
+            model_id: task.model_id.clone(),
+            prompt: task.prompt.clone(),
+            params,
+            input,
+        };
+        let out = match &self.streams {
+            Some(streams) => {
+                let (id, streams) = (task.id, streams.clone());
+                streams.start(id);
+                let sink = move |chunk| streams.chunk(id, chunk);
+                self.engine.infer_stream(request, &sink).await?
+            }
+            None => self.engine.infer(request).await?,
+        };
         let sha256 = self.blobs.put(&out.bytes)?;
         let output = OutputRef {
             sha256,
@@ -401,6 +464,31 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
         };
         self.blobs.record_delivery(task.id, &output)?;
         Ok(output)
+    }
+
+    /// A task's input blob: from this node's blob store when it holds the bytes, else
+    /// fetched from the task's `uri`; either way checked against the ledger's hash and
+    /// size before the model sees it, and kept for a retry.
+    async fn fetch_input(&self, task: &Task) -> Result<Vec<u8>> {
+        let Some(input) = &task.input else {
+            return Err(Error::InvalidInput(format!("task {} has no input", task.id)));
+        };
+        if let Some(bytes) = self.blobs.get(&input.sha256)? {
+            input.check(&bytes)?;
+            return Ok(bytes);
+        }
+        let fetcher = self.fetcher.as_ref().ok_or_else(|| {
+            Error::NotFound(format!(
+                "input sha256:{} is not in this node's blob store and the node fetches no inputs",
+                input.sha256
+            ))
+        })?;
+        let bytes = fetcher
+            .fetch(&input.uri, input.size.min(MAX_INPUT_BYTES))
+            .await?;
+        input.check(&bytes)?;
+        self.blobs.put(&bytes)?;
+        Ok(bytes)
     }
 
     /// An input image is named by its content address, `sha256:<hex>`, and must be in

@@ -83,6 +83,25 @@ pub trait Ledger: Send + Sync {
     }
 }
 
+/// Fetches a task's input from the holder its requester named (the requester's
+/// gateway or blob server). Implemented over HTTP by the node runtime; the worker checks
+/// every byte against the ledger's hash and size.
+#[async_trait]
+pub trait InputFetcher: Send + Sync {
+    /// The bytes at `uri`: an error if the holder does not answer, answers with an
+    /// error, or sends more than `max_bytes`.
+    async fn fetch(&self, uri: &str, max_bytes: u64) -> Result<Vec<u8>>;
+}
+
+/// Where a node publishes the chunks of the answers it streams, for followers (its
+/// HTTP server's task streams). Implemented by the node runtime.
+pub trait TaskStreams: Send + Sync {
+    /// A run of `task` begins: whatever an earlier, failed run sent is void.
+    fn start(&self, task: TaskId);
+    /// The next chunk of `task`'s answer; the last is a `Done`.
+    fn chunk(&self, task: TaskId, chunk: StreamChunk);
+}
+
 /// What kind of inference a model does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -97,6 +116,15 @@ impl TaskKind {
     /// Whether the task's prompt names an input image (`sha256:<hex>`) rather than text.
     pub fn takes_image(self) -> bool {
         matches!(self, Self::ImageClassification)
+    }
+
+    /// What a node's price for a model of this kind pays for: a language model's
+    /// output is metered per 1,000 tokens, every other kind's is one task.
+    pub fn price_unit(self) -> crate::PriceUnit {
+        match self {
+            Self::TextGeneration => crate::PriceUnit::ThousandTokens,
+            _ => crate::PriceUnit::Task,
+        }
     }
 
     /// The kebab-case name.

@@ -86,17 +86,54 @@ pub fn escrow_for(offer: &OfferedModel, max_units: u64) -> Result<(Amount, Optio
     Ok((metered_cost(offer.price, max_units)?, Some(offer.price)))
 }
 
+/// The units a submission to `offer` escrows for when the requester names no limit:
+/// `params.max_tokens` where the params give one, else this.
+pub const DEFAULT_MAX_UNITS: u64 = 256;
+
+/// What a requester's side signs for a submission to `offer`: `(max_units, escrow,
+/// max_price)`. `max_units` is the requester's limit (else `params.max_tokens`, else
+/// [`DEFAULT_MAX_UNITS`]) for a metered offer and 0 otherwise; `escrow` what the ledger
+/// will take now; `max_price` the envelope's cap, the escrow at `max_unit_price`
+/// (default: the offer's price), so a node that raises its price before the envelope
+/// lands cannot charge more. Frontends show `escrow` before anything is signed.
+pub fn quote(
+    offer: &OfferedModel,
+    max_units: Option<u64>,
+    params: &serde_json::Map<String, serde_json::Value>,
+    max_unit_price: Option<Amount>,
+) -> Result<(u64, Amount, Amount)> {
+    let units = if offer.unit.is_metered() {
+        max_units
+            .or_else(|| params.get("max_tokens").and_then(serde_json::Value::as_u64))
+            .unwrap_or(DEFAULT_MAX_UNITS)
+    } else if max_units.is_some_and(|u| u != 0) {
+        return Err(Error::InvalidInput(format!(
+            "model {} is priced per task: it takes no token limit",
+            offer.model_id
+        )));
+    } else {
+        0
+    };
+    let (escrow, _) = escrow_for(offer, units)?;
+    let capped = OfferedModel {
+        price: max_unit_price.unwrap_or(offer.price),
+        ..offer.clone()
+    };
+    let (max_price, _) = escrow_for(&capped, units)?;
+    Ok((units, escrow, max_price))
+}
+
 /// Whether `uri` is a URL a node may be sent to fetch from: `http://` or `https://`, at
-/// most [`MAX_URI_BYTES`], with no whitespace or control characters.
+/// most [`MAX_URI_BYTES`], printable ASCII only (no spaces or control characters).
 fn check_fetch_uri(uri: &str, what: &str) -> Result<()> {
     let ok = uri.len() <= MAX_URI_BYTES
         && (uri.starts_with("http://") || uri.starts_with("https://"))
-        && !uri.chars().any(|c| c.is_whitespace() || c.is_control());
+        && uri.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
         Err(Error::InvalidInput(format!(
-            "{what} must be an http:// or https:// URL of at most {MAX_URI_BYTES} bytes"
+            "{what} must be an http:// or https:// URL of at most {MAX_URI_BYTES} printable ASCII bytes"
         )))
     }
 }

@@ -170,6 +170,8 @@ pub struct Gateway {
     pub(crate) flow: Option<FlowSide>,
     pub(crate) config: GatewayConfig,
     pub(crate) http: ureq::Agent,
+    /// For following a node's task stream: as long as a task may take, no redirects.
+    pub(crate) stream_http: ureq::Agent,
     /// Turns true when the gateway stops, so event streams and waiting requests end
     /// and the graceful shutdown does not wait for them.
     closing: watch::Sender<bool>,
@@ -230,6 +232,12 @@ impl Gateway {
             .http_status_as_error(false)
             .build()
             .into();
+        let stream_http = ureq::Agent::config_builder()
+            .timeout_global(Some(config.task_timeout))
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .build()
+            .into();
         Ok(Arc::new(Self {
             hub: Arc::new(TaskHub::new(ledger.clone(), metrics.clone())),
             ledger,
@@ -247,6 +255,7 @@ impl Gateway {
             flow,
             config,
             http,
+            stream_http,
             closing: watch::Sender::new(false),
         }))
     }

@@ -77,6 +77,7 @@ pub mod openai;
 mod router;
 #[cfg(feature = "flow")]
 pub mod sponsor;
+mod stream;
 
 pub use assets::page_built;
 pub use error::{Error, Result};

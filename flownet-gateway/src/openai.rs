@@ -1,5 +1,6 @@
-//! The OpenAI-compatible API: `GET /v1/models`, `POST /v1/images/generations`, and
-//! `POST /v1/completions` and `/v1/embeddings` for the models of those kinds that the
+//! The OpenAI-compatible API: `GET /v1/models`, `POST /v1/images/generations`,
+//! `POST /v1/chat/completions` and `/v1/completions` (paid per token where nodes price
+//! language models so), and `/v1/embeddings`, for the models of those kinds that the
 //! marketplace serves.
 //!
 //! A bearer key stands for a custodial account the operator made with `flownet web
@@ -15,6 +16,7 @@ use axum::{
     body::Bytes,
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use base64::Engine as _;
 use flownet_core::{Amount, Node, OfferedModel, Task, TaskKind, TaskStatus, rules};
@@ -104,6 +106,7 @@ fn model_json(offer: &OfferedModel, node: &Node, meta: Option<&ModelMeta>) -> Va
         "owned_by": "flownet",
         "kind": meta.map(|m| m.kind),
         "weights_sha256": offer.weights_sha256,
+        "pricing": { "price": offer.price.to_string(), "unit": offer.unit, "node": node.owner },
     })
 }
 
@@ -256,6 +259,24 @@ struct Delivered {
     bytes: Vec<u8>,
 }
 
+/// What every task of one request shares besides its params: the prompt, the input
+/// blob, and for a metered offer the most tokens each may write.
+struct Job<'a> {
+    prompt: &'a str,
+    input: Option<flownet_core::InputRef>,
+    max_units: Option<u64>,
+}
+
+impl<'a> Job<'a> {
+    fn prompt(prompt: &'a str) -> Self {
+        Self {
+            prompt,
+            input: None,
+            max_units: None,
+        }
+    }
+}
+
 /// Pays for one task per `params`, waits for all and fetches their outputs. Tasks
 /// still open when the wait ends are cancelled (their escrow comes back).
 async fn run_tasks(
@@ -263,11 +284,25 @@ async fn run_tasks(
     key: &ApiKey,
     node: &Node,
     offer: &OfferedModel,
-    prompt: &str,
+    job: Job<'_>,
     params: Vec<String>,
 ) -> ApiResult<Vec<Delivered>> {
     let wallet = g.wallet(key.address, &key.key);
-    let needed = Amount(offer.price.0.saturating_mul(params.len() as u64));
+    // Each task's escrow and cap, known before anything is paid.
+    let mut quotes = Vec::with_capacity(params.len());
+    for p in &params {
+        let map = match serde_json::from_str(p) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let quote = rules::quote(offer, job.max_units, &map, None)
+            .map_err(|e| ApiError::from_core_openai(&e))?;
+        quotes.push(quote);
+    }
+    let needed = quotes
+        .iter()
+        .try_fold(Amount::ZERO, |sum, (_, escrow, _)| sum.checked_add(*escrow))
+        .map_err(|e| ApiError::from_core_openai(&e))?;
     let balance = g
         .ledger
         .account(key.address)
@@ -284,9 +319,17 @@ async fn run_tasks(
     }
     let started = Instant::now();
     let mut submitted: Vec<(Task, u64)> = Vec::new();
-    for p in &params {
+    for (p, (max_units, _, max_price)) in params.iter().zip(quotes) {
         match wallet
-            .submit(node.owner, &offer.model_id, prompt, p, offer.price)
+            .submit_action(flownet_core::Action::Submit {
+                node: node.owner,
+                model_id: offer.model_id.clone(),
+                prompt: job.prompt.to_owned(),
+                params: p.clone(),
+                max_price,
+                input: job.input.clone(),
+                max_units,
+            })
             .await
         {
             Ok(id) => {
@@ -374,6 +417,17 @@ fn flownet_fields(d: &Delivered, meta: &ModelMeta) -> Map<String, Value> {
     m.insert("model".into(), json!(meta.id));
     m.insert("weights_sha256".into(), json!(t.weights_sha256));
     m.insert("price".into(), json!(t.price.to_string()));
+    if let Some(units) = t.units {
+        m.insert("units".into(), json!(units));
+        m.insert(
+            "cost".into(),
+            json!(t.price.checked_sub(t.refunded).unwrap_or_default().to_string()),
+        );
+        m.insert("refunded".into(), json!(t.refunded.to_string()));
+    }
+    if let Some(input) = &t.input {
+        m.insert("input".into(), json!(input));
+    }
     m
 }
 
@@ -463,7 +517,7 @@ pub async fn images(State(g): G, headers: HeaderMap, body: Body) -> ApiResult<Js
             i => json!({ "seed": base.wrapping_add(i) }).to_string(),
         })
         .collect();
-    let delivered = run_tasks(&g, &key, &node, &offer, &prompt, params).await?;
+    let delivered = run_tasks(&g, &key, &node, &offer, Job::prompt(&prompt), params).await?;
     let base_url = base_url(&g, &headers);
     let data: Vec<Value> = delivered
         .iter()
@@ -510,28 +564,181 @@ pub struct CompletionRequest {
     extra: Map<String, Value>,
 }
 
-/// Text completion by a text-generation model: the prompt is the task's prompt and the
-/// output's text is the completion. Parameters beyond the prompt are the model's own
-/// and are refused here rather than mistranslated.
-pub async fn completions(State(g): G, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
-    let key = authenticate(&g, &headers)?;
-    let req: CompletionRequest = json_body(&headers, body)?;
-    refuse_unknown(&req.extra, &["user", "n", "stream"], "model and prompt")?;
-    if req.extra.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(ApiError::bad_request(
-            "stream_unsupported",
-            "streaming is not supported: leave `stream` out",
-        )
-        .with_param("stream"));
-    }
-    if req
-        .extra
+/// The sampling fields of OpenAI's completion and chat requests, passed to the model as
+/// its params under the same names.
+const SAMPLING_FIELDS: [&str; 6] = [
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "frequency_penalty",
+    "presence_penalty",
+];
+
+/// Fields OpenAI's clients send that change nothing here.
+const IGNORED_FIELDS: [&str; 5] = ["user", "n", "stream", "stream_options", "logprobs"];
+
+/// A request's sampling settings as the task's params, checked as the model will check
+/// them (before anything is paid), and its token limit.
+fn generation_params(extra: &Map<String, Value>) -> ApiResult<(Map<String, Value>, Option<u64>)> {
+    if extra
         .get("n")
-        .and_then(Value::as_u64)
-        .is_some_and(|n| n != 1)
+        .is_some_and(|n| !n.is_null() && n.as_u64() != Some(1))
     {
         return Err(ApiError::bad_request("invalid_n", "`n` must be 1").with_param("n"));
     }
+    if extra.get("logprobs").and_then(Value::as_bool) == Some(true) {
+        return Err(ApiError::bad_request(
+            "logprobs_unsupported",
+            "log probabilities are not returned: leave `logprobs` out",
+        )
+        .with_param("logprobs"));
+    }
+    let mut params = Map::new();
+    for key in SAMPLING_FIELDS {
+        if let Some(v) = extra.get(key).filter(|v| !v.is_null()) {
+            params.insert(key.into(), v.clone());
+        }
+    }
+    let (field, limit) = match (
+        extra.get("max_completion_tokens").filter(|v| !v.is_null()),
+        extra.get("max_tokens").filter(|v| !v.is_null()),
+    ) {
+        (Some(v), _) => ("max_completion_tokens", Some(v)),
+        (None, Some(v)) => ("max_tokens", Some(v)),
+        (None, None) => ("max_tokens", None),
+    };
+    let max_units = match limit {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| (1..=rules::MAX_TASK_UNITS).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_max_tokens",
+                        format!("`{field}` must be an integer from 1 to {}", rules::MAX_TASK_UNITS),
+                    )
+                    .with_param(field)
+                })?,
+        ),
+    };
+    if let Some(m) = max_units {
+        params.insert("max_tokens".into(), json!(m));
+    }
+    // The model's own checks, run here so a bad value costs nothing.
+    flownet_infer::chat::Sampling::from_params(&params, &Value::Null, "", rules::MAX_TASK_UNITS as u32)
+        .map_err(|e| {
+            let message = e.to_string();
+            let param = SAMPLING_FIELDS
+                .iter()
+                .find(|f| message.contains(*f))
+                .copied()
+                .unwrap_or("max_tokens");
+            ApiError::bad_request("invalid_parameter", message).with_param(param)
+        })?;
+    Ok((params, max_units))
+}
+
+/// The task's prompt and input for `source`: the prompt itself when it fits the
+/// ledger, else a blob this gateway keeps and serves at `/api/blobs/<sha256>`, named by
+/// a `sha256:<hex>` prompt.
+async fn hold_input(
+    g: &Gateway,
+    headers: &HeaderMap,
+    source: String,
+) -> ApiResult<(String, Option<flownet_core::InputRef>)> {
+    if source.len() <= rules::MAX_PROMPT_BYTES {
+        return Ok((source, None));
+    }
+    let Some(store) = g.blobs.clone() else {
+        return Err(ApiError::bad_request(
+            "context_too_long",
+            format!(
+                "the conversation is {} bytes: over {} bytes it travels as an input blob, and this gateway keeps no blobs",
+                source.len(),
+                rules::MAX_PROMPT_BYTES
+            ),
+        )
+        .with_param("messages"));
+    };
+    let bytes = source.into_bytes();
+    let size = bytes.len() as u64;
+    let sha256 = tokio::task::spawn_blocking(move || flownet_core::BlobStore::put(&store, &bytes))
+        .await
+        .map_err(|e| ApiError::internal("storing the input", e))?
+        .map_err(|e| ApiError::internal("storing the input", e))?;
+    let input = flownet_core::InputRef {
+        sha256,
+        size,
+        uri: format!("{}/api/blobs/{sha256}", base_url(g, headers)),
+    };
+    rules::check_input(&input).map_err(|e| ApiError::from_core_openai(&e))?;
+    Ok((format!("sha256:{sha256}"), Some(input)))
+}
+
+/// One text generation, paid per token: `source` is the conversation (its JSON) or a
+/// plain prompt. When it is too long for the ledger's prompt it becomes the task's
+/// input, held by this gateway and fetched by the node from `/api/blobs/<sha256>`.
+async fn generate(
+    g: &Gateway,
+    key: &ApiKey,
+    headers: &HeaderMap,
+    model: Option<&str>,
+    endpoint: &str,
+    source: String,
+    params: Map<String, Value>,
+    max_units: Option<u64>,
+) -> ApiResult<(ModelMeta, Delivered, flownet_core::Generation)> {
+    let (meta, node, offer) = choose(g, key, model, TaskKind::TextGeneration, endpoint).await?;
+    let (prompt, input) = hold_input(g, headers, source).await?;
+    let job = Job {
+        prompt: &prompt,
+        input,
+        max_units,
+    };
+    let params = vec![Value::Object(params).to_string()];
+    let d = run_tasks(g, key, &node, &offer, job, params)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("running the task", "no output"))?;
+    let generation = match flownet_core::Generation::from_bytes(&d.bytes) {
+        Ok(generation) => generation,
+        // A model that answers in plain text: its text, with nothing counted.
+        Err(_) => flownet_core::Generation {
+            text: String::from_utf8(d.bytes.clone()).map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "not_text",
+                    format!("task {}'s output is not UTF-8 text", d.task.id),
+                )
+            })?,
+            finish_reason: flownet_core::FinishReason::Stop,
+            usage: flownet_core::Usage::default(),
+        },
+    };
+    Ok((meta, d, generation))
+}
+
+fn usage_json(u: &flownet_core::Usage) -> Value {
+    json!({
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+    })
+}
+
+/// Text completion by a text-generation model: the prompt is the task's prompt (one
+/// user message to a chat model) and the output's text is the completion, paid per
+/// token where the node prices it so.
+pub async fn completions(State(g): G, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let key = authenticate(&g, &headers)?;
+    let req: CompletionRequest = json_body(&headers, body)?;
+    let mut allowed: Vec<&str> = IGNORED_FIELDS.to_vec();
+    allowed.extend(SAMPLING_FIELDS);
+    allowed.extend(["max_tokens", "max_completion_tokens"]);
+    refuse_unknown(&req.extra, &allowed, "model, prompt, max_tokens, stream and the sampling fields")?;
+    let stream = req.extra.get("stream").and_then(Value::as_bool) == Some(true);
     let prompt = match req.prompt {
         Some(Value::String(s)) => s,
         Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
@@ -545,37 +752,254 @@ pub async fn completions(State(g): G, headers: HeaderMap, body: Body) -> ApiResu
         }
     };
     check_prompt(&prompt, "prompt")?;
-    let (meta, node, offer) = choose(
+    let (params, max_units) = generation_params(&req.extra)?;
+    let (meta, d, generation) = generate(
         &g,
         &key,
+        &headers,
         req.model.as_deref(),
-        TaskKind::TextGeneration,
         "/v1/completions",
+        prompt,
+        params,
+        max_units,
     )
     .await?;
-    let delivered = run_tasks(&g, &key, &node, &offer, &prompt, vec!["{}".into()]).await?;
-    let d = &delivered[0];
-    let text = String::from_utf8(d.bytes.clone()).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "not_text",
-            format!("task {}'s output is not UTF-8 text", d.task.id),
-        )
-    })?;
-    let mut choice = Map::new();
-    choice.insert("text".into(), json!(text));
-    choice.insert("index".into(), json!(0));
-    choice.insert("logprobs".into(), Value::Null);
-    choice.insert("finish_reason".into(), json!("stop"));
-    Ok(Json(json!({
-        "id": format!("cmpl-flownet-{}", d.task.id),
+    let id = format!("cmpl-flownet-{}", d.task.id);
+    let choice = |text: &str, finish: Value| {
+        json!({ "text": text, "index": 0, "logprobs": null, "finish_reason": finish })
+    };
+    let full = json!({
+        "id": id,
         "object": "text_completion",
         "created": d.task.submitted_at,
         "model": meta.id,
-        "choices": [choice],
-        "usage": { "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0 },
-        "flownet": flownet_fields(d, &meta),
-    })))
+        "choices": [choice(&generation.text, json!(generation.finish_reason))],
+        "usage": usage_json(&generation.usage),
+        "flownet": flownet_fields(&d, &meta),
+    });
+    if !stream {
+        return Ok(Json(full).into_response());
+    }
+    let mut events = Vec::new();
+    if !generation.text.is_empty() {
+        events.push(json!({ "id": id, "object": "text_completion", "created": d.task.submitted_at, "model": meta.id, "choices": [choice(&generation.text, Value::Null)] }));
+    }
+    let mut last = full;
+    last["choices"] = json!([choice("", json!(generation.finish_reason))]);
+    events.push(last);
+    Ok(sse_answer(events))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    model: Option<String>,
+    messages: Option<Value>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+/// A message's content: a string, or OpenAI's array of parts of which only text
+/// parts are understood.
+fn message_text(content: &Value, i: usize) -> ApiResult<String> {
+    let bad = |m: String| {
+        Err(ApiError::bad_request("invalid_messages", m).with_param(&format!("messages[{i}].content")))
+    };
+    match content {
+        Value::String(s) => Ok(s.clone()),
+        Value::Array(parts) => {
+            let mut text = String::new();
+            for part in parts {
+                match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
+                    (Some("text"), Some(t)) => text.push_str(t),
+                    (other, _) => {
+                        return bad(format!(
+                            "messages[{i}] has a {} part: the models here read text only",
+                            other.unwrap_or("typeless")
+                        ));
+                    }
+                }
+            }
+            Ok(text)
+        }
+        Value::Null => Ok(String::new()),
+        _ => bad(format!("messages[{i}].content must be a string or an array of text parts")),
+    }
+}
+
+/// Chat by a text-generation model: the conversation is the task's prompt (or, when
+/// longer than the ledger allows, its input blob), the node is paid for the tokens it
+/// writes and the rest of the escrow comes back. `stream` answers as server-sent
+/// events in OpenAI's chunk shape, once the answer's hash has been checked.
+pub async fn chat(State(g): G, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let key = authenticate(&g, &headers)?;
+    let req: ChatRequest = json_body(&headers, body)?;
+    let mut allowed: Vec<&str> = IGNORED_FIELDS.to_vec();
+    allowed.extend(SAMPLING_FIELDS);
+    allowed.extend(["max_tokens", "max_completion_tokens"]);
+    refuse_unknown(
+        &req.extra,
+        &allowed,
+        "model, messages, max_tokens, max_completion_tokens, stream and the sampling fields",
+    )?;
+    let stream = req.extra.get("stream").and_then(Value::as_bool) == Some(true);
+    let include_usage = req
+        .extra
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    let Some(Value::Array(items)) = req.messages else {
+        return Err(ApiError::bad_request(
+            "invalid_messages",
+            "`messages` must be an array of {\"role\", \"content\"}",
+        )
+        .with_param("messages"));
+    };
+    let mut messages = Vec::with_capacity(items.len());
+    for (i, m) in items.iter().enumerate() {
+        let role = match m.get("role").and_then(Value::as_str) {
+            // OpenAI's newer name for the system message.
+            Some("developer") => "system",
+            Some(r) => r,
+            None => {
+                return Err(ApiError::bad_request(
+                    "invalid_messages",
+                    format!("messages[{i}] needs a string `role`"),
+                )
+                .with_param(&format!("messages[{i}].role")));
+            }
+        };
+        let content = message_text(m.get("content").unwrap_or(&Value::Null), i)?;
+        messages.push(json!({ "role": role, "content": content }));
+    }
+    let conversation = json!({ "messages": messages }).to_string();
+    // The model's own reading of the conversation, before anything is paid.
+    flownet_infer::chat::conversation(&conversation)
+        .map_err(|e| ApiError::bad_request("invalid_messages", e.to_string()).with_param("messages"))?;
+    let (params, max_units) = generation_params(&req.extra)?;
+    if stream {
+        return chat_stream(&g, &key, &headers, req.model.as_deref(), conversation, params, max_units, include_usage).await;
+    }
+    let (meta, d, generation) = generate(
+        &g,
+        &key,
+        &headers,
+        req.model.as_deref(),
+        "/v1/chat/completions",
+        conversation,
+        params,
+        max_units,
+    )
+    .await?;
+    let id = format!("chatcmpl-flownet-{}", d.task.id);
+    let created = d.task.submitted_at;
+    Ok(Json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": created,
+        "model": meta.id,
+        "system_fingerprint": format!("weights-{}", &d.task.weights_sha256.to_hex()[..16]),
+        "choices": [{
+            "index": 0,
+            "message": { "role": "assistant", "content": generation.text, "refusal": null },
+            "logprobs": null,
+            "finish_reason": generation.finish_reason,
+        }],
+        "usage": usage_json(&generation.usage),
+        "flownet": flownet_fields(&d, &meta),
+    }))
+    .into_response())
+}
+
+/// A streamed chat: the task is paid for here, then its answer is relayed from the
+/// node as it is written (see [`crate::stream`]).
+#[allow(clippy::too_many_arguments)]
+async fn chat_stream(
+    g: &Arc<Gateway>,
+    key: &ApiKey,
+    headers: &HeaderMap,
+    model: Option<&str>,
+    conversation: String,
+    params: Map<String, Value>,
+    max_units: Option<u64>,
+    include_usage: bool,
+) -> Result<Response, ApiError> {
+    let (meta, node, offer) =
+        choose(g, key, model, TaskKind::TextGeneration, "/v1/chat/completions").await?;
+    let (prompt, input) = hold_input(g, headers, conversation).await?;
+    let (max_units, escrow, max_price) =
+        rules::quote(&offer, max_units, &params, None).map_err(|e| ApiError::from_core_openai(&e))?;
+    let balance = g
+        .ledger
+        .account(key.address)
+        .await?
+        .map(|a| a.balance)
+        .unwrap_or_default();
+    if balance < escrow {
+        return Err(ApiError::from_core_openai(
+            &flownet_core::Error::InsufficientFunds {
+                needed: escrow,
+                available: balance,
+            },
+        ));
+    }
+    let wallet = g.wallet(key.address, &key.key);
+    let started = Instant::now();
+    let id = wallet
+        .submit_action(flownet_core::Action::Submit {
+            node: node.owner,
+            model_id: offer.model_id.clone(),
+            prompt,
+            params: Value::Object(params).to_string(),
+            max_price,
+            input,
+            max_units,
+        })
+        .await
+        .map_err(|e| ApiError::from_core_openai(&e))?;
+    let task = g
+        .ledger
+        .task(id)
+        .await?
+        .ok_or_else(|| ApiError::internal("reading a task", "just submitted task is missing"))?;
+    g.hub.track_submit(task.clone(), task.submitted_at, started);
+    let fields_meta = meta.clone();
+    let stream = crate::stream::ChatStream {
+        id: format!("chatcmpl-flownet-{id}"),
+        model: meta.id.clone(),
+        include_usage,
+        wallet,
+        fields: Box::new(move |t, bytes| {
+            flownet_fields(
+                &Delivered {
+                    task: t.clone(),
+                    bytes: bytes.to_vec(),
+                },
+                &fields_meta,
+            )
+        }),
+    };
+    Ok(crate::stream::relay(g.clone(), task, node, stream))
+}
+
+/// Server-sent events in OpenAI's streaming shape: one `data:` line per event, then
+/// `data: [DONE]`.
+fn sse_answer(events: Vec<Value>) -> Response {
+    let mut body = String::new();
+    for e in events {
+        body.push_str("data: ");
+        body.push_str(&e.to_string());
+        body.push_str("\n\n");
+    }
+    body.push_str("data: [DONE]\n\n");
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -622,7 +1046,15 @@ pub async fn embeddings(State(g): G, headers: HeaderMap, body: Body) -> ApiResul
         "/v1/embeddings",
     )
     .await?;
-    let delivered = run_tasks(&g, &key, &node, &offer, &input, vec!["{}".into()]).await?;
+    let delivered = run_tasks(
+        &g,
+        &key,
+        &node,
+        &offer,
+        Job::prompt(&input),
+        vec!["{}".into()],
+    )
+    .await?;
     let d = &delivered[0];
     let parsed: Value = serde_json::from_slice(&d.bytes).unwrap_or(Value::Null);
     let vector = match &parsed {
@@ -659,17 +1091,4 @@ pub async fn embeddings(State(g): G, headers: HeaderMap, body: Body) -> ApiResul
         "usage": { "prompt_tokens": 0, "total_tokens": 0 },
         "flownet": flownet_fields(d, &meta),
     })))
-}
-
-/// Chat needs a chat model, which no node serves: answered with OpenAI's error for a
-/// missing model, so clients fail clearly.
-pub async fn chat(State(g): G, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    authenticate(&g, &headers)?;
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "model_not_found",
-        "no chat model is served on this marketplace: text-generation models answer on /v1/completions (see GET /v1/models)",
-    )
-    .with_type("invalid_request_error")
-    .with_param("model"))
 }

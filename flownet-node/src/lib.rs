@@ -35,6 +35,7 @@
 //!     model_id: model.id.clone(),
 //!     weights_sha256: model.weights_sha256,
 //!     price: "0.1".parse()?,
+//!     unit: model.kind.price_unit(),
 //! };
 //! node.register_node("docs node", "http://127.0.0.1:0", vec![offer]).await?;
 //!
@@ -52,14 +53,18 @@
 
 pub mod blobs;
 pub mod engine;
+pub mod fetch;
 mod error;
 pub mod server;
+pub mod streams;
 pub mod worker;
 
 pub use blobs::{FsBlobStore, fetch_output, sniff_mime};
 pub use engine::{EngineSettings, load_engine, manifests};
+pub use fetch::{FetchPolicy, HttpFetcher};
 pub use error::{Error, Result};
-pub use server::{router, spawn_blob_server};
+pub use server::{node_router, router, spawn_blob_server, spawn_node_server};
+pub use streams::StreamHub;
 pub use worker::{
     DEFAULT_ENDPOINT, RunningNode, ServeOptions, Worker, ensure_registered, log_event, run_node,
     run_worker, start_node,

@@ -15,12 +15,14 @@ use tokio::sync::watch;
 use crate::{
     Error, Result,
     blobs::{FsBlobStore, sniff_mime},
+    streams::{Next, StreamHub},
 };
 
 #[derive(Clone)]
 struct AppState {
     blobs: FsBlobStore,
     info: Arc<serde_json::Value>,
+    streams: Arc<StreamHub>,
 }
 
 /// What `GET /` of a node answers: its address, name and models.
@@ -32,7 +34,17 @@ pub fn node_info(node: &Node) -> serde_json::Value {
 /// `GET /healthz` and `GET /` (`info`, the node's address and models). Another axum
 /// app can nest or merge them.
 pub fn router(blobs: FsBlobStore, info: serde_json::Value) -> Router {
+    node_router(blobs, info, StreamHub::new())
+}
+
+/// [`router`] plus `GET /tasks/{id}/stream`: the answer a node's worker is streaming
+/// for task `id` (see [`StreamHub`]), as server-sent events, one [`StreamChunk`] as
+/// JSON per `data:` line, replayed from the start and then live until its `done`.
+///
+/// [`StreamChunk`]: flownet_core::StreamChunk
+pub fn node_router(blobs: FsBlobStore, info: serde_json::Value, streams: Arc<StreamHub>) -> Router {
     Router::new()
+        .route("/tasks/{id}/stream", get(task_stream))
         .route(
             "/",
             get(|State(s): State<AppState>| async move { axum::Json((*s.info).clone()) }),
@@ -42,6 +54,7 @@ pub fn router(blobs: FsBlobStore, info: serde_json::Value) -> Router {
         .with_state(AppState {
             blobs,
             info: Arc::new(info),
+            streams,
         })
 }
 
@@ -51,9 +64,21 @@ pub async fn spawn_blob_server(
     listen: SocketAddr,
     blobs: FsBlobStore,
     info: serde_json::Value,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    spawn_node_server(listen, blobs, info, StreamHub::new(), stop).await
+}
+
+/// Serves [`node_router`] on `listen` until `stop` turns true. Returns the bound
+/// address.
+pub async fn spawn_node_server(
+    listen: SocketAddr,
+    blobs: FsBlobStore,
+    info: serde_json::Value,
+    streams: Arc<StreamHub>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let app = router(blobs, info);
+    let app = node_router(blobs, info, streams);
     let bind = |error| Error::Bind {
         addr: listen,
         error,
@@ -94,4 +119,81 @@ async fn get_blob(State(s): State<AppState>, Path(sha): Path<String>) -> Respons
         Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such blob").into_response(),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "blob store error").into_response(),
     }
+}
+
+/// The longest one task stream stays open.
+pub const MAX_STREAM_DURATION: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn task_stream(State(s): State<AppState>, Path(id): Path<u64>) -> Response {
+    if matches!(s.streams.next(id, None, 0), Next::Unknown) {
+        return (
+            StatusCode::NOT_FOUND,
+            "no stream for this task here: it is not running on this node, or its model does not stream",
+        )
+            .into_response();
+    }
+    struct Follow {
+        hub: Arc<StreamHub>,
+        task: u64,
+        run: Option<u64>,
+        sent: usize,
+        done: bool,
+        until: tokio::time::Instant,
+    }
+    let start = Follow {
+        hub: s.streams.clone(),
+        task: id,
+        run: None,
+        sent: 0,
+        done: false,
+        until: tokio::time::Instant::now() + MAX_STREAM_DURATION,
+    };
+    let events = futures::stream::unfold(start, |mut f| async move {
+        loop {
+            if f.done {
+                return None;
+            }
+            match f.hub.next(f.task, f.run, f.sent) {
+                Next::Unknown => return None,
+                Next::Chunks { run, chunks } => {
+                    let mut text = String::new();
+                    if f.run.is_some_and(|r| r != run) {
+                        // The run failed and started again: followers start over.
+                        text.push_str("event: restart\ndata: {}\n\n");
+                        f.sent = 0;
+                    }
+                    f.run = Some(run);
+                    f.sent += chunks.len();
+                    for c in &chunks {
+                        f.done |= matches!(c, flownet_core::StreamChunk::Done { .. });
+                        text.push_str("data: ");
+                        text.push_str(&serde_json::to_string(c).unwrap_or_default());
+                        text.push_str("\n\n");
+                    }
+                    return Some((Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(text)), f));
+                }
+                Next::Wait(mut rx) => {
+                    let wait = tokio::time::timeout_at(f.until, rx.changed());
+                    match wait.await {
+                        Ok(Ok(())) => {}
+                        // The stream was replaced or forgotten: look again.
+                        Ok(Err(_)) => {
+                            if matches!(f.hub.next(f.task, f.run, f.sent), Next::Wait(_)) {
+                                return None;
+                            }
+                        }
+                        Err(_) => return None,
+                    }
+                }
+            }
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(events),
+    )
+        .into_response()
 }

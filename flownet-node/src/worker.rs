@@ -9,7 +9,9 @@ use tokio::{sync::watch, task::JoinHandle};
 use crate::{
     Error, Result,
     blobs::FsBlobStore,
-    server::{node_info, spawn_blob_server},
+    fetch::{FetchPolicy, HttpFetcher},
+    server::{node_info, spawn_node_server},
+    streams::StreamHub,
 };
 
 /// The worker as the frontends hold it: every port behind a trait object.
@@ -80,6 +82,9 @@ pub struct ServeOptions {
     pub interval: Duration,
     /// Process the tasks waiting now, then return.
     pub once: bool,
+    /// Where task inputs may be fetched from [default: by the registered endpoint,
+    /// [`FetchPolicy::for_endpoint`]].
+    pub fetch: Option<FetchPolicy>,
 }
 
 impl Default for ServeOptions {
@@ -89,6 +94,7 @@ impl Default for ServeOptions {
             listen: None,
             interval: Duration::from_millis(250),
             once: false,
+            fetch: None,
         }
     }
 }
@@ -187,9 +193,16 @@ pub async fn start_node(
         Some(l) => l,
         None => listen_from_endpoint(&node.endpoint)?,
     };
-    let (addr, server) =
-        spawn_blob_server(listen, blobs.clone(), node_info(&node), stop.clone()).await?;
-    let worker = Arc::new(worker(wallet, engine, blobs, &node));
+    let streams = StreamHub::new();
+    let (addr, server) = spawn_node_server(
+        listen,
+        blobs.clone(),
+        node_info(&node),
+        streams.clone(),
+        stop.clone(),
+    )
+    .await?;
+    let worker = Arc::new(worker(wallet, engine, blobs, &node, None, streams));
     log_serving(&node, addr);
     let worker_loop = tokio::spawn(run_worker(worker, interval, stop, on_event));
     Ok(RunningNode {
@@ -203,9 +216,14 @@ fn worker(
     engine: Arc<dyn Engine>,
     blobs: FsBlobStore,
     node: &Node,
+    fetch: Option<FetchPolicy>,
+    streams: Arc<StreamHub>,
 ) -> Worker {
     let blob_store: Arc<dyn BlobStore> = Arc::new(blobs);
+    let policy = fetch.unwrap_or_else(|| FetchPolicy::for_endpoint(&node.endpoint));
     NodeWorker::new(wallet, engine, blob_store, node.endpoint.clone())
+        .with_fetcher(Arc::new(HttpFetcher::new(policy)))
+        .with_streams(streams)
 }
 
 fn log_serving(node: &Node, addr: SocketAddr) {
@@ -240,9 +258,16 @@ pub async fn run_node(
         Some(l) => l,
         None => listen_from_endpoint(&node.endpoint)?,
     };
-    let (addr, server) =
-        spawn_blob_server(listen, blobs.clone(), node_info(&node), stop_rx.clone()).await?;
-    let worker = Arc::new(worker(wallet, engine, blobs, &node));
+    let streams = StreamHub::new();
+    let (addr, server) = spawn_node_server(
+        listen,
+        blobs.clone(),
+        node_info(&node),
+        streams.clone(),
+        stop_rx.clone(),
+    )
+    .await?;
+    let worker = Arc::new(worker(wallet, engine, blobs, &node, options.fetch, streams));
     log_serving(&node, addr);
     if options.once {
         let delivered = worker.tick(&log_event).await;

@@ -465,6 +465,7 @@ impl Account {
             models_dir: flownet_infer::default_models_dir(),
             json: false,
             network,
+            ledger_file: None,
         }
     }
 

@@ -140,8 +140,7 @@ impl Node {
                     offers.push(OfferedModel {
                         model_id: info.id.clone(),
                         weights_sha256: info.weights_sha256,
-                        price: *price,
-                    });
+                        price: *price, unit: flownet_core::PriceUnit::Task, });
                     python.push(PythonModel {
                         info: info.clone(),
                         func: func.clone_ref(py),
@@ -175,8 +174,7 @@ impl Node {
                 offers.push(OfferedModel {
                     model_id: id.clone(),
                     weights_sha256: manifest.sha256,
-                    price,
-                });
+                    price, unit: flownet_core::PriceUnit::Task, });
                 match by_dir.iter_mut().find(|(d, _)| *d == dir) {
                     Some((_, ids)) => ids.push(id),
                     None => by_dir.push((dir, vec![id])),
@@ -507,6 +505,7 @@ impl Node {
             listen,
             interval: Duration::from_millis(interval_ms),
             once,
+            fetch: None,
         };
         let run = async move {
             flownet_node::ensure_registered(&wallet, name.as_deref(), endpoint.as_deref(), offers)
@@ -591,8 +590,7 @@ impl Node {
                 Spec::Python { info, price, .. } => offers.push(OfferedModel {
                     model_id: info.id.clone(),
                     weights_sha256: info.weights_sha256,
-                    price: *price,
-                }),
+                    price: *price, unit: flownet_core::PriceUnit::Task, }),
                 Spec::Onnx {
                     id,
                     price,
@@ -613,8 +611,7 @@ impl Node {
                     Ok(OfferedModel {
                         model_id: id,
                         weights_sha256: manifest.sha256,
-                        price,
-                    })
+                        price, unit: flownet_core::PriceUnit::Task, })
                 })
                 .collect::<FlowResult<Vec<_>>>()
         })?;

@@ -9,7 +9,8 @@ transaction(victim: Address, task: UInt64) {
         FlowNetMarketplace.fulfil(
             node: victim,
             id: task,
-            result: FlowNetMarketplace.OutputRef(sha256: "0000000000000000000000000000000000000000000000000000000000000000", uri: "http://forged", mime: "image/png", size: 1)
+            result: FlowNetMarketplace.OutputRef(sha256: "0000000000000000000000000000000000000000000000000000000000000000", uri: "http://forged", mime: "image/png", size: 1),
+            units: nil
         )
     }
 }

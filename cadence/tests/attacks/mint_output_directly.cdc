@@ -14,6 +14,10 @@ transaction {
             outputUri: "http://forged",
             outputMime: "image/png",
             outputSize: 1,
+            inputSha256: nil,
+            inputSize: nil,
+            inputUri: nil,
+            units: nil,
             node: attacker.address,
             requester: attacker.address,
             mintedAt: 0

@@ -16,9 +16,9 @@ use std::{
 
 use async_trait::async_trait;
 use flownet_core::{
-    Account, Action, Address, Amount, Digest32, Error, Globals, Ledger, LedgerConfig, LedgerId,
+    Account, Action, Address, Amount, Digest32, Error, Globals, InputRef, Ledger, LedgerConfig, LedgerId,
     LedgerInfo, Node, NodeStats, OfferedModel, Outcome, OutputNft, OutputRef, PublicKey, Rating,
-    Receipt, SignedEnvelope, SigningKey, Task, TaskId, TaskQuery, TaskStatus, Wallet, rank_nodes,
+    PriceUnit, Receipt, SignedEnvelope, SigningKey, Task, TaskId, TaskQuery, TaskStatus, Wallet, rank_nodes,
 };
 
 use super::{
@@ -558,6 +558,7 @@ impl FlowLedger {
                             .collect(),
                     ),
                     V::Array(models.iter().map(|m| V::UFix64(m.price.0)).collect()),
+                    V::Array(models.iter().map(|m| V::uint8(m.unit.code())).collect()),
                 ],
             ),
             Action::SetNodeActive { active } => (Template::SetNodeActive, vec![V::Bool(*active)]),
@@ -567,6 +568,8 @@ impl FlowLedger {
                 prompt,
                 params,
                 max_price,
+                input,
+                max_units,
             } => (
                 Template::Submit,
                 vec![
@@ -575,11 +578,23 @@ impl FlowLedger {
                     V::string(prompt.as_str()),
                     V::string(params.as_str()),
                     V::UFix64(max_price.0),
+                    V::Optional(
+                        input
+                            .as_ref()
+                            .map(|i| Box::new(V::string(i.sha256.to_hex()))),
+                    ),
+                    V::uint64(input.as_ref().map_or(0, |i| i.size)),
+                    V::Optional(input.as_ref().map(|i| Box::new(V::string(i.uri.as_str())))),
+                    V::uint64(*max_units),
                 ],
             ),
             Action::Cancel { task } => (Template::Cancel, vec![V::uint64(*task)]),
             Action::Claim { task } => (Template::Claim, vec![V::uint64(*task)]),
-            Action::Fulfil { task, result } => (
+            Action::Fulfil {
+                task,
+                result,
+                units,
+            } => (
                 Template::Fulfil,
                 vec![
                     V::uint64(*task),
@@ -587,6 +602,7 @@ impl FlowLedger {
                     V::string(result.uri.as_str()),
                     V::string(result.mime.as_str()),
                     V::uint64(result.size),
+                    V::Optional(units.map(|u| Box::new(V::uint64(u)))),
                 ],
             ),
             Action::Expire { task } => (Template::Expire, vec![V::uint64(*task)]),
@@ -744,6 +760,9 @@ fn node_from(v: &Value) -> Result<Node, Error> {
                 model_id: str_of(m, "modelId")?,
                 weights_sha256: digest_of(m, "weightsSha256")?,
                 price: amount_of(m, "price")?,
+                unit: PriceUnit::from_code(
+                    u8::try_from(u64_of(m, "unit")?).map_err(|e| corrupt("offer", e))?,
+                )?,
             })
         })
         .collect::<Result<_, Error>>()?;
@@ -775,6 +794,18 @@ fn task_from(v: &Value) -> Result<Task, Error> {
             size: u64_of(r, "size")?,
         }),
     };
+    let input = match v.opt_field("input").map_err(|e| corrupt("task", e))? {
+        None => None,
+        Some(i) => Some(InputRef {
+            sha256: digest_of(i, "sha256")?,
+            size: u64_of(i, "size")?,
+            uri: str_of(i, "uri")?,
+        }),
+    };
+    let unit_price = match v.opt_field("unitPrice").map_err(|e| corrupt("task", e))? {
+        None => None,
+        Some(p) => Some(Amount(p.as_ufix64().map_err(|e| corrupt("task", e))?)),
+    };
     Ok(Task {
         id: u64_of(v, "id")?,
         requester: addr_of(v, "requester")?,
@@ -784,6 +815,11 @@ fn task_from(v: &Value) -> Result<Task, Error> {
         prompt: str_of(v, "prompt")?,
         params: str_of(v, "params")?,
         price: amount_of(v, "price")?,
+        input,
+        unit_price,
+        max_units: u64_of(v, "maxUnits")?,
+        units: opt_u64(v, "units")?,
+        refunded: amount_of(v, "refunded")?,
         status: status_of(v)?,
         submitted_at: u64_of(v, "submittedAt")?,
         claim_deadline: u64_of(v, "claimDeadline")?,
@@ -818,6 +854,18 @@ fn nft_from(v: &Value, owner: Address) -> Result<OutputNft, Error> {
         model_id: str_of(v, "modelId")?,
         weights_sha256: digest_of(v, "weightsSha256")?,
         params: str_of(v, "params")?,
+        input: match v.opt_field("inputSha256").map_err(|e| corrupt("nft", e))? {
+            None => None,
+            Some(sha) => Some(InputRef {
+                sha256: Digest32::from_hex(sha.as_str().map_err(|e| corrupt("nft", e))?)?,
+                size: opt_u64(v, "inputSize")?.unwrap_or_default(),
+                uri: match v.opt_field("inputUri").map_err(|e| corrupt("nft", e))? {
+                    Some(u) => u.as_str().map_err(|e| corrupt("nft", e))?.to_owned(),
+                    None => String::new(),
+                },
+            }),
+        },
+        units: opt_u64(v, "units")?,
         output: OutputRef {
             sha256: digest_of(v, "outputSha256")?,
             uri: str_of(v, "outputUri")?,

@@ -20,8 +20,7 @@ fn offer(price: Amount) -> Vec<OfferedModel> {
     vec![OfferedModel {
         model_id: "m".into(),
         weights_sha256: Digest32([3; 32]),
-        price,
-    }]
+        price, unit: flownet_core::PriceUnit::Task, }]
 }
 
 fn output() -> OutputRef {

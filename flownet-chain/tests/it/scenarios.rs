@@ -295,8 +295,7 @@ impl Run<'_> {
                         .map(|i| OfferedModel {
                             model_id: format!("m{i}"),
                             weights_sha256: Digest32([1; 32]),
-                            price: Amount::tokens(1),
-                        })
+                            price: Amount::tokens(1), unit: flownet_core::PriceUnit::Task, })
                         .collect(),
                     None => step["models"]
                         .as_array()
@@ -305,8 +304,7 @@ impl Run<'_> {
                         .map(|m| OfferedModel {
                             model_id: m["model_id"].as_str().unwrap().to_owned(),
                             weights_sha256: Digest32([7; 32]),
-                            price: amount(&m["price"]),
-                        })
+                            price: amount(&m["price"]), unit: flownet_core::PriceUnit::Task, })
                         .collect(),
                 };
                 Action::RegisterNode {
@@ -329,8 +327,7 @@ impl Run<'_> {
                     Some(n) => params_of_len(n as usize),
                     None => s("params"),
                 },
-                max_price: amount(&step["max_price"]),
-            },
+                max_price: amount(&step["max_price"]), input: None, max_units: 0, },
             "cancel" => Action::Cancel {
                 task: self.task(&step["task"]),
             },
@@ -347,8 +344,7 @@ impl Run<'_> {
                 }
                 Action::Fulfil {
                     task: self.task(&step["task"]),
-                    result,
-                }
+                    result, units: None, }
             }
             "expire" => Action::Expire {
                 task: self.task(&step["task"]),

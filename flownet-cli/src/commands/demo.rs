@@ -60,6 +60,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         data_dir: dir.clone(),
         key_name: "alice".into(),
         network: crate::context::Network::Embedded,
+        ledger_file: None,
         ..ctx.clone()
     };
 
@@ -125,8 +126,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
                 "0.5".parse().expect("literal")
             } else {
                 "0.1".parse().expect("literal")
-            },
-        })
+            }, unit: m.kind.price_unit(), })
         .collect();
     node_wallet
         .register_node("demo node", &endpoint, offers)

@@ -369,8 +369,7 @@ pub fn offers_from_specs(ctx: &Ctx, specs: &[String]) -> Result<Vec<OfferedModel
             Ok(OfferedModel {
                 model_id: id.into(),
                 weights_sha256: manifest.sha256,
-                price: price.parse()?,
-            })
+                price: price.parse()?, unit: manifest.kind.price_unit(), })
         })
         .collect()
 }
@@ -382,7 +381,7 @@ pub fn node_json(n: &Node) -> serde_json::Value {
         "name": n.name,
         "endpoint": n.endpoint,
         "active": n.active,
-        "models": n.models.iter().map(|m| json!({"model_id": m.model_id, "weights_sha256": m.weights_sha256, "price": m.price.to_string()})).collect::<Vec<_>>(),
+        "models": n.models.iter().map(|m| json!({"model_id": m.model_id, "weights_sha256": m.weights_sha256, "price": m.price.to_string(), "unit": m.unit})).collect::<Vec<_>>(),
         "score": n.stats.score(),
         "ratings": n.stats.ratings_count,
         "reliability": n.stats.reliability(),
@@ -413,9 +412,10 @@ pub fn node_lines(n: &Node) -> String {
     );
     for m in &n.models {
         s.push_str(&format!(
-            "\n    {:<24} {:>12} FLOWNET  weights {}…",
+            "\n    {:<24} {:>12} FLOWNET {:<16} weights {}…",
             m.model_id,
             m.price.to_string(),
+            m.unit.to_string(),
             &m.weights_sha256.to_hex()[..12]
         ));
     }

@@ -217,6 +217,7 @@ async fn serve_node(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         listen: args.listen,
         interval: Duration::from_millis(args.interval_ms),
         once: args.once,
+        fetch: None,
     };
     let stop = async {
         if let Err(e) = tokio::signal::ctrl_c().await {

@@ -19,13 +19,32 @@ pub enum TaskCmd {
         model: String,
         /// The text prompt (for image models, --image instead)
         prompt: Option<String>,
-        /// An image file to send (stored by its sha256; the prompt becomes sha256:<hex>)
-        #[arg(long, conflicts_with = "prompt")]
+        /// An image file to classify: sent as the task's input (the prompt becomes
+        /// sha256:<hex>)
+        #[arg(long, conflicts_with_all = ["prompt", "input"])]
         image: Option<PathBuf>,
+        /// A file the task reads, named on the ledger by its sha256 and size and fetched
+        /// by the node from this machine: for a language model a conversation as JSON
+        /// ({"messages": [{"role", "content"}, ...]}) or plain text, too long for a prompt
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Where this command serves the input to the node while it waits
+        /// [default: 127.0.0.1 on a free port]
+        #[arg(long, value_name = "ADDR")]
+        serve_input: Option<std::net::SocketAddr>,
+        /// The URL the node fetches inputs under (<URL>/blobs/<sha256>): a holder already
+        /// serving this data dir's blobs, or the public address of --serve-input
+        #[arg(long, value_name = "URL")]
+        input_url: Option<String>,
+        /// For models priced per 1,000 tokens: the most tokens the answer may have
+        /// (what is escrowed; unused tokens come back) [default: params.max_tokens, else 256]
+        #[arg(long)]
+        max_tokens: Option<u64>,
         /// The node to pay [default: the best-scored node within --max-price]
         #[arg(long)]
         node: Option<Address>,
-        /// The most you will pay [default: the chosen node's listed price]
+        /// The most you will pay, per task or per 1,000 tokens as the model is priced
+        /// [default: the chosen node's listed price]
         #[arg(long)]
         max_price: Option<Amount>,
         /// Model parameters as a JSON object, e.g. '{"difficulty": 80}'
@@ -72,6 +91,10 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             model,
             prompt,
             image,
+            input,
+            serve_input,
+            input_url,
+            max_tokens,
             node,
             max_price,
             params,
@@ -80,14 +103,20 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
         } => {
             let wallet = ctx.wallet().await?;
             let ledger = wallet.ledger().clone();
-            let prompt = match (prompt, image) {
-                (_, Some(path)) => {
-                    let bytes = std::fs::read(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    format!("sha256:{}", ctx.blobs()?.put(&bytes)?)
-                }
-                (Some(p), None) => p,
-                (None, None) => bail!("give a prompt, or --image for image models"),
+            let input_bytes = match image.as_ref().or(input.as_ref()) {
+                Some(path) => Some(
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let prompt = match (prompt, &input_bytes) {
+                (Some(p), _) => p,
+                (None, Some(bytes)) => format!("sha256:{}", flownet_core::crypto::sha256(bytes)),
+                (None, None) => bail!("give a prompt, --input FILE, or --image for image models"),
+            };
+            let params_map = match serde_json::from_str(&params) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => bail!("--params must be a JSON object, e.g. '{{\"seed\": 7}}'"),
             };
             let (node, offer) = match node {
                 Some(addr) => {
@@ -105,23 +134,83 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
                 }
                 None => pick_node(ledger.as_ref(), &model, max_price).await?,
             };
-            // Without --max-price, the price seen here is the cap: a node that raises its
-            // price before the envelope lands cannot charge more.
-            let max_price = max_price.unwrap_or(offer.price);
+            // Everything the ledger would refuse is refused here, before paying.
+            let (max_units, escrow, max_price) =
+                flownet_core::rules::quote(&offer, max_tokens, &params_map, max_price)?;
+            flownet_core::rules::check_prompt_size(&prompt)?;
+            flownet_core::rules::check_params_size(&params)?;
+            // The input is kept in this data dir and served to the node from here (or
+            // from --input-url) until the task settles.
+            let (input_ref, holder) = match input_bytes {
+                None => (None, None),
+                Some(bytes) => {
+                    let blob_store = ctx.blobs()?;
+                    let sha256 = blob_store.put(&bytes)?;
+                    let (base, holder) = match (&input_url, serve_input) {
+                        (Some(url), None) => (url.trim_end_matches('/').to_owned(), None),
+                        (url, listen) => {
+                            let listen = listen.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
+                            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                            let (addr, server) = flownet_node::spawn_blob_server(
+                                listen,
+                                blob_store,
+                                json!({ "holder": wallet.address() }),
+                                stop_rx,
+                            )
+                            .await?;
+                            let base = url
+                                .as_ref()
+                                .map_or_else(|| format!("http://{addr}"), |u| u.trim_end_matches('/').to_owned());
+                            (base, Some((stop_tx, server)))
+                        }
+                    };
+                    let input = flownet_core::InputRef {
+                        sha256,
+                        size: bytes.len() as u64,
+                        uri: format!("{base}/blobs/{sha256}"),
+                    };
+                    flownet_core::rules::check_input(&input)?;
+                    (Some(input), holder)
+                }
+            };
             let id = wallet
-                .submit(node.owner, &model, &prompt, &params, max_price)
+                .submit_action(flownet_core::Action::Submit {
+                    node: node.owner,
+                    model_id: model.clone(),
+                    prompt,
+                    params,
+                    max_price,
+                    input: input_ref.clone(),
+                    max_units,
+                })
                 .await?;
-            if !wait {
-                ctx.print(&json!({ "task": id, "node": node.owner, "model": model, "price": offer.price.to_string() }), || {
-                    format!("task {id}: paid {} FLOWNET into escrow for {model} on node {} ({})", offer.price, node.name, node.owner)
-                });
+            let what = if max_units == 0 {
+                format!("{escrow} FLOWNET")
+            } else {
+                format!(
+                    "{escrow} FLOWNET (up to {max_units} tokens at {} per 1,000; unused tokens come back)",
+                    offer.price
+                )
+            };
+            let paid = format!(
+                "task {id}: paid {what} into escrow for {model} on node {} ({})",
+                node.name, node.owner
+            );
+            if !wait && holder.is_none() {
+                ctx.print(&json!({ "task": id, "node": node.owner, "model": model, "price": escrow.to_string(), "max_units": max_units, "input": input_ref }), || paid);
                 return Ok(());
             }
-            eprintln!(
-                "task {id}: paid {} FLOWNET into escrow for {model} on node {} ({})",
-                offer.price, node.name, node.owner
-            );
-            wait_and_save(ctx, ledger.as_ref(), id, Duration::from_secs(900), out).await?;
+            eprintln!("{paid}");
+            if holder.is_some() && !wait {
+                eprintln!("serving the input to the node until the task settles (Ctrl-C stops; pass --input-url to use another holder)");
+            }
+            let waited =
+                wait_and_save(ctx, ledger.as_ref(), id, Duration::from_secs(900), out).await;
+            if let Some((stop, server)) = holder {
+                let _ = stop.send(true);
+                let _ = server.await;
+            }
+            waited?;
         }
         TaskCmd::Wait { task, timeout, out } => {
             let ledger = ctx.ledger().await?;
@@ -283,18 +372,41 @@ async fn wait_and_save(
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
-    let text =
-        (output.mime == "application/json").then(|| String::from_utf8_lossy(&bytes).into_owned());
-    ctx.print(
-        &json!({ "task": id, "status": task.status, "path": path, "sha256": output.sha256, "mime": output.mime, "size": output.size, "nft": task.nft }),
-        || {
-            let mut s = format!("task {id} fulfilled: {} ({} bytes, sha256 {} verified), NFT #{}", path.display(), output.size, output.sha256, task.nft.unwrap_or_default());
-            if let Some(t) = text {
-                s.push('\n');
-                s.push_str(&t);
-            }
-            s
-        },
-    );
+    // A language model's answer is shown as its text, with what the tokens cost.
+    let generation = (output.mime == flownet_core::Generation::MIME)
+        .then(|| flownet_core::Generation::from_bytes(&bytes).ok())
+        .flatten();
+    let text = (output.mime == "application/json" && generation.is_none())
+        .then(|| String::from_utf8_lossy(&bytes).into_owned());
+    let mut j = json!({ "task": id, "status": task.status, "path": path, "sha256": output.sha256, "mime": output.mime, "size": output.size, "nft": task.nft });
+    if let Some(g) = &generation {
+        j["text"] = json!(g.text);
+        j["finish_reason"] = json!(g.finish_reason);
+        j["usage"] = json!(g.usage);
+    }
+    if let Some(units) = task.units {
+        j["units"] = json!(units);
+        j["cost"] = json!(task.price.checked_sub(task.refunded)?.to_string());
+        j["refunded"] = json!(task.refunded.to_string());
+    }
+    ctx.print(&j, || {
+        let mut s = format!("task {id} fulfilled: {} ({} bytes, sha256 {} verified), NFT #{}", path.display(), output.size, output.sha256, task.nft.unwrap_or_default());
+        if let Some(units) = task.units {
+            s.push_str(&format!(
+                "\n{units} tokens cost {} FLOWNET; {} FLOWNET came back",
+                task.price.checked_sub(task.refunded).unwrap_or_default(),
+                task.refunded
+            ));
+        }
+        if let Some(g) = &generation {
+            s.push_str("\n\n");
+            s.push_str(&g.text);
+        }
+        if let Some(t) = text {
+            s.push('\n');
+            s.push_str(&t);
+        }
+        s
+    });
     Ok(())
 }

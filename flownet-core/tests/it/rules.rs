@@ -194,8 +194,7 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: big,
             params: "{}".into(),
-            max_price: Amount::tokens(9),
-        },
+            max_price: Amount::tokens(9), input: None, max_units: 0, },
     );
     assert_eq!(kind(r), ErrorKind::PromptTooLarge);
     let ok_prompt = "x".repeat(4096);
@@ -206,8 +205,7 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: ok_prompt,
             params: "{}".into(),
-            max_price: Amount::tokens(9),
-        },
+            max_price: Amount::tokens(9), input: None, max_units: 0, },
     )
     .unwrap();
     let r = w.act(
@@ -217,8 +215,7 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: "p".into(),
             params: format!("{{\"a\":\"{}\"}}", "x".repeat(4096)),
-            max_price: Amount::tokens(9),
-        },
+            max_price: Amount::tokens(9), input: None, max_units: 0, },
     );
     assert_eq!(kind(r), ErrorKind::ParamsTooLarge);
     let r = w.act(
@@ -228,8 +225,7 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: "p".into(),
             params: "[1]".into(),
-            max_price: Amount::tokens(9),
-        },
+            max_price: Amount::tokens(9), input: None, max_units: 0, },
     );
     assert_eq!(kind(r), ErrorKind::InvalidInput);
     let r = w.act(
@@ -239,8 +235,7 @@ fn submit_rejections() {
             model_id: "other".into(),
             prompt: "p".into(),
             params: "{}".into(),
-            max_price: Amount::tokens(9),
-        },
+            max_price: Amount::tokens(9), input: None, max_units: 0, },
     );
     assert_eq!(kind(r), ErrorKind::ModelNotOffered);
     let stranger = Actor::new();
@@ -251,8 +246,7 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: "p".into(),
             params: "{}".into(),
-            max_price: Amount::tokens(9),
-        },
+            max_price: Amount::tokens(9), input: None, max_units: 0, },
     );
     assert_eq!(kind(r), ErrorKind::NotFound);
     w.act(&node, Action::SetNodeActive { active: false })
@@ -354,8 +348,7 @@ fn fulfil_pays_90_2_5_7_5_and_mints_the_nft_to_the_requester() {
             &rival,
             Action::Fulfil {
                 task: id,
-                result: World::output()
-            }
+                result: World::output(), units: None, }
         )),
         ErrorKind::WrongNode
     );
@@ -364,8 +357,7 @@ fn fulfil_pays_90_2_5_7_5_and_mints_the_nft_to_the_requester() {
             &node,
             Action::Fulfil {
                 task: id,
-                result: World::output(),
-            },
+                result: World::output(), units: None, },
         )
         .unwrap();
     let to_node = Amount(900_000_006);
@@ -387,8 +379,7 @@ fn fulfil_pays_90_2_5_7_5_and_mints_the_nft_to_the_requester() {
             &node,
             Action::Fulfil {
                 task: id,
-                result: World::output()
-            }
+                result: World::output(), units: None, }
         )),
         ErrorKind::InvalidState
     );
@@ -412,8 +403,7 @@ fn fulfil_after_the_deadline_is_refused_and_the_task_expires_as_missed() {
             &node,
             Action::Fulfil {
                 task: id,
-                result: World::output()
-            }
+                result: World::output(), units: None, }
         )),
         ErrorKind::DeadlinePassed
     );
@@ -453,8 +443,7 @@ fn outputs_can_be_rated_once_per_rater_and_not_by_the_node() {
         &node,
         Action::Fulfil {
             task: id,
-            result: World::output(),
-        },
+            result: World::output(), units: None, },
     )
     .unwrap();
     assert_eq!(
@@ -594,8 +583,7 @@ fn node_registration_is_validated() {
     let offer = |id: &str| flownet_core::OfferedModel {
         model_id: id.into(),
         weights_sha256: crate::support::weights(),
-        price: Amount(1),
-    };
+        price: Amount(1), unit: flownet_core::PriceUnit::Task, };
     let reg = |name: &str, endpoint: &str, models: Vec<flownet_core::OfferedModel>| {
         Action::RegisterNode {
             name: name.into(),

@@ -101,8 +101,7 @@ impl World {
                 models: vec![OfferedModel {
                     model_id: MODEL.into(),
                     weights_sha256: weights(),
-                    price,
-                }],
+                    price, unit: flownet_core::PriceUnit::Task, }],
             },
         )
         .unwrap();
@@ -117,8 +116,7 @@ impl World {
                 model_id: MODEL.into(),
                 prompt: "rolling hills".into(),
                 params: "{}".into(),
-                max_price,
-            },
+                max_price, input: None, max_units: 0, },
         )
         .map(|o| o.task.unwrap())
     }
@@ -140,8 +138,7 @@ impl World {
             node,
             Action::Fulfil {
                 task: id,
-                result: Self::output(),
-            },
+                result: Self::output(), units: None, },
         )
         .unwrap();
         id

@@ -27,8 +27,7 @@ async fn setup() -> Setup {
         vec![OfferedModel {
             model_id: m.id.clone(),
             weights_sha256: m.weights_sha256,
-            price: Amount::tokens(1),
-        }],
+            price: Amount::tokens(1), unit: flownet_core::PriceUnit::Task, }],
     )
     .await
     .unwrap();
@@ -202,8 +201,7 @@ async fn the_worker_skips_tasks_for_weights_it_does_not_run() {
             vec![OfferedModel {
                 model_id: "echo".into(),
                 weights_sha256: flownet_core::Digest32([5; 32]),
-                price: Amount::tokens(1),
-            }],
+                price: Amount::tokens(1), unit: flownet_core::PriceUnit::Task, }],
         )
         .await
         .unwrap();
@@ -479,4 +477,188 @@ async fn a_rejected_fulfilment_is_never_retried() {
             ..
         }]
     ));
+}
+
+/// A language model in miniature: answers with one token per word of its input (or
+/// prompt), at most `params.max_tokens`, as a text-generation output.
+struct WordModel {
+    requests: Mutex<Vec<flownet_core::InferenceRequest>>,
+}
+
+#[async_trait::async_trait]
+impl Engine for WordModel {
+    fn models(&self) -> Vec<flownet_core::ModelInfo> {
+        vec![flownet_core::ModelInfo {
+            id: "words".into(),
+            kind: flownet_core::TaskKind::TextGeneration,
+            name: "words".into(),
+            weights_sha256: flownet_core::Digest32([5; 32]),
+            output_mime: flownet_core::Generation::MIME.into(),
+            prompt_mapping: "one token per word".into(),
+            defaults: serde_json::json!({}),
+        }]
+    }
+
+    async fn infer(
+        &self,
+        request: flownet_core::InferenceRequest,
+    ) -> flownet_core::Result<flownet_core::InferenceOutput> {
+        let text = match &request.input {
+            Some(bytes) => String::from_utf8(bytes.clone()).unwrap(),
+            None => request.prompt.clone(),
+        };
+        let max = request.params["max_tokens"].as_u64().unwrap_or(u64::MAX);
+        let words: Vec<&str> = text.split_whitespace().take(max as usize).collect();
+        let generation = flownet_core::Generation {
+            text: words.join(" "),
+            finish_reason: flownet_core::FinishReason::Stop,
+            usage: flownet_core::Usage {
+                prompt_tokens: 1,
+                completion_tokens: words.len() as u64,
+            },
+        };
+        self.requests.lock().unwrap().push(request);
+        Ok(flownet_core::InferenceOutput {
+            bytes: generation.to_bytes(),
+            mime: flownet_core::Generation::MIME.into(),
+            metadata: serde_json::Value::Null,
+        })
+    }
+}
+
+/// Inputs held at URLs, as a requester's blob server would hold them.
+#[derive(Default)]
+struct Holders(Mutex<std::collections::HashMap<String, Vec<u8>>>);
+
+#[async_trait::async_trait]
+impl flownet_core::InputFetcher for Holders {
+    async fn fetch(&self, uri: &str, max_bytes: u64) -> flownet_core::Result<Vec<u8>> {
+        let bytes = self.0.lock().unwrap().get(uri).cloned().ok_or_else(|| {
+            flownet_core::Error::Network(format!("{uri} is not held"))
+        })?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(flownet_core::Error::Network("too large".into()));
+        }
+        Ok(bytes)
+    }
+}
+
+async fn word_node() -> (Setup, Arc<WordModel>) {
+    let s = setup().await;
+    let model = Arc::new(WordModel {
+        requests: Mutex::default(),
+    });
+    let m = &model.models()[0];
+    s.node
+        .register_node(
+            "words",
+            "http://127.0.0.1:9",
+            vec![OfferedModel {
+                model_id: m.id.clone(),
+                weights_sha256: m.weights_sha256,
+                price: Amount::tokens(10),
+                unit: flownet_core::PriceUnit::ThousandTokens,
+            }],
+        )
+        .await
+        .unwrap();
+    (s, model)
+}
+
+fn submit_words(
+    s: &Setup,
+    prompt: &str,
+    params: &str,
+    input: Option<flownet_core::InputRef>,
+    max_units: u64,
+) -> flownet_core::Action {
+    flownet_core::Action::Submit {
+        node: s.node.address(),
+        model_id: "words".into(),
+        prompt: prompt.into(),
+        params: params.into(),
+        max_price: Amount::tokens(100),
+        input,
+        max_units,
+    }
+}
+
+#[tokio::test]
+async fn a_metered_task_is_capped_at_its_units_and_paid_for_the_tokens_written() {
+    let (s, model) = word_node().await;
+    let before = s.ledger.account(s.user.address()).await.unwrap().unwrap().balance;
+    let id = s
+        .user
+        .submit_action(submit_words(&s, "one two three four five six", r#"{"max_tokens": 100}"#, None, 4))
+        .await
+        .unwrap();
+    let worker = NodeWorker::new(s.node.clone(), model.clone(), s.blobs.clone(), "http://n");
+    let (_events, sink) = collect();
+    assert_eq!(worker.tick(&sink).await.unwrap(), 1);
+    // The model was told the task's limit, not the larger one in its params.
+    assert_eq!(model.requests.lock().unwrap()[0].params["max_tokens"], 4);
+    let task = s.ledger.task(id).await.unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Fulfilled);
+    assert_eq!(task.units, Some(4));
+    let after = s.ledger.account(s.user.address()).await.unwrap().unwrap().balance;
+    // 4 tokens at 10 FLOWNET per 1,000.
+    assert_eq!(before.checked_sub(after).unwrap(), Amount(4_000_000));
+}
+
+#[tokio::test]
+async fn a_task_input_is_fetched_checked_and_fed_to_the_model() {
+    let (s, model) = word_node().await;
+    let holders = Arc::new(Holders::default());
+    let bytes = b"alpha beta gamma".to_vec();
+    let sha256 = flownet_core::crypto::sha256(&bytes);
+    let uri = format!("http://127.0.0.1:8/blobs/{sha256}");
+    holders.0.lock().unwrap().insert(uri.clone(), bytes.clone());
+    let input = flownet_core::InputRef {
+        sha256,
+        size: bytes.len() as u64,
+        uri: uri.clone(),
+    };
+    let id = s
+        .user
+        .submit_action(submit_words(&s, "see input", "{}", Some(input.clone()), 100))
+        .await
+        .unwrap();
+    // A worker with no way to fetch fails the task and says why.
+    let blind = NodeWorker::new(s.node.clone(), model.clone(), s.blobs.clone(), "http://n");
+    let (events, sink) = collect();
+    assert_eq!(blind.tick(&sink).await.unwrap(), 0);
+    assert!(events.lock().unwrap().iter().any(|e| matches!(e, NodeEvent::Failed { error, .. } if error.contains("fetches no inputs"))));
+    let worker = NodeWorker::new(s.node.clone(), model.clone(), s.blobs.clone(), "http://n")
+        .with_fetcher(holders.clone());
+    assert_eq!(worker.tick(&sink).await.unwrap(), 1);
+    assert_eq!(
+        model.requests.lock().unwrap().last().unwrap().input.as_deref(),
+        Some(&bytes[..])
+    );
+    let task = s.ledger.task(id).await.unwrap().unwrap();
+    assert_eq!(task.units, Some(3));
+
+    // A holder that serves other bytes than the ledger names is refused.
+    let id = s
+        .user
+        .submit_action(submit_words(
+            &s,
+            "see input",
+            "{}",
+            Some(flownet_core::InputRef {
+                sha256: flownet_core::Digest32([1; 32]),
+                ..input
+            }),
+            100,
+        ))
+        .await
+        .unwrap();
+    let (events, sink) = collect();
+    assert_eq!(worker.tick(&sink).await.unwrap(), 0);
+    assert!(
+        events.lock().unwrap().iter().any(|e| matches!(e, NodeEvent::Failed { task, error, .. } if *task == id && error.contains("hash"))),
+        "{:?}",
+        events.lock().unwrap()
+    );
+    assert_eq!(model.requests.lock().unwrap().len(), 1, "the model saw unchecked bytes");
 }

@@ -153,8 +153,7 @@ impl World {
             .map(|m| OfferedModel {
                 model_id: m.id.clone(),
                 weights_sha256: m.weights_sha256,
-                price: "0.5".parse().unwrap(),
-            })
+                price: "0.5".parse().unwrap(), unit: flownet_core::PriceUnit::Task, })
             .collect();
         node_wallet
             .register_node("test node", &endpoint, offers)
@@ -356,8 +355,7 @@ impl Browser {
             model_id: model.into(),
             prompt: prompt.into(),
             params: "{}".into(),
-            max_price: Amount::tokens(1),
-        }
+            max_price: Amount::tokens(1), input: None, max_units: 0, }
     }
 }
 
@@ -1137,8 +1135,7 @@ fn browser_test_vectors_match_the_core() {
             models: vec![OfferedModel {
                 model_id: "terrain-diffusion-128".into(),
                 weights_sha256: flownet_core::Digest32([7; 32]),
-                price: Amount(50_000_000),
-            }],
+                price: Amount(50_000_000), unit: flownet_core::PriceUnit::Task, }],
         },
         Action::SetNodeActive { active: false },
         Action::Submit {
@@ -1147,8 +1144,7 @@ fn browser_test_vectors_match_the_core() {
             prompt: "jagged peaks 🏔 over a valley".into(),
             params: "{\"difficulty\":80}".into(),
             // The largest integer a JSON number keeps exactly in JavaScript.
-            max_price: Amount(9_007_199_254_740_991),
-        },
+            max_price: Amount(9_007_199_254_740_991), input: None, max_units: 0, },
         Action::Cancel { task: 1 },
         Action::Claim { task: 2 },
         Action::Fulfil {
@@ -1158,7 +1154,58 @@ fn browser_test_vectors_match_the_core() {
                 uri: "http://127.0.0.1:7070/blobs/0909".into(),
                 mime: "image/png".into(),
                 size: 31202,
+            }, units: None, },
+        // Offers priced per 1,000 tokens, a submission with an input and a token
+        // limit, and a fulfilment that states its units.
+        Action::RegisterNode {
+            name: "llm".into(),
+            endpoint: "http://127.0.0.1:7071".into(),
+            models: vec![
+                OfferedModel {
+                    model_id: "smollm2-135m-instruct".into(),
+                    weights_sha256: flownet_core::Digest32([8; 32]),
+                    price: Amount(2_000_000),
+                    unit: flownet_core::PriceUnit::ThousandTokens,
+                },
+                OfferedModel {
+                    model_id: "terrain-diffusion-128".into(),
+                    weights_sha256: flownet_core::Digest32([7; 32]),
+                    price: Amount(50_000_000),
+                    unit: flownet_core::PriceUnit::Task,
+                },
+            ],
+        },
+        Action::Submit {
+            node: Address([1, 2, 3, 4, 5, 6, 7, 8]),
+            model_id: "smollm2-135m-instruct".into(),
+            prompt: "sha256:0a0a".into(),
+            params: "{\"temperature\":0}".into(),
+            max_price: Amount(512_000),
+            input: Some(flownet_core::InputRef {
+                sha256: flownet_core::Digest32([10; 32]),
+                size: 70_000,
+                uri: "http://127.0.0.1:8080/api/blobs/0a0a".into(),
+            }),
+            max_units: 256,
+        },
+        Action::Submit {
+            node: Address([1, 2, 3, 4, 5, 6, 7, 8]),
+            model_id: "smollm2-135m-instruct".into(),
+            prompt: "hi".into(),
+            params: "{}".into(),
+            max_price: Amount(512_000),
+            input: None,
+            max_units: 9_007_199_254_740_991,
+        },
+        Action::Fulfil {
+            task: 6,
+            result: flownet_core::OutputRef {
+                sha256: flownet_core::Digest32([11; 32]),
+                uri: "http://127.0.0.1:7071/blobs/0b0b".into(),
+                mime: "application/json".into(),
+                size: 120,
             },
+            units: Some(42),
         },
         Action::Expire { task: 4 },
         Action::Rate { task: 5, stars: 4 },

@@ -32,7 +32,8 @@ access(all) contract FlowNetHostile {
                     sha256: "abababababababababababababababababababababababababababababababab",
                     uri: "http://reentered",
                     mime: "text/plain",
-                    size: 1
+                    size: 1,
+                    units: nil
                 )
             }
         }
@@ -93,7 +94,8 @@ access(all) contract FlowNetHostile {
                     sha256: "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd",
                     uri: "http://reentered",
                     mime: "text/plain",
-                    size: 1
+                    size: 1,
+                    units: nil
                 )
             }
         }

@@ -1,0 +1,301 @@
+//! Streamed chat: the answer relayed token by token from the node that runs it, as
+//! OpenAI's `chat.completion.chunk` server-sent events. The node's
+//! `GET /tasks/{id}/stream` is followed while the task runs; once it is fulfilled the
+//! delivered output is fetched and its hash checked, and the text relayed must be the
+//! start of the answer on the ledger. Whatever the stream did not carry is sent from
+//! the checked answer; a stream that said something else ends with an error event.
+
+use std::{io::BufRead, sync::Arc, time::Instant};
+
+use axum::{
+    http::header,
+    response::{IntoResponse, Response},
+};
+use flownet_core::{Generation, GenerationFold, Node, StreamChunk, Task, TaskStatus};
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use crate::{api::fetch_from_node, gateway::Gateway};
+
+/// What the relay needs to know about the request it answers.
+pub(crate) struct ChatStream {
+    pub id: String,
+    pub model: String,
+    pub include_usage: bool,
+    /// The paying account, to cancel a task that no node took.
+    pub wallet: Arc<flownet_core::Wallet<dyn flownet_core::Ledger>>,
+    /// The flownet fields of the answer, made once the task is final.
+    pub fields: Box<dyn Fn(&Task, &[u8]) -> Map<String, Value> + Send + Sync>,
+}
+
+/// Answers with server-sent events relaying `task`'s answer from `node`.
+pub(crate) fn relay(g: Arc<Gateway>, task: Task, node: Node, stream: ChatStream) -> Response {
+    let (tx, mut rx) = mpsc::channel::<String>(64);
+    tokio::spawn(async move {
+        run(&g, task, &node, &stream, &tx).await;
+        let _ = tx.send("data: [DONE]\n\n".into()).await;
+    });
+    let body = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|m| m.map(|s| Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(s))))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
+}
+
+fn event(v: &Value) -> String {
+    format!("data: {v}\n\n")
+}
+
+fn error_event(code: &str, message: impl Into<String>) -> String {
+    event(&json!({ "error": { "message": message.into(), "type": "server_error", "code": code } }))
+}
+
+async fn run(g: &Gateway, task: Task, node: &Node, s: &ChatStream, tx: &mpsc::Sender<String>) {
+    let chunk = |delta: Value, finish: Value| {
+        json!({
+            "id": s.id,
+            "object": "chat.completion.chunk",
+            "created": task.submitted_at,
+            "model": s.model,
+            "choices": [{ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish }],
+        })
+    };
+    if tx
+        .send(event(&chunk(json!({ "role": "assistant", "content": "" }), Value::Null)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let started = Instant::now();
+    let deadline = started + g.config.task_timeout;
+    // The text sent so far, as the node streamed it.
+    let mut sent = String::new();
+    if let Some(url) = stream_url(node, task.id) {
+        follow(g, &task, &url, deadline, &mut sent, tx, &chunk).await;
+    }
+    // The answer on the ledger decides: wait for it, fetch it and check its hash.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let state = g
+        .hub
+        .wait_final(task.clone(), task.submitted_at, left, g.closing())
+        .await;
+    let t = state.task;
+    let (status, result) = (t.status, t.result.clone());
+    let Some(result) = result.filter(|_| status == TaskStatus::Fulfilled) else {
+        // A task no node took in time is cancelled, so its escrow comes back now.
+        if status == TaskStatus::Open
+            && let Err(e) = s.wallet.cancel(t.id).await
+        {
+            tracing::warn!("cancelling task {}: {e}", t.id);
+        }
+        let _ = tx
+            .send(error_event(
+                if status.is_final() { "task_not_delivered" } else { "task_timeout" },
+                format!(
+                    "task {} is {status}: node {} did not deliver{}",
+                    t.id,
+                    t.node,
+                    if status.is_final() {
+                        " and the escrow went back to the account"
+                    } else {
+                        "; it is refunded if its node misses its deadline"
+                    }
+                ),
+            ))
+            .await;
+        return;
+    };
+    let bytes = match fetch_from_node(g, &t, &result).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let _ = tx.send(error_event(&e.code, e.message)).await;
+            return;
+        }
+    };
+    let generation = Generation::from_bytes(&bytes).unwrap_or_else(|_| Generation {
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        finish_reason: flownet_core::FinishReason::Stop,
+        usage: flownet_core::Usage::default(),
+    });
+    match generation.text.strip_prefix(sent.as_str()) {
+        Some(rest) => {
+            if !rest.is_empty() && tx.send(event(&chunk(json!({ "content": rest }), Value::Null))).await.is_err() {
+                return;
+            }
+        }
+        None => {
+            let _ = tx
+                .send(error_event(
+                    "stream_mismatch",
+                    format!(
+                        "node {} streamed text that is not its delivered answer (sha256 {}): trust the answer, fetch it from /api/blobs/{}?task={}",
+                        t.node, result.sha256, result.sha256, t.id
+                    ),
+                ))
+                .await;
+            return;
+        }
+    }
+    let mut last = chunk(json!({}), json!(generation.finish_reason));
+    last["flownet"] = Value::Object((s.fields)(&t, &bytes));
+    if tx.send(event(&last)).await.is_err() {
+        return;
+    }
+    if s.include_usage {
+        let mut usage = chunk(json!({}), Value::Null);
+        usage["choices"] = json!([]);
+        usage["usage"] = json!({
+            "prompt_tokens": generation.usage.prompt_tokens,
+            "completion_tokens": generation.usage.completion_tokens,
+            "total_tokens": generation.usage.prompt_tokens + generation.usage.completion_tokens,
+        });
+        let _ = tx.send(event(&usage)).await;
+    }
+}
+
+/// The node's stream of `task`, built from its registered endpoint only.
+fn stream_url(node: &Node, task: u64) -> Option<String> {
+    let base = node.endpoint.trim_end_matches('/');
+    (base.starts_with("http://") && !base.contains(['?', '#', '@']))
+        .then(|| format!("{base}/tasks/{task}/stream"))
+}
+
+/// What the node's stream reader passes back.
+enum Heard {
+    Chunk(StreamChunk),
+    /// The node's run failed and began again: what was heard is void.
+    Restart,
+    /// The stream is not (yet) there.
+    NotFound,
+    /// The stream broke.
+    Gone,
+}
+
+/// Follows the node's stream while the task is claimed, relaying its text; returns
+/// when the stream ends, fails, or the deadline passes.
+async fn follow(
+    g: &Gateway,
+    task: &Task,
+    url: &str,
+    deadline: Instant,
+    sent: &mut String,
+    tx: &mpsc::Sender<String>,
+    chunk: &(dyn Fn(Value, Value) -> Value + Sync),
+) {
+    let mut fold = GenerationFold::new();
+    // A stream appears once the node has claimed the task and started the model.
+    loop {
+        if Instant::now() > deadline || tx.is_closed() {
+            return;
+        }
+        let status = match g.ledger.task(task.id).await {
+            Ok(Some(t)) => t.status,
+            _ => return,
+        };
+        if status.is_final() {
+            return;
+        }
+        if status == TaskStatus::Claimed {
+            let (htx, mut hrx) = mpsc::channel::<Heard>(64);
+            let (agent, url) = (g.stream_http.clone(), url.to_owned());
+            tokio::task::spawn_blocking(move || read_stream(&agent, &url, &htx));
+            let mut found = false;
+            while let Some(heard) = hrx.recv().await {
+                match heard {
+                    Heard::NotFound => break,
+                    Heard::Gone => return,
+                    Heard::Restart => {
+                        if !sent.is_empty() {
+                            // Text already sent cannot be taken back: the checked
+                            // answer decides at the end.
+                            return;
+                        }
+                        fold = GenerationFold::new();
+                    }
+                    Heard::Chunk(c) => {
+                        found = true;
+                        if fold.push(&c).is_err() {
+                            return;
+                        }
+                        if let StreamChunk::Text { text } = &c {
+                            sent.push_str(text);
+                            if tx
+                                .send(event(&chunk(json!({ "content": text }), Value::Null)))
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                        if fold.is_done() {
+                            return;
+                        }
+                    }
+                }
+            }
+            if found {
+                return;
+            }
+        }
+        tokio::time::sleep(g.config.poll_interval.min(std::time::Duration::from_millis(200))).await;
+    }
+}
+
+/// Reads a node's task stream (blocking), passing each chunk on until the stream ends
+/// or nobody listens.
+fn read_stream(agent: &ureq::Agent, url: &str, out: &mpsc::Sender<Heard>) {
+    let mut response = match agent.get(url).call() {
+        Ok(r) => r,
+        Err(_) => {
+            let _ = out.blocking_send(Heard::Gone);
+            return;
+        }
+    };
+    match response.status().as_u16() {
+        200 => {}
+        404 => {
+            let _ = out.blocking_send(Heard::NotFound);
+            return;
+        }
+        _ => {
+            let _ = out.blocking_send(Heard::Gone);
+            return;
+        }
+    }
+    // One chunk is a few bytes; a line longer than this is not the node's stream.
+    let reader = std::io::BufReader::new(response.body_mut().with_config().limit(64 * 1024 * 1024).reader());
+    let mut restart = false;
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        if line.len() > 1024 * 1024 {
+            break;
+        }
+        if line == "event: restart" {
+            restart = true;
+            continue;
+        }
+        let Some(data) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let heard = if std::mem::take(&mut restart) {
+            Heard::Restart
+        } else {
+            match serde_json::from_str::<StreamChunk>(data) {
+                Ok(c) => Heard::Chunk(c),
+                Err(_) => break,
+            }
+        };
+        if out.blocking_send(heard).is_err() {
+            return;
+        }
+    }
+    let _ = out.blocking_send(Heard::Gone);
+}

@@ -1,0 +1,388 @@
+//! Chat through the OpenAI-compatible API, paid per token, on loopback: a node worker
+//! that streams its answers from its own HTTP server and fetches task inputs over
+//! HTTP, and a gateway with a blob store of its own (nothing shared but the ledger).
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use flownet_chain::EmbeddedLedger;
+use flownet_core::{
+    Amount, BlobStore, Engine, FinishReason, Generation, GenerationFold, InferenceOutput,
+    InferenceRequest, Ledger, LedgerConfig, ModelInfo, NodeWorker, OfferedModel, PriceUnit,
+    SigningKey, StreamChunk, TaskKind, Usage, Wallet, crypto,
+};
+use flownet_gateway::{Gateway, GatewayConfig, ModelMeta, keys::ApiKeys, limits::Rate};
+use flownet_node::{FetchPolicy, FsBlobStore, HttpFetcher, StreamHub};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// A language model in miniature: it answers with the words of the last message,
+/// one token each, at most `max_tokens`, streaming them as it goes.
+struct Parrot {
+    info: ModelInfo,
+    inputs: Mutex<Vec<Option<Vec<u8>>>>,
+}
+
+impl Parrot {
+    fn new() -> Self {
+        Self {
+            info: ModelInfo {
+                id: "parrot".into(),
+                kind: TaskKind::TextGeneration,
+                name: "parrot".into(),
+                weights_sha256: crypto::sha256(b"parrot weights"),
+                output_mime: Generation::MIME.into(),
+                prompt_mapping: "repeats the last message".into(),
+                defaults: json!({}),
+            },
+            inputs: Mutex::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for Parrot {
+    fn models(&self) -> Vec<ModelInfo> {
+        vec![self.info.clone()]
+    }
+
+    async fn infer(&self, req: InferenceRequest) -> flownet_core::Result<InferenceOutput> {
+        self.infer_stream(req, &|_| {}).await
+    }
+
+    async fn infer_stream(
+        &self,
+        req: InferenceRequest,
+        sink: &(dyn Fn(StreamChunk) + Send + Sync),
+    ) -> flownet_core::Result<InferenceOutput> {
+        self.inputs.lock().unwrap().push(req.input.clone());
+        let source = match &req.input {
+            Some(bytes) => String::from_utf8(bytes.clone()).unwrap(),
+            None => req.prompt.clone(),
+        };
+        let conversation: Value = serde_json::from_str(&source).unwrap();
+        let last = conversation["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let max = req.params["max_tokens"].as_u64().unwrap() as usize;
+        let words: Vec<&str> = last.split_whitespace().collect();
+        let mut fold = GenerationFold::new();
+        for (i, w) in words.iter().take(max).enumerate() {
+            let text = if i == 0 { (*w).to_owned() } else { format!(" {w}") };
+            let chunk = StreamChunk::Text { text };
+            fold.push(&chunk)?;
+            sink(chunk);
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        let done = StreamChunk::Done {
+            finish_reason: if words.len() > max {
+                FinishReason::Length
+            } else {
+                FinishReason::Stop
+            },
+            usage: Usage {
+                prompt_tokens: 7,
+                completion_tokens: words.len().min(max) as u64,
+            },
+        };
+        fold.push(&done)?;
+        sink(done);
+        Ok(InferenceOutput {
+            bytes: fold.finish()?.to_bytes(),
+            mime: Generation::MIME.into(),
+            metadata: json!({}),
+        })
+    }
+}
+
+struct Chat {
+    dir: tempfile::TempDir,
+    ledger: Arc<EmbeddedLedger>,
+    parrot: Arc<Parrot>,
+    addr: SocketAddr,
+    node_addr: SocketAddr,
+    user: Wallet<dyn Ledger>,
+    token: String,
+    stop: watch::Sender<bool>,
+}
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// 2 FLOWNET per 1,000 tokens.
+const PRICE: Amount = Amount(200_000_000);
+
+impl Chat {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger =
+            Arc::new(EmbeddedLedger::create(dir.path().join("ledger.db"), LedgerConfig::default()).unwrap());
+        let dyn_ledger: Arc<dyn Ledger> = ledger.clone();
+        let parrot = Arc::new(Parrot::new());
+        let (stop, stop_rx) = watch::channel(false);
+        // The node: its own blob store, its own server with task streams.
+        let node_blobs = FsBlobStore::open(dir.path().join("node-blobs")).unwrap();
+        let streams = StreamHub::new();
+        let (node_addr, _) = flownet_node::spawn_node_server(
+            "127.0.0.1:0".parse().unwrap(),
+            node_blobs.clone(),
+            json!({}),
+            streams.clone(),
+            stop_rx.clone(),
+        )
+        .await
+        .unwrap();
+        let endpoint = format!("http://{node_addr}");
+        let node = Arc::new(Wallet::new(dyn_ledger.clone(), SigningKey::generate()));
+        node.ensure_funded().await.unwrap();
+        node.register_node(
+            "parrot node",
+            &endpoint,
+            vec![OfferedModel {
+                model_id: "parrot".into(),
+                weights_sha256: parrot.info.weights_sha256,
+                price: PRICE,
+                unit: PriceUnit::ThousandTokens,
+            }],
+        )
+        .await
+        .unwrap();
+        let blobs: Arc<dyn BlobStore> = Arc::new(node_blobs);
+        let engine: Arc<dyn Engine> = parrot.clone();
+        let worker = NodeWorker::new(node.clone(), engine, blobs, endpoint.clone())
+            .with_fetcher(Arc::new(HttpFetcher::new(FetchPolicy::for_endpoint(&endpoint))))
+            .with_streams(streams);
+        // The gateway: a blob store of its own, for the inputs it holds.
+        let keys = ApiKeys::new(ApiKeys::path_in(dir.path()));
+        let gateway = Gateway::new(
+            dyn_ledger.clone(),
+            Some(FsBlobStore::open(dir.path().join("gateway-blobs")).unwrap()),
+            parrot.models().iter().map(ModelMeta::from_info),
+            Some(keys),
+            GatewayConfig {
+                poll_interval: Duration::from_millis(20),
+                task_timeout: Duration::from_secs(20),
+                ..GatewayConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.ip().is_loopback() && node_addr.ip().is_loopback());
+        tokio::spawn(gateway.clone().serve(listener, stop_rx.clone()));
+        let gw = gateway.clone();
+        let mut worker_stop = stop_rx;
+        tokio::spawn(async move {
+            let on_event = move |e: &flownet_core::NodeEvent| gw.node_event(e);
+            while !*worker_stop.borrow() {
+                let _ = worker.tick(&on_event).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    _ = worker_stop.changed() => {}
+                }
+            }
+        });
+        let keys = ApiKeys::new(ApiKeys::path_in(dir.path()));
+        let (token, record) = keys
+            .create("chat", Amount::tokens(5), Rate::new(600, 100), 0)
+            .unwrap();
+        let key = SigningKey::from_bytes(&hex(&record.private_key)).unwrap();
+        let user = Wallet::new(dyn_ledger, key);
+        user.create_account().await.unwrap();
+        user.faucet().await.unwrap();
+        Self {
+            dir,
+            ledger,
+            parrot,
+            addr,
+            node_addr,
+            user,
+            token,
+            stop,
+        }
+    }
+
+    async fn balance(&self) -> Amount {
+        self.ledger
+            .account(self.user.address())
+            .await
+            .unwrap()
+            .unwrap()
+            .balance
+    }
+
+    /// POSTs `body` to `/v1/chat/completions`: the status and the body's text.
+    async fn post(&self, body: Value) -> (u16, String) {
+        let url = format!("http://{}/v1/chat/completions", self.addr);
+        let token = self.token.clone();
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut r = agent
+                .post(&url)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .send(serde_json::to_vec(&body).unwrap())
+                .unwrap();
+            (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn says(text: &str) -> Value {
+    json!([{ "role": "system", "content": "You repeat." }, { "role": "user", "content": text }])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_is_answered_and_paid_for_the_tokens_written() {
+    let c = Chat::new().await;
+    let before = c.balance().await;
+    let (status, body) = c
+        .post(json!({ "model": "parrot", "messages": says("one two three four five"), "max_tokens": 50 }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let a: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(a["object"], "chat.completion");
+    assert_eq!(a["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(a["choices"][0]["message"]["content"], "one two three four five");
+    assert_eq!(a["choices"][0]["finish_reason"], "stop");
+    assert_eq!(a["usage"]["completion_tokens"], 5);
+    assert_eq!(a["usage"]["total_tokens"], 12);
+    // 50 tokens were escrowed (0.1); 5 were written (0.01); the rest came back.
+    assert_eq!(a["flownet"]["units"], 5);
+    assert_eq!(a["flownet"]["price"], "0.1");
+    assert_eq!(a["flownet"]["cost"], "0.01");
+    assert_eq!(a["flownet"]["refunded"], "0.09");
+    assert_eq!(before.checked_sub(c.balance().await).unwrap(), Amount(1_000_000));
+
+    // The limit is the task's: the answer stops there and says so.
+    let (status, body) = c
+        .post(json!({ "messages": says("a b c d e f"), "max_completion_tokens": 2 }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let a: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(a["choices"][0]["message"]["content"], "a b");
+    assert_eq!(a["choices"][0]["finish_reason"], "length");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_chat_relays_the_nodes_tokens_as_they_come() {
+    let c = Chat::new().await;
+    let words = "the quick brown fox jumps over the lazy dog";
+    let (status, body) = c
+        .post(json!({
+            "model": "parrot",
+            "messages": says(words),
+            "stream": true,
+            "stream_options": { "include_usage": true },
+        }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<&str> = body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"), "{body}");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let contents: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert_eq!(contents.concat(), words);
+    // One chunk per token: relayed from the node's stream, not sent whole at the end.
+    assert_eq!(contents.len(), words.split(' ').count(), "{contents:?}");
+    let last = chunks.iter().rev().find(|c| c["choices"][0]["finish_reason"].is_string()).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+    assert_eq!(last["flownet"]["units"], 9);
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_conversation_travels_as_an_input_the_node_fetches() {
+    let c = Chat::new().await;
+    // Far over the ledger's 4,096-byte prompt.
+    let history: Vec<Value> = (0..60)
+        .flat_map(|i| {
+            [
+                json!({ "role": "user", "content": format!("question {i}: {}", "lorem ipsum ".repeat(8)) }),
+                json!({ "role": "assistant", "content": format!("answer {i}") }),
+            ]
+        })
+        .chain([json!({ "role": "user", "content": "remember this" })])
+        .collect();
+    let (status, body) = c
+        .post(json!({ "model": "parrot", "messages": history, "max_tokens": 10 }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let a: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(a["choices"][0]["message"]["content"], "remember this");
+    let input = &a["flownet"]["input"];
+    assert!(input["size"].as_u64().unwrap() > 4096, "{input}");
+    assert_eq!(
+        input["uri"],
+        format!("http://{}/api/blobs/{}", c.addr, input["sha256"].as_str().unwrap())
+    );
+    // The node read the conversation from the gateway over HTTP, not from a shared
+    // store: its bytes are what the ledger names.
+    let fetched = c.parrot.inputs.lock().unwrap().last().cloned().flatten().unwrap();
+    assert_eq!(crypto::sha256(&fetched).to_hex(), input["sha256"].as_str().unwrap());
+    let task_id = a["flownet"]["task_id"].as_u64().unwrap();
+    let task = c.ledger.task(task_id).await.unwrap().unwrap();
+    assert_eq!(task.input.unwrap().size, fetched.len() as u64);
+    assert!(task.prompt.starts_with("sha256:"));
+    let _ = (&c.dir, c.node_addr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused_before_anything_is_paid() {
+    let c = Chat::new().await;
+    let before = c.balance().await;
+    for (body, code, param) in [
+        (json!({ "messages": says("hi"), "temperature": 5 }), "invalid_parameter", "temperature"),
+        (json!({ "messages": says("hi"), "max_tokens": 0 }), "invalid_max_tokens", "max_tokens"),
+        (json!({ "messages": says("hi"), "n": 2 }), "invalid_n", "n"),
+        (json!({ "messages": [{ "role": "wizard", "content": "hi" }] }), "invalid_messages", "messages"),
+        (json!({ "messages": [] }), "invalid_messages", "messages"),
+        (json!({ "messages": says("hi"), "tools": [{}] }), "unsupported_parameter", "tools"),
+        (
+            json!({ "messages": [{ "role": "user", "content": [{ "type": "image_url", "image_url": {} }] }] }),
+            "invalid_messages",
+            "messages[0].content",
+        ),
+    ] {
+        let (status, text) = c.post(body.clone()).await;
+        let a: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!((status, a["error"]["code"].as_str().unwrap()), (400, code), "{body}: {text}");
+        assert_eq!(a["error"]["param"], param, "{body}");
+    }
+    assert_eq!(c.balance().await, before);
+}
