@@ -42,6 +42,10 @@ access(all) contract FlowNetMarketplace {
     access(all) let maxModelIdBytes: Int
     access(all) let maxUriBytes: Int
     access(all) let maxMimeBytes: Int
+    /// Largest input a task may name, in bytes.
+    access(all) let maxInputBytes: UInt64
+    /// Most units (output tokens) one metered task can ask for.
+    access(all) let maxTaskUnits: UInt64
     access(all) let bountyRaters: UInt8
     access(all) let nodeSharePerMille: UInt64
     access(all) let treasurySharePerMille: UInt64
@@ -80,19 +84,24 @@ access(all) contract FlowNetMarketplace {
     /// were minted; the requester collects them with `collect_outputs.cdc`.
     access(self) let pendingOutputs: @{UInt64: FlowNetOutput.NFT}
     access(self) var pendingByRequester: {Address: [UInt64]}
+    /// Refunds of metered tasks' unused escrow that could not be paid at
+    /// fulfilment (the requester had no FlowNet vault): the requester collects
+    /// them (collect_outputs.cdc), so a requester can never block a payment.
+    access(self) var owedRefunds: {Address: UFix64}
 
     // --- events (the node's task feed and the receipts' outcomes) -----------
 
     access(all) event FaucetGranted(to: Address, amount: UFix64)
     access(all) event NodeRegistered(owner: Address, name: String, endpoint: String, models: Int)
     access(all) event NodeActiveSet(owner: Address, active: Bool)
-    access(all) event TaskSubmitted(id: UInt64, requester: Address, node: Address, modelId: String, price: UFix64, claimDeadline: UInt64)
+    access(all) event TaskSubmitted(id: UInt64, requester: Address, node: Address, modelId: String, price: UFix64, maxUnits: UInt64, claimDeadline: UInt64)
     access(all) event TaskCancelled(id: UInt64, requester: Address, refunded: UFix64)
     access(all) event TaskClaimed(id: UInt64, node: Address, fulfilDeadline: UInt64)
-    access(all) event TaskFulfilled(id: UInt64, node: Address, requester: Address, nft: UInt64, toNode: UFix64, toTreasury: UFix64, bounty: UFix64, outputSha256: String)
+    access(all) event TaskFulfilled(id: UInt64, node: Address, requester: Address, nft: UInt64, toNode: UFix64, toTreasury: UFix64, bounty: UFix64, outputSha256: String, units: UInt64?, refunded: UFix64)
     access(all) event TaskExpired(id: UInt64, requester: Address, refunded: UFix64, nodeMissed: Bool)
     access(all) event TaskRated(id: UInt64, rater: Address, stars: UInt8, byRequester: Bool, bounty: UFix64)
     access(all) event BountySwept(id: UInt64, amount: UFix64)
+    access(all) event RefundsCollected(requester: Address, amount: UFix64)
 
     // --- records ---------------------------------------------------------------
 
@@ -108,12 +117,16 @@ access(all) contract FlowNetMarketplace {
         access(all) let modelId: String
         /// Hex SHA-256 of the weights the node runs (64 lowercase hex digits).
         access(all) let weightsSha256: String
+        /// Per task, or (metered) per 1,000 output tokens.
         access(all) let price: UFix64
+        /// What `price` is for: 0 a task, 1 a thousand output tokens.
+        access(all) let unit: UInt8
 
-        view init(modelId: String, weightsSha256: String, price: UFix64) {
+        view init(modelId: String, weightsSha256: String, price: UFix64, unit: UInt8) {
             self.modelId = modelId
             self.weightsSha256 = weightsSha256
             self.price = price
+            self.unit = unit
         }
     }
 
@@ -223,6 +236,20 @@ access(all) contract FlowNetMarketplace {
         }
     }
 
+    /// A task's input by content address: its SHA-256, size and a URL the
+    /// node fetches it from (and checks against the hash).
+    access(all) struct InputRef {
+        access(all) let sha256: String
+        access(all) let size: UInt64
+        access(all) let uri: String
+
+        view init(sha256: String, size: UInt64, uri: String) {
+            self.sha256 = sha256
+            self.size = size
+            self.uri = uri
+        }
+    }
+
     access(all) struct TaskInfo {
         access(all) let id: UInt64
         access(all) let requester: Address
@@ -231,7 +258,18 @@ access(all) contract FlowNetMarketplace {
         access(all) let weightsSha256: String
         access(all) let prompt: String
         access(all) let params: String
+        /// The escrow: the offer's price, or for a metered task what maxUnits cost.
         access(all) let price: UFix64
+        access(all) let input: InputRef?
+        /// A metered task's price per 1,000 units; nil for a per-task price.
+        access(all) let unitPrice: UFix64?
+        /// The most units a metered task may bill (0 for a per-task price).
+        access(all) let maxUnits: UInt64
+        /// The units the fulfilment billed (metered tasks).
+        access(all) var units: UInt64?
+        /// What went back to the requester: all of it on cancel and expiry,
+        /// the unused part of a metered escrow on fulfilment.
+        access(all) var refunded: UFix64
         access(all) var status: TaskStatus
         access(all) let submittedAt: UInt64
         access(all) let claimDeadline: UInt64
@@ -256,6 +294,9 @@ access(all) contract FlowNetMarketplace {
             prompt: String,
             params: String,
             price: UFix64,
+            input: InputRef?,
+            unitPrice: UFix64?,
+            maxUnits: UInt64,
             submittedAt: UInt64,
             claimDeadline: UInt64
         ) {
@@ -267,6 +308,11 @@ access(all) contract FlowNetMarketplace {
             self.prompt = prompt
             self.params = params
             self.price = price
+            self.input = input
+            self.unitPrice = unitPrice
+            self.maxUnits = maxUnits
+            self.units = nil
+            self.refunded = 0.0
             self.status = TaskStatus.open
             self.submittedAt = submittedAt
             self.claimDeadline = claimDeadline
@@ -284,14 +330,22 @@ access(all) contract FlowNetMarketplace {
             self.status = status
         }
 
+        /// Ends an open or claimed task with its whole escrow refunded.
+        access(contract) fun markRefunded(_ status: TaskStatus) {
+            self.status = status
+            self.refunded = self.price
+        }
+
         access(contract) fun markClaimed(at: UInt64, deadline: UInt64) {
             self.status = TaskStatus.claimed
             self.claimedAt = at
             self.fulfilDeadline = deadline
         }
 
-        access(contract) fun markFulfilled(at: UInt64, result: OutputRef, nft: UInt64, bountyPool: UFix64, bountyShare: UFix64) {
+        access(contract) fun markFulfilled(at: UInt64, result: OutputRef, nft: UInt64, bountyPool: UFix64, bountyShare: UFix64, units: UInt64?, refunded: UFix64) {
             self.status = TaskStatus.fulfilled
+            self.units = units
+            self.refunded = refunded
             self.fulfilledAt = at
             self.result = result
             self.nft = nft
@@ -402,6 +456,10 @@ access(all) contract FlowNetMarketplace {
             prompt: String,
             params: String,
             maxPrice: UFix64,
+            inputSha256: String?,
+            inputSize: UInt64,
+            inputUri: String?,
+            maxUnits: UInt64,
             payment: auth(FungibleToken.Withdraw) &FlowNetToken.Vault
         ): UInt64 {
             pre {
@@ -414,6 +472,10 @@ access(all) contract FlowNetMarketplace {
                 prompt: prompt,
                 params: params,
                 maxPrice: maxPrice,
+                inputSha256: inputSha256,
+                inputSize: inputSize,
+                inputUri: inputUri,
+                maxUnits: maxUnits,
                 payment: payment
             )
         }
@@ -472,13 +534,16 @@ access(all) contract FlowNetMarketplace {
             FlowNetMarketplace.claim(node: self.node, id: task)
         }
 
-        /// Delivers the output; the node's owner is paid 90 % of the price and
-        /// the requester receives the output NFT. Returns the NFT's id.
-        access(Operate) fun fulfil(task: UInt64, sha256: String, uri: String, mime: String, size: UInt64): UInt64 {
+        /// Delivers the output; the node's owner is paid 90 % of its cost (the
+        /// price, or for a metered task the `units` it billed, the rest of the
+        /// escrow going back to the requester) and the requester receives the
+        /// output NFT. Returns the NFT's id.
+        access(Operate) fun fulfil(task: UInt64, sha256: String, uri: String, mime: String, size: UInt64, units: UInt64?): UInt64 {
             return FlowNetMarketplace.fulfil(
                 node: self.node,
                 id: task,
-                result: OutputRef(sha256: sha256, uri: uri, mime: mime, size: size)
+                result: OutputRef(sha256: sha256, uri: uri, mime: mime, size: size),
+                units: units
             )
         }
     }
@@ -564,6 +629,10 @@ access(all) contract FlowNetMarketplace {
         prompt: String,
         params: String,
         maxPrice: UFix64,
+        inputSha256: String?,
+        inputSize: UInt64,
+        inputUri: String?,
+        maxUnits: UInt64,
         payment: auth(FungibleToken.Withdraw) &FlowNetToken.Vault
     ): UInt64 {
         pre {
@@ -574,19 +643,39 @@ access(all) contract FlowNetMarketplace {
                 "params too large: ".concat(params.utf8.length.toString()).concat(" bytes, at most ")
                     .concat(FlowNetMarketplace.maxParamsBytes.toString()).concat(" allowed")
             FlowNetMarketplace.isJsonObject(params): "invalid input: params must be a JSON object"
+            inputSha256 == nil || (inputSize >= 1 && inputSize <= FlowNetMarketplace.maxInputBytes):
+                "invalid input: an input is 1 to ".concat(FlowNetMarketplace.maxInputBytes.toString())
+                    .concat(" bytes, this one ").concat(inputSize.toString())
+            inputSha256 == nil || FlowNetMarketplace.isFetchUri(inputUri):
+                "invalid input: input uri must be an http:// or https:// URL of at most "
+                    .concat(FlowNetMarketplace.maxUriBytes.toString()).concat(" printable ASCII bytes")
+            inputSha256 == nil || FlowNetMarketplace.isSha256Hex(inputSha256!):
+                "invalid input: invalid sha256 ".concat(FlowNetMarketplace.debugString(inputSha256 ?? ""))
+                    .concat(": expected 64 hex digits")
+            inputSha256 != nil || (inputSize == 0 && inputUri == nil):
+                "invalid input: an input names its sha256"
             FlowNetMarketplace.nodes[node] != nil: "not found: node ".concat(node.toString())
             FlowNetMarketplace.nodes[node]!.active: "node ".concat(node.toString()).concat(" is not active")
             FlowNetMarketplace.nodes[node]!.offer(modelId) != nil:
                 "node ".concat(node.toString()).concat(" does not offer model ").concat(modelId)
-            FlowNetMarketplace.nodes[node]!.offer(modelId)!.price <= maxPrice:
-                "the node's price ".concat(FlowNetMarketplace.formatAmount(FlowNetMarketplace.nodes[node]!.offer(modelId)!.price))
+            FlowNetMarketplace.maxUnitsError(FlowNetMarketplace.nodes[node]!.offer(modelId)!, maxUnits) == nil:
+                FlowNetMarketplace.maxUnitsError(FlowNetMarketplace.nodes[node]!.offer(modelId)!, maxUnits) ?? ""
+            FlowNetMarketplace.escrowFor(FlowNetMarketplace.nodes[node]!.offer(modelId)!, maxUnits) != nil:
+                "overflow: the escrow of ".concat(maxUnits.toString()).concat(" units does not fit an amount")
+            FlowNetMarketplace.escrowFor(FlowNetMarketplace.nodes[node]!.offer(modelId)!, maxUnits)! <= maxPrice:
+                "the node's price ".concat(FlowNetMarketplace.formatAmount(FlowNetMarketplace.escrowFor(FlowNetMarketplace.nodes[node]!.offer(modelId)!, maxUnits)!))
                     .concat(" FLOWNET is above your max price ").concat(FlowNetMarketplace.formatAmount(maxPrice)).concat(" FLOWNET")
-            payment.balance >= FlowNetMarketplace.nodes[node]!.offer(modelId)!.price:
-                "insufficient funds: ".concat(FlowNetMarketplace.formatAmount(FlowNetMarketplace.nodes[node]!.offer(modelId)!.price))
+            payment.balance >= FlowNetMarketplace.escrowFor(FlowNetMarketplace.nodes[node]!.offer(modelId)!, maxUnits)!:
+                "insufficient funds: ".concat(FlowNetMarketplace.formatAmount(FlowNetMarketplace.escrowFor(FlowNetMarketplace.nodes[node]!.offer(modelId)!, maxUnits)!))
                     .concat(" FLOWNET needed, ").concat(FlowNetMarketplace.formatAmount(payment.balance)).concat(" FLOWNET available")
         }
         let offer = self.nodes[node]!.offer(modelId)!
-        self.escrow.deposit(from: <-payment.withdraw(amount: offer.price))
+        let price = self.escrowFor(offer, maxUnits)!
+        var input: InputRef? = nil
+        if let sha = inputSha256 {
+            input = InputRef(sha256: sha, size: inputSize, uri: inputUri!)
+        }
+        self.escrow.deposit(from: <-payment.withdraw(amount: price))
         self.taskCount = self.taskCount + 1
         let now = self.now()
         let task = TaskInfo(
@@ -597,7 +686,10 @@ access(all) contract FlowNetMarketplace {
             weightsSha256: offer.weightsSha256,
             prompt: prompt,
             params: params,
-            price: offer.price,
+            price: price,
+            input: input,
+            unitPrice: offer.unit == 1 ? offer.price : nil,
+            maxUnits: maxUnits,
             submittedAt: now,
             claimDeadline: now + self.claimWindow
         )
@@ -608,7 +700,7 @@ access(all) contract FlowNetMarketplace {
         let byRequester = self.tasksByRequester[requester] ?? []
         byRequester.append(task.id)
         self.tasksByRequester[requester] = byRequester
-        emit TaskSubmitted(id: task.id, requester: requester, node: node, modelId: modelId, price: offer.price, claimDeadline: task.claimDeadline)
+        emit TaskSubmitted(id: task.id, requester: requester, node: node, modelId: modelId, price: price, maxUnits: maxUnits, claimDeadline: task.claimDeadline)
         return task.id
     }
 
@@ -621,7 +713,7 @@ access(all) contract FlowNetMarketplace {
                 FlowNetMarketplace.invalidState(id, "cancel")
         }
         let task = self.tasks[id]!
-        task.setStatus(TaskStatus.cancelled)
+        task.markRefunded(TaskStatus.cancelled)
         self.tasks[id] = task
         emit TaskCancelled(id: id, requester: task.requester, refunded: task.price)
         return <-self.escrow.withdraw(amount: task.price)
@@ -645,7 +737,7 @@ access(all) contract FlowNetMarketplace {
         emit TaskClaimed(id: id, node: node, fulfilDeadline: now + self.fulfilWindow)
     }
 
-    access(contract) fun fulfil(node: Address, id: UInt64, result: OutputRef): UInt64 {
+    access(contract) fun fulfil(node: Address, id: UInt64, result: OutputRef, units: UInt64?): UInt64 {
         pre {
             FlowNetMarketplace.tasks[id] != nil: "not found: task ".concat(id.toString())
             FlowNetMarketplace.tasks[id]!.node == node:
@@ -660,16 +752,31 @@ access(all) contract FlowNetMarketplace {
             FlowNetMarketplace.isValidMime(result.mime): "invalid input: output mime must be a type/subtype"
             FlowNetMarketplace.isSha256Hex(result.sha256):
                 "invalid input: invalid sha256 ".concat(FlowNetMarketplace.debugString(result.sha256)).concat(": expected 64 hex digits")
+            FlowNetMarketplace.tasks[id]!.unitPrice != nil || units == nil:
+                "invalid input: task ".concat(id.toString()).concat(" is priced per task: a fulfilment states no units")
+            FlowNetMarketplace.tasks[id]!.unitPrice == nil || units != nil:
+                "invalid input: task ".concat(id.toString()).concat(" is metered: the fulfilment must state its units")
+            (units ?? 0) <= FlowNetMarketplace.tasks[id]!.maxUnits:
+                "invalid input: task ".concat(id.toString()).concat(" allows at most ")
+                    .concat(FlowNetMarketplace.tasks[id]!.maxUnits.toString()).concat(" units, the fulfilment states ")
+                    .concat((units ?? 0).toString())
             FlowNetMarketplace.receiver(FlowNetMarketplace.tasks[id]!.node) != nil:
                 "not found: account ".concat(FlowNetMarketplace.tasks[id]!.node.toString())
         }
         let now = self.now()
         let task = self.tasks[id]!
-        let price = self.units(task.price)
-        let toNode = self.fromUnits(UInt64(UInt128(price) * UInt128(self.nodeSharePerMille) / 1000))
-        let toTreasury = self.fromUnits(UInt64(UInt128(price) * UInt128(self.treasurySharePerMille) / 1000))
-        // The bounty takes the rounding remainder, so the three parts always sum to the price.
-        let bounty = task.price - toNode - toTreasury
+        // What the output costs: the escrow, or for a metered task the units it
+        // billed (never more than the escrow, as units <= maxUnits).
+        var cost = task.price
+        if let unitPrice = task.unitPrice {
+            cost = self.meteredCost(unitPrice, units!)!
+        }
+        let refunded = task.price - cost
+        let costUnits = self.units(cost)
+        let toNode = self.fromUnits(UInt64(UInt128(costUnits) * UInt128(self.nodeSharePerMille) / 1000))
+        let toTreasury = self.fromUnits(UInt64(UInt128(costUnits) * UInt128(self.treasurySharePerMille) / 1000))
+        // The bounty takes the rounding remainder, so the three parts always sum to the cost.
+        let bounty = cost - toNode - toTreasury
         let share = self.fromUnits(self.units(bounty) / UInt64(self.bountyRaters))
 
         // Checks, effects, interactions: the task is final (fulfilled, the node's
@@ -686,12 +793,16 @@ access(all) contract FlowNetMarketplace {
             outputUri: result.uri,
             outputMime: result.mime,
             outputSize: result.size,
+            inputSha256: task.input?.sha256,
+            inputSize: task.input?.size,
+            inputUri: task.input?.uri,
+            units: units,
             node: task.node,
             requester: task.requester,
             mintedAt: now
         )
         let nftId = nft.id
-        task.markFulfilled(at: now, result: result, nft: nftId, bountyPool: bounty, bountyShare: share)
+        task.markFulfilled(at: now, result: result, nft: nftId, bountyPool: bounty, bountyShare: share, units: units, refunded: refunded)
         self.tasks[id] = task
         let nodeInfo = self.nodes[task.node]!
         nodeInfo.recordFulfilled()
@@ -700,15 +811,29 @@ access(all) contract FlowNetMarketplace {
         let paid <- self.escrow.withdraw(amount: task.price)
         self.treasury.deposit(from: <-paid.withdraw(amount: toTreasury))
         self.bountyPools.deposit(from: <-paid.withdraw(amount: bounty))
+        let refund <- paid.withdraw(amount: refunded)
+        // A requester without FlowNet's own vault is owed the refund instead:
+        // it must not be able to block the node's payment.
+        let requesterVault = refunded > 0.0 ? self.receiver(task.requester) : nil
+        if refunded > 0.0 && requesterVault == nil {
+            self.owedRefunds[task.requester] = (self.owedRefunds[task.requester] ?? 0.0) + refunded
+            self.escrow.deposit(from: <-refund.withdraw(amount: refunded))
+        }
         emit TaskFulfilled(
             id: id, node: task.node, requester: task.requester, nft: nftId,
-            toNode: toNode, toTreasury: toTreasury, bounty: bounty, outputSha256: result.sha256
+            toNode: toNode, toTreasury: toTreasury, bounty: bounty, outputSha256: result.sha256,
+            units: units, refunded: refunded
         )
 
         // The only deposits into other accounts go into this project's own
         // concrete types (a FlowNetToken.Vault, a FlowNetOutput.Collection),
         // whose code is this project's: no code an account published runs here.
         self.receiver(task.node)!.deposit(from: <-paid)
+        if let vault = requesterVault {
+            vault.deposit(from: <-refund)
+        } else {
+            destroy refund
+        }
         self.deliver(<-nft, to: task.requester)
         return nftId
     }
@@ -735,7 +860,7 @@ access(all) contract FlowNetMarketplace {
             nodeInfo.recordMissed()
             self.nodes[task.node] = nodeInfo
         }
-        task.setStatus(TaskStatus.expired)
+        task.markRefunded(TaskStatus.expired)
         self.tasks[id] = task
         self.receiver(task.requester)!.deposit(from: <-self.escrow.withdraw(amount: task.price))
         emit TaskExpired(id: id, requester: task.requester, refunded: task.price, nodeMissed: missed)
@@ -823,6 +948,29 @@ access(all) contract FlowNetMarketplace {
         }
         destroy outputs
         return ids.length
+    }
+
+    /// Pays `member`'s account the refunds it was owed because it had no
+    /// FlowNet vault when its metered tasks were fulfilled. Returns the amount.
+    access(all) fun collectRefunds(member: auth(Act) &Member): UFix64 {
+        pre {
+            member.owner != nil: "not allowed: a member acts only from its account's storage"
+            FlowNetMarketplace.owedRefunds[member.owner!.address] == nil
+                || FlowNetMarketplace.receiver(member.owner!.address) != nil:
+                "not found: account ".concat(member.owner!.address.toString())
+        }
+        let owner = member.owner!.address
+        let amount = self.owedRefunds.remove(key: owner) ?? 0.0
+        if amount > 0.0 {
+            self.receiver(owner)!.deposit(from: <-self.escrow.withdraw(amount: amount))
+            emit RefundsCollected(requester: owner, amount: amount)
+        }
+        return amount
+    }
+
+    /// What `owner` is owed in refunds it has not collected.
+    access(all) view fun getOwedRefund(_ owner: Address): UFix64 {
+        return self.owedRefunds[owner] ?? 0.0
     }
 
     /// Sets an account up for FlowNet: a FLOWNET vault with its receiver and
@@ -936,6 +1084,61 @@ access(all) contract FlowNetMarketplace {
 
     access(all) view fun fromUnits(_ u: UInt64): UFix64 {
         return UFix64(u / 100000000) + UFix64(u % 100000000) / 100000000.0
+    }
+
+    /// What `units` units cost at `unitPrice` per 1,000: rounded down in base
+    /// units, as the core's `metered_cost`; nil where it overflows an amount.
+    access(all) view fun meteredCost(_ unitPrice: UFix64, _ units: UInt64): UFix64? {
+        let cost = UInt128(self.units(unitPrice)) * UInt128(units) / 1000
+        if cost > UInt128(UInt64.max) {
+            return nil
+        }
+        return self.fromUnits(UInt64(cost))
+    }
+
+    /// The core's `escrow_for` check on a submission's max units.
+    access(all) view fun maxUnitsError(_ offer: OfferedModel, _ maxUnits: UInt64): String? {
+        if offer.unit == 0 {
+            if maxUnits != 0 {
+                return "invalid input: model ".concat(offer.modelId).concat(" is priced per task: max_units must be 0")
+            }
+            return nil
+        }
+        if maxUnits == 0 || maxUnits > self.maxTaskUnits {
+            return "invalid input: model ".concat(offer.modelId)
+                .concat(" is priced per 1,000 tokens: max_units must be 1 to ").concat(self.maxTaskUnits.toString())
+        }
+        return nil
+    }
+
+    /// What a submission escrows: the offer's price, or for a metered offer
+    /// what `maxUnits` cost (nil where that overflows an amount).
+    access(all) view fun escrowFor(_ offer: OfferedModel, _ maxUnits: UInt64): UFix64? {
+        if offer.unit == 0 {
+            return offer.price
+        }
+        return self.meteredCost(offer.price, maxUnits)
+    }
+
+    /// Whether `uri` is a URL a node may fetch from: http:// or https://, at
+    /// most maxUriBytes, printable ASCII only.
+    access(all) view fun isFetchUri(_ uri: String?): Bool {
+        if uri == nil {
+            return false
+        }
+        let b = uri!.utf8
+        if b.length > self.maxUriBytes {
+            return false
+        }
+        if !self.hasPrefix(b, "http://".utf8) && !self.hasPrefix(b, "https://".utf8) {
+            return false
+        }
+        for c in b {
+            if c < 0x21 || c > 0x7e {
+                return false
+            }
+        }
+        return true
     }
 
     /// Formats an amount as the core does: no trailing zeros ("12", "0.5").
@@ -1152,6 +1355,9 @@ access(all) contract FlowNetMarketplace {
             }
             if !self.isSha256Hex(m.weightsSha256) {
                 return "invalid input: invalid sha256 ".concat(self.debugString(m.weightsSha256)).concat(": expected 64 hex digits")
+            }
+            if m.unit > 1 {
+                return "invalid input: unknown price unit ".concat(m.unit.toString())
             }
             i = i + 1
         }
@@ -1443,6 +1649,8 @@ access(all) contract FlowNetMarketplace {
         self.maxModelIdBytes = 64
         self.maxUriBytes = 1024
         self.maxMimeBytes = 128
+        self.maxInputBytes = 16777216
+        self.maxTaskUnits = 1048576
         self.bountyRaters = 3
         self.nodeSharePerMille = 900
         self.treasurySharePerMille = 25
@@ -1470,6 +1678,7 @@ access(all) contract FlowNetMarketplace {
         self.faucetUsed = {}
         self.pendingOutputs <- {}
         self.pendingByRequester = {}
+        self.owedRefunds = {}
 
         self.account.storage.save(<-create Sponsor(), to: self.SponsorStoragePath)
     }

@@ -1,8 +1,9 @@
 import "FlowNetMarketplace"
 
 /// The node delivers a claimed task's output (content-addressed by its
-/// SHA-256) and is paid; the requester receives the output NFT.
-transaction(task: UInt64, sha256: String, uri: String, mime: String, size: UInt64) {
+/// SHA-256) and is paid; the requester receives the output NFT. A metered
+/// task states the `units` (output tokens) it bills; a per-task one nil.
+transaction(task: UInt64, sha256: String, uri: String, mime: String, size: UInt64, units: UInt64?) {
     let operator: auth(FlowNetMarketplace.Operate) &FlowNetMarketplace.NodeOperator?
 
     prepare(signer: auth(BorrowValue) &Account) {
@@ -19,6 +20,6 @@ transaction(task: UInt64, sha256: String, uri: String, mime: String, size: UInt6
     }
 
     execute {
-        self.operator!.fulfil(task: task, sha256: sha256, uri: uri, mime: mime, size: size)
+        self.operator!.fulfil(task: task, sha256: sha256, uri: uri, mime: mime, size: size, units: units)
     }
 }
