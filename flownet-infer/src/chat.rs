@@ -348,7 +348,7 @@ mod tests {
     fn text_is_released_in_whole_characters() {
         let euro = "€".as_bytes();
         let (out, stopped) = run(&[], &[b"a", &euro[..1], &euro[1..], b"b"]);
-        assert_eq!(out, ["a", "", "€b", ""]);
+        assert_eq!(out, ["a", "", "€", "b", ""]);
         assert!(!stopped);
         // A character cut off at the end, and bytes that are never UTF-8.
         let (out, _) = run(&[], &[b"x", &euro[..2]]);

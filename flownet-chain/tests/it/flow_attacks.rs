@@ -324,7 +324,10 @@ async fn hostile_receivers_and_collections_gain_nothing_and_block_nothing() {
         suite.balance(alice.address()).await,
         alice_before.checked_add(amount("2")).unwrap()
     );
-    let refused = bob.expire(t6).await.expect_err("eve's receiver is not FlowNet's");
+    let refused = bob
+        .expire(t6)
+        .await
+        .expect_err("eve's receiver is not FlowNet's");
     assert_eq!(
         refused.to_string(),
         format!("not found: account {}", eve.address())
@@ -338,7 +341,10 @@ async fn hostile_receivers_and_collections_gain_nothing_and_block_nothing() {
         .transfer(eve.address(), amount("1"))
         .await
         .expect_err("no transfer runs eve's receiver");
-    assert!(refused.to_string().starts_with("not found: account"), "{refused}");
+    assert!(
+        refused.to_string().starts_with("not found: account"),
+        "{refused}"
+    );
     let node = suite.ledger.node(mallory.address()).await.unwrap().unwrap();
     assert_eq!((node.stats.fulfilled, node.stats.missed), (0, 1));
     suite.assert_books_balance(&everyone).await;
