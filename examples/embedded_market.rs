@@ -41,7 +41,9 @@ async fn main() -> Result<()> {
     let offer = OfferedModel {
         model_id: model.id.clone(),
         weights_sha256: model.weights_sha256,
-        price: "0.5".parse()?, unit: flownet_core::PriceUnit::Task, };
+        price: "0.5".parse()?,
+        unit: flownet_core::PriceUnit::Task,
+    };
     node.register_node("example node", "http://127.0.0.1:7070", vec![offer])
         .await?;
     // Outputs stay in memory here; `flownet node serve` keeps them on disk and serves them.

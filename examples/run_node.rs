@@ -39,7 +39,9 @@ async fn main() -> Result<()> {
     let offer = flownet_core::OfferedModel {
         model_id: model.id.clone(),
         weights_sha256: model.weights_sha256,
-        price: "0.5".parse()?, unit: flownet_core::PriceUnit::Task, };
+        price: "0.5".parse()?,
+        unit: flownet_core::PriceUnit::Task,
+    };
     flownet_node::ensure_registered(
         &node,
         Some("example node"),

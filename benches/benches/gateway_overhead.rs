@@ -120,7 +120,9 @@ async fn setup(clients: usize, infer: Duration, poll: Duration) -> Result<Setup>
                 vec![OfferedModel {
                     model_id: MODEL.into(),
                     weights_sha256: crypto::sha256(MODEL.as_bytes()),
-                    price: Amount(100_000), unit: flownet_core::PriceUnit::Task, }],
+                    price: Amount(100_000),
+                    unit: flownet_core::PriceUnit::Task,
+                }],
             )
             .await?;
         nodes.push(wallet.address());
@@ -251,7 +253,10 @@ async fn gateway(
                 model_id: MODEL.into(),
                 prompt: format!("gateway {client} {round}"),
                 params: "{}".into(),
-                max_price: Amount(100_000), input: None, max_units: 0, },
+                max_price: Amount(100_000),
+                input: None,
+                max_units: 0,
+            },
         }
         .sign_with(&key, HashAlgo::Sha2_256);
         let mut resp = agent

@@ -54,7 +54,9 @@ fn rulebook(c: &mut Criterion) {
     let offer = OfferedModel {
         model_id: "bench".into(),
         weights_sha256: Digest32([1; 32]),
-        price: Amount(1_000_000), unit: flownet_core::PriceUnit::Task, };
+        price: Amount(1_000_000),
+        unit: flownet_core::PriceUnit::Task,
+    };
     act(
         &mut store,
         0,
@@ -83,7 +85,10 @@ fn rulebook(c: &mut Criterion) {
                     model_id: "bench".into(),
                     prompt: "p".into(),
                     params: "{}".into(),
-                    max_price: Amount(1_000_000), input: None, max_units: 0, },
+                    max_price: Amount(1_000_000),
+                    input: None,
+                    max_units: 0,
+                },
             )
             .task
             .unwrap();
@@ -93,7 +98,9 @@ fn rulebook(c: &mut Criterion) {
                 0,
                 Action::Fulfil {
                     task,
-                    result: output.clone(), units: None, },
+                    result: output.clone(),
+                    units: None,
+                },
             );
             act(&mut store, 1, Action::Rate { task, stars: 5 });
         })

@@ -46,7 +46,9 @@ impl Market {
         let offer = OfferedModel {
             model_id: "bench".into(),
             weights_sha256: Digest32([1; 32]),
-            price: Amount(1_000_000), unit: flownet_core::PriceUnit::Task, };
+            price: Amount(1_000_000),
+            unit: flownet_core::PriceUnit::Task,
+        };
         node.register_node("bench node", "http://127.0.0.1:9", vec![offer])
             .await?;
         Ok(Self {

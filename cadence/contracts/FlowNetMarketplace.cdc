@@ -675,6 +675,10 @@ access(all) contract FlowNetMarketplace {
         if let sha = inputSha256 {
             input = InputRef(sha256: sha, size: inputSize, uri: inputUri!)
         }
+        var unitPrice: UFix64? = nil
+        if offer.unit == 1 {
+            unitPrice = offer.price
+        }
         self.escrow.deposit(from: <-payment.withdraw(amount: price))
         self.taskCount = self.taskCount + 1
         let now = self.now()
@@ -688,7 +692,7 @@ access(all) contract FlowNetMarketplace {
             params: params,
             price: price,
             input: input,
-            unitPrice: offer.unit == 1 ? offer.price : nil,
+            unitPrice: unitPrice,
             maxUnits: maxUnits,
             submittedAt: now,
             claimDeadline: now + self.claimWindow
@@ -814,7 +818,10 @@ access(all) contract FlowNetMarketplace {
         let refund <- paid.withdraw(amount: refunded)
         // A requester without FlowNet's own vault is owed the refund instead:
         // it must not be able to block the node's payment.
-        let requesterVault = refunded > 0.0 ? self.receiver(task.requester) : nil
+        var requesterVault: &FlowNetToken.Vault? = nil
+        if refunded > 0.0 {
+            requesterVault = self.receiver(task.requester)
+        }
         if refunded > 0.0 && requesterVault == nil {
             self.owedRefunds[task.requester] = (self.owedRefunds[task.requester] ?? 0.0) + refunded
             self.escrow.deposit(from: <-refund.withdraw(amount: refunded))

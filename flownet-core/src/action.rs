@@ -338,13 +338,19 @@ mod tests {
             model_id: "ab".into(),
             prompt: "c".into(),
             params: "{}".into(),
-            max_price: Amount(1), input: None, max_units: 0, });
+            max_price: Amount(1),
+            input: None,
+            max_units: 0,
+        });
         let b = env(Action::Submit {
             node: Address([0; 8]),
             model_id: "a".into(),
             prompt: "bc".into(),
             params: "{}".into(),
-            max_price: Amount(1), input: None, max_units: 0, });
+            max_price: Amount(1),
+            input: None,
+            max_units: 0,
+        });
         assert_ne!(a.canonical_bytes(), b.canonical_bytes());
     }
 

@@ -48,8 +48,8 @@ pub use crypto::{Digest32, HashAlgo, PublicKey, Signature, SigningKey};
 pub use error::{Error, ErrorKind, Result};
 pub use node::{NodeEvent, NodeWorker};
 pub use ports::{
-    BlobStore, Engine, InferenceOutput, InferenceRequest, InputFetcher, TaskStreams, Ledger, LedgerInfo, ModelInfo, Receipt,
-    TaskKind, TaskQuery,
+    BlobStore, Engine, InferenceOutput, InferenceRequest, InputFetcher, Ledger, LedgerInfo,
+    ModelInfo, Receipt, TaskKind, TaskQuery, TaskStreams,
 };
 pub use ports::{FinishReason, Generation, GenerationFold, StreamChunk, Usage};
 pub use rules::{Outcome, StateStore};

@@ -8,10 +8,9 @@ use std::{
 };
 
 use crate::{
-    Amount, BlobStore, Digest32, Engine, Error, Generation, InferenceRequest, InputFetcher,
-    Ledger, ModelInfo, OutputRef, Result, Task, TaskId, TaskQuery, TaskStatus, TaskStreams,
-    Timestamp, Wallet,
-    rules::MAX_INPUT_BYTES,
+    Amount, BlobStore, Digest32, Engine, Error, Generation, InferenceRequest, InputFetcher, Ledger,
+    ModelInfo, OutputRef, Result, Task, TaskId, TaskQuery, TaskStatus, TaskStreams, Timestamp,
+    Wallet, rules::MAX_INPUT_BYTES,
 };
 
 /// The wait in seconds after the `n`-th failed fulfilment of a task: 2ⁿ, capped.
@@ -417,7 +416,10 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             return Ok(None);
         }
         let bytes = self.blobs.get(&output.sha256)?.ok_or_else(|| {
-            Error::NotFound(format!("output sha256:{} left the blob store", output.sha256))
+            Error::NotFound(format!(
+                "output sha256:{} left the blob store",
+                output.sha256
+            ))
         })?;
         let generation = Generation::from_bytes(&bytes)?;
         Ok(Some(generation.usage.completion_tokens.min(task.max_units)))
@@ -471,7 +473,10 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
     /// size before the model sees it, and kept for a retry.
     async fn fetch_input(&self, task: &Task) -> Result<Vec<u8>> {
         let Some(input) = &task.input else {
-            return Err(Error::InvalidInput(format!("task {} has no input", task.id)));
+            return Err(Error::InvalidInput(format!(
+                "task {} has no input",
+                task.id
+            )));
         };
         if let Some(bytes) = self.blobs.get(&input.sha256)? {
             input.check(&bytes)?;

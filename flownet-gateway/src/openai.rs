@@ -421,7 +421,12 @@ fn flownet_fields(d: &Delivered, meta: &ModelMeta) -> Map<String, Value> {
         m.insert("units".into(), json!(units));
         m.insert(
             "cost".into(),
-            json!(t.price.checked_sub(t.refunded).unwrap_or_default().to_string()),
+            json!(
+                t.price
+                    .checked_sub(t.refunded)
+                    .unwrap_or_default()
+                    .to_string()
+            ),
         );
         m.insert("refunded".into(), json!(t.refunded.to_string()));
     }
@@ -616,7 +621,10 @@ fn generation_params(extra: &Map<String, Value>) -> ApiResult<(Map<String, Value
                 .ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_max_tokens",
-                        format!("`{field}` must be an integer from 1 to {}", rules::MAX_TASK_UNITS),
+                        format!(
+                            "`{field}` must be an integer from 1 to {}",
+                            rules::MAX_TASK_UNITS
+                        ),
                     )
                     .with_param(field)
                 })?,
@@ -626,16 +634,21 @@ fn generation_params(extra: &Map<String, Value>) -> ApiResult<(Map<String, Value
         params.insert("max_tokens".into(), json!(m));
     }
     // The model's own checks, run here so a bad value costs nothing.
-    flownet_infer::chat::Sampling::from_params(&params, &Value::Null, "", rules::MAX_TASK_UNITS as u32)
-        .map_err(|e| {
-            let message = e.to_string();
-            let param = SAMPLING_FIELDS
-                .iter()
-                .find(|f| message.contains(*f))
-                .copied()
-                .unwrap_or("max_tokens");
-            ApiError::bad_request("invalid_parameter", message).with_param(param)
-        })?;
+    flownet_infer::chat::Sampling::from_params(
+        &params,
+        &Value::Null,
+        "",
+        rules::MAX_TASK_UNITS as u32,
+    )
+    .map_err(|e| {
+        let message = e.to_string();
+        let param = SAMPLING_FIELDS
+            .iter()
+            .find(|f| message.contains(*f))
+            .copied()
+            .unwrap_or("max_tokens");
+        ApiError::bad_request("invalid_parameter", message).with_param(param)
+    })?;
     Ok((params, max_units))
 }
 
@@ -679,6 +692,7 @@ async fn hold_input(
 /// One text generation, paid per token: `source` is the conversation (its JSON) or a
 /// plain prompt. When it is too long for the ledger's prompt it becomes the task's
 /// input, held by this gateway and fetched by the node from `/api/blobs/<sha256>`.
+#[allow(clippy::too_many_arguments)] // the request's parts, each used once
 async fn generate(
     g: &Gateway,
     key: &ApiKey,
@@ -731,13 +745,21 @@ fn usage_json(u: &flownet_core::Usage) -> Value {
 /// Text completion by a text-generation model: the prompt is the task's prompt (one
 /// user message to a chat model) and the output's text is the completion, paid per
 /// token where the node prices it so.
-pub async fn completions(State(g): G, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn completions(
+    State(g): G,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let key = authenticate(&g, &headers)?;
     let req: CompletionRequest = json_body(&headers, body)?;
     let mut allowed: Vec<&str> = IGNORED_FIELDS.to_vec();
     allowed.extend(SAMPLING_FIELDS);
     allowed.extend(["max_tokens", "max_completion_tokens"]);
-    refuse_unknown(&req.extra, &allowed, "model, prompt, max_tokens, stream and the sampling fields")?;
+    refuse_unknown(
+        &req.extra,
+        &allowed,
+        "model, prompt, max_tokens, stream and the sampling fields",
+    )?;
     let stream = req.extra.get("stream").and_then(Value::as_bool) == Some(true);
     let prompt = match req.prompt {
         Some(Value::String(s)) => s,
@@ -765,9 +787,7 @@ pub async fn completions(State(g): G, headers: HeaderMap, body: Body) -> Result<
     )
     .await?;
     let id = format!("cmpl-flownet-{}", d.task.id);
-    let choice = |text: &str, finish: Value| {
-        json!({ "text": text, "index": 0, "logprobs": null, "finish_reason": finish })
-    };
+    let choice = |text: &str, finish: Value| json!({ "text": text, "index": 0, "logprobs": null, "finish_reason": finish });
     let full = json!({
         "id": id,
         "object": "text_completion",
@@ -802,14 +822,18 @@ pub struct ChatRequest {
 /// parts are understood.
 fn message_text(content: &Value, i: usize) -> ApiResult<String> {
     let bad = |m: String| {
-        Err(ApiError::bad_request("invalid_messages", m).with_param(&format!("messages[{i}].content")))
+        Err(ApiError::bad_request("invalid_messages", m)
+            .with_param(&format!("messages[{i}].content")))
     };
     match content {
         Value::String(s) => Ok(s.clone()),
         Value::Array(parts) => {
             let mut text = String::new();
             for part in parts {
-                match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
+                match (
+                    part.get("type").and_then(Value::as_str),
+                    part.get("text").and_then(Value::as_str),
+                ) {
                     (Some("text"), Some(t)) => text.push_str(t),
                     (other, _) => {
                         return bad(format!(
@@ -822,7 +846,9 @@ fn message_text(content: &Value, i: usize) -> ApiResult<String> {
             Ok(text)
         }
         Value::Null => Ok(String::new()),
-        _ => bad(format!("messages[{i}].content must be a string or an array of text parts")),
+        _ => bad(format!(
+            "messages[{i}].content must be a string or an array of text parts"
+        )),
     }
 }
 
@@ -874,11 +900,22 @@ pub async fn chat(State(g): G, headers: HeaderMap, body: Body) -> Result<Respons
     }
     let conversation = json!({ "messages": messages }).to_string();
     // The model's own reading of the conversation, before anything is paid.
-    flownet_infer::chat::conversation(&conversation)
-        .map_err(|e| ApiError::bad_request("invalid_messages", e.to_string()).with_param("messages"))?;
+    flownet_infer::chat::conversation(&conversation).map_err(|e| {
+        ApiError::bad_request("invalid_messages", e.to_string()).with_param("messages")
+    })?;
     let (params, max_units) = generation_params(&req.extra)?;
     if stream {
-        return chat_stream(&g, &key, &headers, req.model.as_deref(), conversation, params, max_units, include_usage).await;
+        return chat_stream(
+            &g,
+            &key,
+            &headers,
+            req.model.as_deref(),
+            conversation,
+            params,
+            max_units,
+            include_usage,
+        )
+        .await;
     }
     let (meta, d, generation) = generate(
         &g,
@@ -924,11 +961,17 @@ async fn chat_stream(
     max_units: Option<u64>,
     include_usage: bool,
 ) -> Result<Response, ApiError> {
-    let (meta, node, offer) =
-        choose(g, key, model, TaskKind::TextGeneration, "/v1/chat/completions").await?;
+    let (meta, node, offer) = choose(
+        g,
+        key,
+        model,
+        TaskKind::TextGeneration,
+        "/v1/chat/completions",
+    )
+    .await?;
     let (prompt, input) = hold_input(g, headers, conversation).await?;
-    let (max_units, escrow, max_price) =
-        rules::quote(&offer, max_units, &params, None).map_err(|e| ApiError::from_core_openai(&e))?;
+    let (max_units, escrow, max_price) = rules::quote(&offer, max_units, &params, None)
+        .map_err(|e| ApiError::from_core_openai(&e))?;
     let balance = g
         .ledger
         .account(key.address)
@@ -957,11 +1000,10 @@ async fn chat_stream(
         })
         .await
         .map_err(|e| ApiError::from_core_openai(&e))?;
-    let task = g
-        .ledger
-        .task(id)
-        .await?
-        .ok_or_else(|| ApiError::internal("reading a task", "just submitted task is missing"))?;
+    let task =
+        g.ledger.task(id).await?.ok_or_else(|| {
+            ApiError::internal("reading a task", "just submitted task is missing")
+        })?;
     g.hub.track_submit(task.clone(), task.submitted_at, started);
     let fields_meta = meta.clone();
     let stream = crate::stream::ChatStream {

@@ -17,6 +17,9 @@ use tokio::sync::mpsc;
 
 use crate::{api::fetch_from_node, gateway::Gateway};
 
+/// Makes the flownet fields of an answer from the final task and its output bytes.
+pub(crate) type FieldsFn = Box<dyn Fn(&Task, &[u8]) -> Map<String, Value> + Send + Sync>;
+
 /// What the relay needs to know about the request it answers.
 pub(crate) struct ChatStream {
     pub id: String,
@@ -25,7 +28,7 @@ pub(crate) struct ChatStream {
     /// The paying account, to cancel a task that no node took.
     pub wallet: Arc<flownet_core::Wallet<dyn flownet_core::Ledger>>,
     /// The flownet fields of the answer, made once the task is final.
-    pub fields: Box<dyn Fn(&Task, &[u8]) -> Map<String, Value> + Send + Sync>,
+    pub fields: FieldsFn,
 }
 
 /// Answers with server-sent events relaying `task`'s answer from `node`.
@@ -68,7 +71,10 @@ async fn run(g: &Gateway, task: Task, node: &Node, s: &ChatStream, tx: &mpsc::Se
         })
     };
     if tx
-        .send(event(&chunk(json!({ "role": "assistant", "content": "" }), Value::Null)))
+        .send(event(&chunk(
+            json!({ "role": "assistant", "content": "" }),
+            Value::Null,
+        )))
         .await
         .is_err()
     {
@@ -98,7 +104,11 @@ async fn run(g: &Gateway, task: Task, node: &Node, s: &ChatStream, tx: &mpsc::Se
         }
         let _ = tx
             .send(error_event(
-                if status.is_final() { "task_not_delivered" } else { "task_timeout" },
+                if status.is_final() {
+                    "task_not_delivered"
+                } else {
+                    "task_timeout"
+                },
                 format!(
                     "task {} is {status}: node {} did not deliver{}",
                     t.id,
@@ -127,7 +137,12 @@ async fn run(g: &Gateway, task: Task, node: &Node, s: &ChatStream, tx: &mpsc::Se
     });
     match generation.text.strip_prefix(sent.as_str()) {
         Some(rest) => {
-            if !rest.is_empty() && tx.send(event(&chunk(json!({ "content": rest }), Value::Null))).await.is_err() {
+            if !rest.is_empty()
+                && tx
+                    .send(event(&chunk(json!({ "content": rest }), Value::Null)))
+                    .await
+                    .is_err()
+            {
                 return;
             }
         }
@@ -245,7 +260,12 @@ async fn follow(
                 return;
             }
         }
-        tokio::time::sleep(g.config.poll_interval.min(std::time::Duration::from_millis(200))).await;
+        tokio::time::sleep(
+            g.config
+                .poll_interval
+                .min(std::time::Duration::from_millis(200)),
+        )
+        .await;
     }
 }
 
@@ -271,7 +291,13 @@ fn read_stream(agent: &ureq::Agent, url: &str, out: &mpsc::Sender<Heard>) {
         }
     }
     // One chunk is a few bytes; a line longer than this is not the node's stream.
-    let reader = std::io::BufReader::new(response.body_mut().with_config().limit(64 * 1024 * 1024).reader());
+    let reader = std::io::BufReader::new(
+        response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .reader(),
+    );
     let mut restart = false;
     for line in reader.lines() {
         let Ok(line) = line else { break };

@@ -163,12 +163,8 @@ impl GgufModel {
             None => request.prompt.as_str(),
         };
         let messages = chat::conversation(source)?;
-        let sampling = Sampling::from_params(
-            &request.params,
-            &self.defaults,
-            source,
-            self.context_length,
-        )?;
+        let sampling =
+            Sampling::from_params(&request.params, &self.defaults, source, self.context_length)?;
         let messages = messages
             .into_iter()
             .map(|m| {

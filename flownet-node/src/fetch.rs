@@ -214,7 +214,10 @@ mod tests {
     #[test]
     fn urls_give_host_and_port() {
         assert_eq!(host_port("http://a.b/x").unwrap(), "a.b:80");
-        assert_eq!(host_port("http://127.0.0.1:9/blobs/x").unwrap(), "127.0.0.1:9");
+        assert_eq!(
+            host_port("http://127.0.0.1:9/blobs/x").unwrap(),
+            "127.0.0.1:9"
+        );
         assert_eq!(host_port("http://[::1]:8080/x").unwrap(), "[::1]:8080");
         assert_eq!(host_port("http://[::1]/x").unwrap(), "[::1]:80");
         assert!(host_port("http://u:p@h/x").is_err());

@@ -53,16 +53,16 @@
 
 pub mod blobs;
 pub mod engine;
-pub mod fetch;
 mod error;
+pub mod fetch;
 pub mod server;
 pub mod streams;
 pub mod worker;
 
 pub use blobs::{FsBlobStore, fetch_output, sniff_mime};
 pub use engine::{EngineSettings, load_engine, manifests};
-pub use fetch::{FetchPolicy, HttpFetcher};
 pub use error::{Error, Result};
+pub use fetch::{FetchPolicy, HttpFetcher};
 pub use server::{node_router, router, spawn_blob_server, spawn_node_server};
 pub use streams::StreamHub;
 pub use worker::{

@@ -170,7 +170,10 @@ async fn task_stream(State(s): State<AppState>, Path(id): Path<u64>) -> Response
                         text.push_str(&serde_json::to_string(c).unwrap_or_default());
                         text.push_str("\n\n");
                     }
-                    return Some((Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(text)), f));
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(text)),
+                        f,
+                    ));
                 }
                 Next::Wait(mut rx) => {
                     let wait = tokio::time::timeout_at(f.until, rx.changed());

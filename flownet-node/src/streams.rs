@@ -146,7 +146,10 @@ mod tests {
             hub.start(t);
         }
         assert!(matches!(hub.next(0, None, 0), Next::Unknown));
-        assert!(matches!(hub.next(MAX_STREAMS as u64 + 9, None, 0), Next::Wait(_)));
+        assert!(matches!(
+            hub.next(MAX_STREAMS as u64 + 9, None, 0),
+            Next::Wait(_)
+        ));
         assert_eq!(hub.inner.lock().unwrap().0.len(), MAX_STREAMS);
     }
 }

@@ -140,7 +140,9 @@ impl Node {
                     offers.push(OfferedModel {
                         model_id: info.id.clone(),
                         weights_sha256: info.weights_sha256,
-                        price: *price, unit: flownet_core::PriceUnit::Task, });
+                        price: *price,
+                        unit: flownet_core::PriceUnit::Task,
+                    });
                     python.push(PythonModel {
                         info: info.clone(),
                         func: func.clone_ref(py),
@@ -174,7 +176,9 @@ impl Node {
                 offers.push(OfferedModel {
                     model_id: id.clone(),
                     weights_sha256: manifest.sha256,
-                    price, unit: flownet_core::PriceUnit::Task, });
+                    price,
+                    unit: flownet_core::PriceUnit::Task,
+                });
                 match by_dir.iter_mut().find(|(d, _)| *d == dir) {
                     Some((_, ids)) => ids.push(id),
                     None => by_dir.push((dir, vec![id])),
@@ -590,7 +594,9 @@ impl Node {
                 Spec::Python { info, price, .. } => offers.push(OfferedModel {
                     model_id: info.id.clone(),
                     weights_sha256: info.weights_sha256,
-                    price: *price, unit: flownet_core::PriceUnit::Task, }),
+                    price: *price,
+                    unit: flownet_core::PriceUnit::Task,
+                }),
                 Spec::Onnx {
                     id,
                     price,
@@ -611,7 +617,9 @@ impl Node {
                     Ok(OfferedModel {
                         model_id: id,
                         weights_sha256: manifest.sha256,
-                        price, unit: flownet_core::PriceUnit::Task, })
+                        price,
+                        unit: flownet_core::PriceUnit::Task,
+                    })
                 })
                 .collect::<FlowResult<Vec<_>>>()
         })?;

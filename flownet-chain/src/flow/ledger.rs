@@ -16,9 +16,10 @@ use std::{
 
 use async_trait::async_trait;
 use flownet_core::{
-    Account, Action, Address, Amount, Digest32, Error, Globals, InputRef, Ledger, LedgerConfig, LedgerId,
-    LedgerInfo, Node, NodeStats, OfferedModel, Outcome, OutputNft, OutputRef, PublicKey, Rating,
-    PriceUnit, Receipt, SignedEnvelope, SigningKey, Task, TaskId, TaskQuery, TaskStatus, Wallet, rank_nodes,
+    Account, Action, Address, Amount, Digest32, Error, Globals, InputRef, Ledger, LedgerConfig,
+    LedgerId, LedgerInfo, Node, NodeStats, OfferedModel, Outcome, OutputNft, OutputRef, PriceUnit,
+    PublicKey, Rating, Receipt, SignedEnvelope, SigningKey, Task, TaskId, TaskQuery, TaskStatus,
+    Wallet, rank_nodes,
 };
 
 use super::{

@@ -20,7 +20,9 @@ fn offer(price: Amount) -> Vec<OfferedModel> {
     vec![OfferedModel {
         model_id: "m".into(),
         weights_sha256: Digest32([3; 32]),
-        price, unit: flownet_core::PriceUnit::Task, }]
+        price,
+        unit: flownet_core::PriceUnit::Task,
+    }]
 }
 
 fn output() -> OutputRef {

@@ -176,7 +176,9 @@ async fn hostile_receivers_and_collections_gain_nothing_and_block_nothing() {
         vec![OfferedModel {
             model_id: "m".into(),
             weights_sha256: flownet_core::crypto::sha256(b"weights"),
-            price: amount(price), unit: flownet_core::PriceUnit::Task, }]
+            price: amount(price),
+            unit: flownet_core::PriceUnit::Task,
+        }]
     };
     for node in [&mallory, &mel, &nora] {
         node.register_node("n", "http://127.0.0.1:7070", offer("2"))

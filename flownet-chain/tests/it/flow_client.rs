@@ -146,7 +146,9 @@ async fn the_client_and_the_node_runtime_work_on_a_flow_emulator() {
         vec![OfferedModel {
             model_id: model.id.clone(),
             weights_sha256: model.weights_sha256,
-            price: Amount::tokens(2), unit: flownet_core::PriceUnit::Task, }],
+            price: Amount::tokens(2),
+            unit: flownet_core::PriceUnit::Task,
+        }],
     )
     .await
     .unwrap();

@@ -108,7 +108,9 @@ async fn a_user_without_flow_submits_through_the_sponsor() {
         vec![OfferedModel {
             model_id: model.id.clone(),
             weights_sha256: model.weights_sha256,
-            price: Amount::tokens(2), unit: flownet_core::PriceUnit::Task, }],
+            price: Amount::tokens(2),
+            unit: flownet_core::PriceUnit::Task,
+        }],
     )
     .await
     .unwrap();

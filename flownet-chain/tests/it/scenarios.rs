@@ -295,7 +295,9 @@ impl Run<'_> {
                         .map(|i| OfferedModel {
                             model_id: format!("m{i}"),
                             weights_sha256: Digest32([1; 32]),
-                            price: Amount::tokens(1), unit: flownet_core::PriceUnit::Task, })
+                            price: Amount::tokens(1),
+                            unit: flownet_core::PriceUnit::Task,
+                        })
                         .collect(),
                     None => step["models"]
                         .as_array()
@@ -304,7 +306,9 @@ impl Run<'_> {
                         .map(|m| OfferedModel {
                             model_id: m["model_id"].as_str().unwrap().to_owned(),
                             weights_sha256: Digest32([7; 32]),
-                            price: amount(&m["price"]), unit: flownet_core::PriceUnit::Task, })
+                            price: amount(&m["price"]),
+                            unit: flownet_core::PriceUnit::Task,
+                        })
                         .collect(),
                 };
                 Action::RegisterNode {
@@ -327,7 +331,10 @@ impl Run<'_> {
                     Some(n) => params_of_len(n as usize),
                     None => s("params"),
                 },
-                max_price: amount(&step["max_price"]), input: None, max_units: 0, },
+                max_price: amount(&step["max_price"]),
+                input: None,
+                max_units: 0,
+            },
             "cancel" => Action::Cancel {
                 task: self.task(&step["task"]),
             },
@@ -344,7 +351,9 @@ impl Run<'_> {
                 }
                 Action::Fulfil {
                     task: self.task(&step["task"]),
-                    result, units: None, }
+                    result,
+                    units: None,
+                }
             }
             "expire" => Action::Expire {
                 task: self.task(&step["task"]),

@@ -126,7 +126,9 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
                 "0.5".parse().expect("literal")
             } else {
                 "0.1".parse().expect("literal")
-            }, unit: m.kind.price_unit(), })
+            },
+            unit: m.kind.price_unit(),
+        })
         .collect();
     node_wallet
         .register_node("demo node", &endpoint, offers)

@@ -369,7 +369,9 @@ pub fn offers_from_specs(ctx: &Ctx, specs: &[String]) -> Result<Vec<OfferedModel
             Ok(OfferedModel {
                 model_id: id.into(),
                 weights_sha256: manifest.sha256,
-                price: price.parse()?, unit: manifest.kind.price_unit(), })
+                price: price.parse()?,
+                unit: manifest.kind.price_unit(),
+            })
         })
         .collect()
 }

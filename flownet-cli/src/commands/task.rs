@@ -9,6 +9,7 @@ use super::pick_node;
 use crate::context::Ctx;
 use flownet_node::blobs;
 
+#[allow(clippy::large_enum_variant)] // parsed once per process
 #[derive(Debug, Subcommand)]
 pub enum TaskCmd {
     /// Pays for one inference: picks the best node offering the model (or --node) and
@@ -158,9 +159,10 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
                                 stop_rx,
                             )
                             .await?;
-                            let base = url
-                                .as_ref()
-                                .map_or_else(|| format!("http://{addr}"), |u| u.trim_end_matches('/').to_owned());
+                            let base = url.as_ref().map_or_else(
+                                || format!("http://{addr}"),
+                                |u| u.trim_end_matches('/').to_owned(),
+                            );
                             (base, Some((stop_tx, server)))
                         }
                     };
@@ -202,7 +204,9 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             }
             eprintln!("{paid}");
             if holder.is_some() && !wait {
-                eprintln!("serving the input to the node until the task settles (Ctrl-C stops; pass --input-url to use another holder)");
+                eprintln!(
+                    "serving the input to the node until the task settles (Ctrl-C stops; pass --input-url to use another holder)"
+                );
             }
             let waited =
                 wait_and_save(ctx, ledger.as_ref(), id, Duration::from_secs(900), out).await;
@@ -390,7 +394,13 @@ async fn wait_and_save(
         j["refunded"] = json!(task.refunded.to_string());
     }
     ctx.print(&j, || {
-        let mut s = format!("task {id} fulfilled: {} ({} bytes, sha256 {} verified), NFT #{}", path.display(), output.size, output.sha256, task.nft.unwrap_or_default());
+        let mut s = format!(
+            "task {id} fulfilled: {} ({} bytes, sha256 {} verified), NFT #{}",
+            path.display(),
+            output.size,
+            output.sha256,
+            task.nft.unwrap_or_default()
+        );
         if let Some(units) = task.units {
             s.push_str(&format!(
                 "\n{units} tokens cost {} FLOWNET; {} FLOWNET came back",

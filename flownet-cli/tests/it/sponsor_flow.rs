@@ -475,7 +475,10 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
                 model_id: "echo-v1".into(),
                 prompt: "gasless from a browser key".into(),
                 params: "{}".into(),
-                max_price: Amount::tokens(2), input: None, max_units: 0, },
+                max_price: Amount::tokens(2),
+                input: None,
+                max_units: 0,
+            },
         ))
         .await
         .unwrap();
@@ -710,7 +713,9 @@ async fn register_echo_node<L: flownet_core::Ledger + ?Sized>(node: &flownet_cor
         vec![OfferedModel {
             model_id: "echo-v1".into(),
             weights_sha256: sha256(b"echo-v1"),
-            price: Amount::tokens(2), unit: flownet_core::PriceUnit::Task, }],
+            price: Amount::tokens(2),
+            unit: flownet_core::PriceUnit::Task,
+        }],
     )
     .await
     .unwrap();

@@ -7,17 +7,55 @@ use crate::support::{Actor, MODEL, World, weights};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Submit { user: usize, node: usize, max: u64, units: u64 },
-    Cancel { user: usize, task: u64 },
-    Claim { node: usize, task: u64 },
-    Fulfil { node: usize, task: u64, units: Option<u64> },
-    Expire { who: usize, task: u64 },
-    Rate { who: usize, task: u64, stars: u8 },
-    Sweep { who: usize, task: u64 },
-    Transfer { from: usize, to: usize, amount: u64 },
-    Reprice { node: usize, price: u64, metered: bool },
-    Toggle { node: usize, active: bool },
-    Wait { seconds: u64 },
+    Submit {
+        user: usize,
+        node: usize,
+        max: u64,
+        units: u64,
+    },
+    Cancel {
+        user: usize,
+        task: u64,
+    },
+    Claim {
+        node: usize,
+        task: u64,
+    },
+    Fulfil {
+        node: usize,
+        task: u64,
+        units: Option<u64>,
+    },
+    Expire {
+        who: usize,
+        task: u64,
+    },
+    Rate {
+        who: usize,
+        task: u64,
+        stars: u8,
+    },
+    Sweep {
+        who: usize,
+        task: u64,
+    },
+    Transfer {
+        from: usize,
+        to: usize,
+        amount: u64,
+    },
+    Reprice {
+        node: usize,
+        price: u64,
+        metered: bool,
+    },
+    Toggle {
+        node: usize,
+        active: bool,
+    },
+    Wait {
+        seconds: u64,
+    },
 }
 
 const USERS: usize = 4;

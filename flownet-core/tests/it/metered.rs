@@ -35,7 +35,13 @@ fn llm_node(w: &mut World, per_thousand: Amount) -> Actor {
     n
 }
 
-fn submit(w: &mut World, user: &Actor, node: &Actor, model: &str, max_units: u64) -> flownet_core::Result<u64> {
+fn submit(
+    w: &mut World,
+    user: &Actor,
+    node: &Actor,
+    model: &str,
+    max_units: u64,
+) -> flownet_core::Result<u64> {
     w.act(
         user,
         Action::Submit {
@@ -51,7 +57,12 @@ fn submit(w: &mut World, user: &Actor, node: &Actor, model: &str, max_units: u64
     .map(|o| o.task.unwrap())
 }
 
-fn fulfil(w: &mut World, node: &Actor, task: u64, units: Option<u64>) -> flownet_core::Result<flownet_core::Outcome> {
+fn fulfil(
+    w: &mut World,
+    node: &Actor,
+    task: u64,
+    units: Option<u64>,
+) -> flownet_core::Result<flownet_core::Outcome> {
     w.act(
         node,
         Action::Fulfil {
@@ -70,7 +81,10 @@ fn a_metered_task_escrows_its_limit_and_pays_for_what_it_delivers() {
     let before = w.balance(&user);
     let id = submit(&mut w, &user, &node, LLM, 500).unwrap();
     // 500 tokens at 2 FLOWNET per 1,000: 1 FLOWNET held.
-    assert_eq!(before.checked_sub(w.balance(&user)).unwrap(), Amount::tokens(1));
+    assert_eq!(
+        before.checked_sub(w.balance(&user)).unwrap(),
+        Amount::tokens(1)
+    );
     let task = w.store.state.tasks[&id].clone();
     assert_eq!(task.price, Amount::tokens(1));
     assert_eq!(task.unit_price, Some(Amount::tokens(2)));
@@ -81,7 +95,10 @@ fn a_metered_task_escrows_its_limit_and_pays_for_what_it_delivers() {
     let out = fulfil(&mut w, &node, id, Some(120)).unwrap();
     let cost = Amount(24_000_000);
     assert_eq!(out.credited, Some(cost.mul_div(900, 1000)));
-    assert_eq!(w.balance(&node).checked_sub(node_before).unwrap(), Amount(21_600_000));
+    assert_eq!(
+        w.balance(&node).checked_sub(node_before).unwrap(),
+        Amount(21_600_000)
+    );
     assert_eq!(
         before.checked_sub(w.balance(&user)).unwrap(),
         cost,
@@ -91,7 +108,13 @@ fn a_metered_task_escrows_its_limit_and_pays_for_what_it_delivers() {
     assert_eq!(task.status, TaskStatus::Fulfilled);
     assert_eq!(task.units, Some(120));
     assert_eq!(task.refunded, Amount(76_000_000));
-    assert_eq!(task.bounty_pool, cost.checked_sub(Amount(21_600_000)).unwrap().checked_sub(cost.mul_div(25, 1000)).unwrap());
+    assert_eq!(
+        task.bounty_pool,
+        cost.checked_sub(Amount(21_600_000))
+            .unwrap()
+            .checked_sub(cost.mul_div(25, 1000))
+            .unwrap()
+    );
     let nft = w.store.state.nfts.values().find(|n| n.task == id).unwrap();
     assert_eq!(nft.units, Some(120));
 }
@@ -100,10 +123,18 @@ fn a_metered_task_escrows_its_limit_and_pays_for_what_it_delivers() {
 fn costs_round_down_in_base_units() {
     assert_eq!(rules::metered_cost(Amount(3), 1).unwrap(), Amount(0));
     assert_eq!(rules::metered_cost(Amount(1000), 999).unwrap(), Amount(999));
-    assert_eq!(rules::metered_cost(Amount::tokens(1), 1).unwrap(), Amount(100_000));
-    assert_eq!(rules::metered_cost(Amount(u64::MAX), 1000).unwrap(), Amount(u64::MAX));
     assert_eq!(
-        rules::metered_cost(Amount(u64::MAX), 1001).unwrap_err().kind(),
+        rules::metered_cost(Amount::tokens(1), 1).unwrap(),
+        Amount(100_000)
+    );
+    assert_eq!(
+        rules::metered_cost(Amount(u64::MAX), 1000).unwrap(),
+        Amount(u64::MAX)
+    );
+    assert_eq!(
+        rules::metered_cost(Amount(u64::MAX), 1001)
+            .unwrap_err()
+            .kind(),
         ErrorKind::Overflow
     );
 }
@@ -131,15 +162,23 @@ fn units_must_match_how_the_task_is_priced() {
         w.act(&node, Action::Claim { task: id }).unwrap();
     }
     assert_eq!(
-        fulfil(&mut w, &node, metered, None).unwrap_err().to_string(),
+        fulfil(&mut w, &node, metered, None)
+            .unwrap_err()
+            .to_string(),
         format!("invalid input: task {metered} is metered: the fulfilment must state its units")
     );
     assert_eq!(
-        fulfil(&mut w, &node, metered, Some(101)).unwrap_err().to_string(),
-        format!("invalid input: task {metered} allows at most 100 units, the fulfilment states 101")
+        fulfil(&mut w, &node, metered, Some(101))
+            .unwrap_err()
+            .to_string(),
+        format!(
+            "invalid input: task {metered} allows at most 100 units, the fulfilment states 101"
+        )
     );
     assert_eq!(
-        fulfil(&mut w, &node, flat, Some(1)).unwrap_err().to_string(),
+        fulfil(&mut w, &node, flat, Some(1))
+            .unwrap_err()
+            .to_string(),
         format!("invalid input: task {flat} is priced per task: a fulfilment states no units")
     );
     // The whole limit, and nothing at all, are both fine.
@@ -183,12 +222,28 @@ fn the_price_cap_applies_to_the_escrow() {
     assert_eq!(e.kind(), ErrorKind::PriceAboveMax);
     let offer = &w.store.state.nodes[&node.address].models[0].clone();
     let (units, escrow, cap) = rules::quote(offer, None, &serde_json::Map::new(), None).unwrap();
-    assert_eq!((units, escrow, cap), (rules::DEFAULT_MAX_UNITS, Amount(51_200_000), Amount(51_200_000)));
-    let params = serde_json::json!({"max_tokens": 10}).as_object().unwrap().clone();
-    assert_eq!(rules::quote(offer, None, &params, Some(Amount::tokens(3))).unwrap(), (10, Amount(2_000_000), Amount(3_000_000)));
+    assert_eq!(
+        (units, escrow, cap),
+        (
+            rules::DEFAULT_MAX_UNITS,
+            Amount(51_200_000),
+            Amount(51_200_000)
+        )
+    );
+    let params = serde_json::json!({"max_tokens": 10})
+        .as_object()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        rules::quote(offer, None, &params, Some(Amount::tokens(3))).unwrap(),
+        (10, Amount(2_000_000), Amount(3_000_000))
+    );
     let flat = &w.store.state.nodes[&node.address].models[1].clone();
     assert!(rules::quote(flat, Some(5), &params, None).is_err());
-    assert_eq!(rules::quote(flat, None, &params, None).unwrap(), (0, Amount::tokens(1), Amount::tokens(1)));
+    assert_eq!(
+        rules::quote(flat, None, &params, None).unwrap(),
+        (0, Amount::tokens(1), Amount::tokens(1))
+    );
 }
 
 fn input(size: u64, uri: &str) -> InputRef {
@@ -213,13 +268,27 @@ fn inputs_are_named_by_hash_and_size_and_checked() {
         input: Some(input),
         max_units: 64,
     };
-    let e = w.act(&user, with(input(0, "http://h/blobs/x"))).unwrap_err();
-    assert_eq!(e.to_string(), "invalid input: an input is 1 to 16777216 bytes, this one 0");
     let e = w
-        .act(&user, with(input(rules::MAX_INPUT_BYTES + 1, "http://h/blobs/x")))
+        .act(&user, with(input(0, "http://h/blobs/x")))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid input: an input is 1 to 16777216 bytes, this one 0"
+    );
+    let e = w
+        .act(
+            &user,
+            with(input(rules::MAX_INPUT_BYTES + 1, "http://h/blobs/x")),
+        )
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
-    for bad in ["ftp://h/x", "http://h/a b", "http://h/\u{e9}", "http://h/x\n", ""] {
+    for bad in [
+        "ftp://h/x",
+        "http://h/a b",
+        "http://h/\u{e9}",
+        "http://h/x\n",
+        "",
+    ] {
         let e = w.act(&user, with(input(10, bad))).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -256,7 +325,13 @@ fn an_input_checks_its_bytes() {
     assert!(good.check(b"{\"messages\": [1]}").is_err());
     let mut wrong_size = good.clone();
     wrong_size.size += 1;
-    assert!(wrong_size.check(bytes).unwrap_err().to_string().contains("bytes"));
+    assert!(
+        wrong_size
+            .check(bytes)
+            .unwrap_err()
+            .to_string()
+            .contains("bytes")
+    );
 }
 
 #[test]

@@ -194,7 +194,10 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: big,
             params: "{}".into(),
-            max_price: Amount::tokens(9), input: None, max_units: 0, },
+            max_price: Amount::tokens(9),
+            input: None,
+            max_units: 0,
+        },
     );
     assert_eq!(kind(r), ErrorKind::PromptTooLarge);
     let ok_prompt = "x".repeat(4096);
@@ -205,7 +208,10 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: ok_prompt,
             params: "{}".into(),
-            max_price: Amount::tokens(9), input: None, max_units: 0, },
+            max_price: Amount::tokens(9),
+            input: None,
+            max_units: 0,
+        },
     )
     .unwrap();
     let r = w.act(
@@ -215,7 +221,10 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: "p".into(),
             params: format!("{{\"a\":\"{}\"}}", "x".repeat(4096)),
-            max_price: Amount::tokens(9), input: None, max_units: 0, },
+            max_price: Amount::tokens(9),
+            input: None,
+            max_units: 0,
+        },
     );
     assert_eq!(kind(r), ErrorKind::ParamsTooLarge);
     let r = w.act(
@@ -225,7 +234,10 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: "p".into(),
             params: "[1]".into(),
-            max_price: Amount::tokens(9), input: None, max_units: 0, },
+            max_price: Amount::tokens(9),
+            input: None,
+            max_units: 0,
+        },
     );
     assert_eq!(kind(r), ErrorKind::InvalidInput);
     let r = w.act(
@@ -235,7 +247,10 @@ fn submit_rejections() {
             model_id: "other".into(),
             prompt: "p".into(),
             params: "{}".into(),
-            max_price: Amount::tokens(9), input: None, max_units: 0, },
+            max_price: Amount::tokens(9),
+            input: None,
+            max_units: 0,
+        },
     );
     assert_eq!(kind(r), ErrorKind::ModelNotOffered);
     let stranger = Actor::new();
@@ -246,7 +261,10 @@ fn submit_rejections() {
             model_id: MODEL.into(),
             prompt: "p".into(),
             params: "{}".into(),
-            max_price: Amount::tokens(9), input: None, max_units: 0, },
+            max_price: Amount::tokens(9),
+            input: None,
+            max_units: 0,
+        },
     );
     assert_eq!(kind(r), ErrorKind::NotFound);
     w.act(&node, Action::SetNodeActive { active: false })
@@ -348,7 +366,9 @@ fn fulfil_pays_90_2_5_7_5_and_mints_the_nft_to_the_requester() {
             &rival,
             Action::Fulfil {
                 task: id,
-                result: World::output(), units: None, }
+                result: World::output(),
+                units: None,
+            }
         )),
         ErrorKind::WrongNode
     );
@@ -357,7 +377,9 @@ fn fulfil_pays_90_2_5_7_5_and_mints_the_nft_to_the_requester() {
             &node,
             Action::Fulfil {
                 task: id,
-                result: World::output(), units: None, },
+                result: World::output(),
+                units: None,
+            },
         )
         .unwrap();
     let to_node = Amount(900_000_006);
@@ -379,7 +401,9 @@ fn fulfil_pays_90_2_5_7_5_and_mints_the_nft_to_the_requester() {
             &node,
             Action::Fulfil {
                 task: id,
-                result: World::output(), units: None, }
+                result: World::output(),
+                units: None,
+            }
         )),
         ErrorKind::InvalidState
     );
@@ -403,7 +427,9 @@ fn fulfil_after_the_deadline_is_refused_and_the_task_expires_as_missed() {
             &node,
             Action::Fulfil {
                 task: id,
-                result: World::output(), units: None, }
+                result: World::output(),
+                units: None,
+            }
         )),
         ErrorKind::DeadlinePassed
     );
@@ -443,7 +469,9 @@ fn outputs_can_be_rated_once_per_rater_and_not_by_the_node() {
         &node,
         Action::Fulfil {
             task: id,
-            result: World::output(), units: None, },
+            result: World::output(),
+            units: None,
+        },
     )
     .unwrap();
     assert_eq!(
@@ -583,7 +611,9 @@ fn node_registration_is_validated() {
     let offer = |id: &str| flownet_core::OfferedModel {
         model_id: id.into(),
         weights_sha256: crate::support::weights(),
-        price: Amount(1), unit: flownet_core::PriceUnit::Task, };
+        price: Amount(1),
+        unit: flownet_core::PriceUnit::Task,
+    };
     let reg = |name: &str, endpoint: &str, models: Vec<flownet_core::OfferedModel>| {
         Action::RegisterNode {
             name: name.into(),

@@ -101,7 +101,9 @@ impl World {
                 models: vec![OfferedModel {
                     model_id: MODEL.into(),
                     weights_sha256: weights(),
-                    price, unit: flownet_core::PriceUnit::Task, }],
+                    price,
+                    unit: flownet_core::PriceUnit::Task,
+                }],
             },
         )
         .unwrap();
@@ -116,7 +118,10 @@ impl World {
                 model_id: MODEL.into(),
                 prompt: "rolling hills".into(),
                 params: "{}".into(),
-                max_price, input: None, max_units: 0, },
+                max_price,
+                input: None,
+                max_units: 0,
+            },
         )
         .map(|o| o.task.unwrap())
     }
@@ -138,7 +143,9 @@ impl World {
             node,
             Action::Fulfil {
                 task: id,
-                result: Self::output(), units: None, },
+                result: Self::output(),
+                units: None,
+            },
         )
         .unwrap();
         id

@@ -27,7 +27,9 @@ async fn setup() -> Setup {
         vec![OfferedModel {
             model_id: m.id.clone(),
             weights_sha256: m.weights_sha256,
-            price: Amount::tokens(1), unit: flownet_core::PriceUnit::Task, }],
+            price: Amount::tokens(1),
+            unit: flownet_core::PriceUnit::Task,
+        }],
     )
     .await
     .unwrap();
@@ -201,7 +203,9 @@ async fn the_worker_skips_tasks_for_weights_it_does_not_run() {
             vec![OfferedModel {
                 model_id: "echo".into(),
                 weights_sha256: flownet_core::Digest32([5; 32]),
-                price: Amount::tokens(1), unit: flownet_core::PriceUnit::Task, }],
+                price: Amount::tokens(1),
+                unit: flownet_core::PriceUnit::Task,
+            }],
         )
         .await
         .unwrap();
@@ -533,9 +537,13 @@ struct Holders(Mutex<std::collections::HashMap<String, Vec<u8>>>);
 #[async_trait::async_trait]
 impl flownet_core::InputFetcher for Holders {
     async fn fetch(&self, uri: &str, max_bytes: u64) -> flownet_core::Result<Vec<u8>> {
-        let bytes = self.0.lock().unwrap().get(uri).cloned().ok_or_else(|| {
-            flownet_core::Error::Network(format!("{uri} is not held"))
-        })?;
+        let bytes = self
+            .0
+            .lock()
+            .unwrap()
+            .get(uri)
+            .cloned()
+            .ok_or_else(|| flownet_core::Error::Network(format!("{uri} is not held")))?;
         if bytes.len() as u64 > max_bytes {
             return Err(flownet_core::Error::Network("too large".into()));
         }
@@ -586,10 +594,22 @@ fn submit_words(
 #[tokio::test]
 async fn a_metered_task_is_capped_at_its_units_and_paid_for_the_tokens_written() {
     let (s, model) = word_node().await;
-    let before = s.ledger.account(s.user.address()).await.unwrap().unwrap().balance;
+    let before = s
+        .ledger
+        .account(s.user.address())
+        .await
+        .unwrap()
+        .unwrap()
+        .balance;
     let id = s
         .user
-        .submit_action(submit_words(&s, "one two three four five six", r#"{"max_tokens": 100}"#, None, 4))
+        .submit_action(submit_words(
+            &s,
+            "one two three four five six",
+            r#"{"max_tokens": 100}"#,
+            None,
+            4,
+        ))
         .await
         .unwrap();
     let worker = NodeWorker::new(s.node.clone(), model.clone(), s.blobs.clone(), "http://n");
@@ -600,7 +620,13 @@ async fn a_metered_task_is_capped_at_its_units_and_paid_for_the_tokens_written()
     let task = s.ledger.task(id).await.unwrap().unwrap();
     assert_eq!(task.status, TaskStatus::Fulfilled);
     assert_eq!(task.units, Some(4));
-    let after = s.ledger.account(s.user.address()).await.unwrap().unwrap().balance;
+    let after = s
+        .ledger
+        .account(s.user.address())
+        .await
+        .unwrap()
+        .unwrap()
+        .balance;
     // 4 tokens at 10 FLOWNET per 1,000.
     assert_eq!(before.checked_sub(after).unwrap(), Amount(4_000_000));
 }
@@ -620,19 +646,34 @@ async fn a_task_input_is_fetched_checked_and_fed_to_the_model() {
     };
     let id = s
         .user
-        .submit_action(submit_words(&s, "see input", "{}", Some(input.clone()), 100))
+        .submit_action(submit_words(
+            &s,
+            "see input",
+            "{}",
+            Some(input.clone()),
+            100,
+        ))
         .await
         .unwrap();
     // A worker with no way to fetch fails the task and says why.
     let blind = NodeWorker::new(s.node.clone(), model.clone(), s.blobs.clone(), "http://n");
     let (events, sink) = collect();
     assert_eq!(blind.tick(&sink).await.unwrap(), 0);
-    assert!(events.lock().unwrap().iter().any(|e| matches!(e, NodeEvent::Failed { error, .. } if error.contains("fetches no inputs"))));
+    assert!(events.lock().unwrap().iter().any(
+        |e| matches!(e, NodeEvent::Failed { error, .. } if error.contains("fetches no inputs"))
+    ));
     let worker = NodeWorker::new(s.node.clone(), model.clone(), s.blobs.clone(), "http://n")
         .with_fetcher(holders.clone());
     assert_eq!(worker.tick(&sink).await.unwrap(), 1);
     assert_eq!(
-        model.requests.lock().unwrap().last().unwrap().input.as_deref(),
+        model
+            .requests
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .input
+            .as_deref(),
         Some(&bytes[..])
     );
     let task = s.ledger.task(id).await.unwrap().unwrap();
@@ -660,5 +701,9 @@ async fn a_task_input_is_fetched_checked_and_fed_to_the_model() {
         "{:?}",
         events.lock().unwrap()
     );
-    assert_eq!(model.requests.lock().unwrap().len(), 1, "the model saw unchecked bytes");
+    assert_eq!(
+        model.requests.lock().unwrap().len(),
+        1,
+        "the model saw unchecked bytes"
+    );
 }

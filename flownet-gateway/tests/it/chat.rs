@@ -73,7 +73,11 @@ impl Engine for Parrot {
         let words: Vec<&str> = last.split_whitespace().collect();
         let mut fold = GenerationFold::new();
         for (i, w) in words.iter().take(max).enumerate() {
-            let text = if i == 0 { (*w).to_owned() } else { format!(" {w}") };
+            let text = if i == 0 {
+                (*w).to_owned()
+            } else {
+                format!(" {w}")
+            };
             let chunk = StreamChunk::Text { text };
             fold.push(&chunk)?;
             sink(chunk);
@@ -123,8 +127,9 @@ const PRICE: Amount = Amount(200_000_000);
 impl Chat {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ledger =
-            Arc::new(EmbeddedLedger::create(dir.path().join("ledger.db"), LedgerConfig::default()).unwrap());
+        let ledger = Arc::new(
+            EmbeddedLedger::create(dir.path().join("ledger.db"), LedgerConfig::default()).unwrap(),
+        );
         let dyn_ledger: Arc<dyn Ledger> = ledger.clone();
         let parrot = Arc::new(Parrot::new());
         let (stop, stop_rx) = watch::channel(false);
@@ -158,7 +163,9 @@ impl Chat {
         let blobs: Arc<dyn BlobStore> = Arc::new(node_blobs);
         let engine: Arc<dyn Engine> = parrot.clone();
         let worker = NodeWorker::new(node.clone(), engine, blobs, endpoint.clone())
-            .with_fetcher(Arc::new(HttpFetcher::new(FetchPolicy::for_endpoint(&endpoint))))
+            .with_fetcher(Arc::new(HttpFetcher::new(FetchPolicy::for_endpoint(
+                &endpoint,
+            ))))
             .with_streams(streams);
         // The gateway: a blob store of its own, for the inputs it holds.
         let keys = ApiKeys::new(ApiKeys::path_in(dir.path()));
@@ -265,7 +272,10 @@ async fn a_chat_is_answered_and_paid_for_the_tokens_written() {
     let a: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(a["object"], "chat.completion");
     assert_eq!(a["choices"][0]["message"]["role"], "assistant");
-    assert_eq!(a["choices"][0]["message"]["content"], "one two three four five");
+    assert_eq!(
+        a["choices"][0]["message"]["content"],
+        "one two three four five"
+    );
     assert_eq!(a["choices"][0]["finish_reason"], "stop");
     assert_eq!(a["usage"]["completion_tokens"], 5);
     assert_eq!(a["usage"]["total_tokens"], 12);
@@ -274,7 +284,10 @@ async fn a_chat_is_answered_and_paid_for_the_tokens_written() {
     assert_eq!(a["flownet"]["price"], "0.1");
     assert_eq!(a["flownet"]["cost"], "0.01");
     assert_eq!(a["flownet"]["refunded"], "0.09");
-    assert_eq!(before.checked_sub(c.balance().await).unwrap(), Amount(1_000_000));
+    assert_eq!(
+        before.checked_sub(c.balance().await).unwrap(),
+        Amount(1_000_000)
+    );
 
     // The limit is the task's: the answer stops there and says so.
     let (status, body) = c
@@ -308,7 +321,12 @@ async fn a_streamed_chat_relays_the_nodes_tokens_as_they_come() {
         .iter()
         .map(|e| serde_json::from_str(e).unwrap())
         .collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"), "{body}");
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk"),
+        "{body}"
+    );
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let contents: Vec<&str> = chunks
         .iter()
@@ -318,7 +336,11 @@ async fn a_streamed_chat_relays_the_nodes_tokens_as_they_come() {
     assert_eq!(contents.concat(), words);
     // One chunk per token: relayed from the node's stream, not sent whole at the end.
     assert_eq!(contents.len(), words.split(' ').count(), "{contents:?}");
-    let last = chunks.iter().rev().find(|c| c["choices"][0]["finish_reason"].is_string()).unwrap();
+    let last = chunks
+        .iter()
+        .rev()
+        .find(|c| c["choices"][0]["finish_reason"].is_string())
+        .unwrap();
     assert_eq!(last["choices"][0]["finish_reason"], "stop");
     assert_eq!(last["flownet"]["units"], 9);
     let usage = chunks.last().unwrap();
@@ -349,12 +371,27 @@ async fn a_long_conversation_travels_as_an_input_the_node_fetches() {
     assert!(input["size"].as_u64().unwrap() > 4096, "{input}");
     assert_eq!(
         input["uri"],
-        format!("http://{}/api/blobs/{}", c.addr, input["sha256"].as_str().unwrap())
+        format!(
+            "http://{}/api/blobs/{}",
+            c.addr,
+            input["sha256"].as_str().unwrap()
+        )
     );
     // The node read the conversation from the gateway over HTTP, not from a shared
     // store: its bytes are what the ledger names.
-    let fetched = c.parrot.inputs.lock().unwrap().last().cloned().flatten().unwrap();
-    assert_eq!(crypto::sha256(&fetched).to_hex(), input["sha256"].as_str().unwrap());
+    let fetched = c
+        .parrot
+        .inputs
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .flatten()
+        .unwrap();
+    assert_eq!(
+        crypto::sha256(&fetched).to_hex(),
+        input["sha256"].as_str().unwrap()
+    );
     let task_id = a["flownet"]["task_id"].as_u64().unwrap();
     let task = c.ledger.task(task_id).await.unwrap().unwrap();
     assert_eq!(task.input.unwrap().size, fetched.len() as u64);
@@ -367,12 +404,28 @@ async fn bad_requests_are_refused_before_anything_is_paid() {
     let c = Chat::new().await;
     let before = c.balance().await;
     for (body, code, param) in [
-        (json!({ "messages": says("hi"), "temperature": 5 }), "invalid_parameter", "temperature"),
-        (json!({ "messages": says("hi"), "max_tokens": 0 }), "invalid_max_tokens", "max_tokens"),
+        (
+            json!({ "messages": says("hi"), "temperature": 5 }),
+            "invalid_parameter",
+            "temperature",
+        ),
+        (
+            json!({ "messages": says("hi"), "max_tokens": 0 }),
+            "invalid_max_tokens",
+            "max_tokens",
+        ),
         (json!({ "messages": says("hi"), "n": 2 }), "invalid_n", "n"),
-        (json!({ "messages": [{ "role": "wizard", "content": "hi" }] }), "invalid_messages", "messages"),
+        (
+            json!({ "messages": [{ "role": "wizard", "content": "hi" }] }),
+            "invalid_messages",
+            "messages",
+        ),
         (json!({ "messages": [] }), "invalid_messages", "messages"),
-        (json!({ "messages": says("hi"), "tools": [{}] }), "unsupported_parameter", "tools"),
+        (
+            json!({ "messages": says("hi"), "tools": [{}] }),
+            "unsupported_parameter",
+            "tools",
+        ),
         (
             json!({ "messages": [{ "role": "user", "content": [{ "type": "image_url", "image_url": {} }] }] }),
             "invalid_messages",
@@ -381,7 +434,11 @@ async fn bad_requests_are_refused_before_anything_is_paid() {
     ] {
         let (status, text) = c.post(body.clone()).await;
         let a: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!((status, a["error"]["code"].as_str().unwrap()), (400, code), "{body}: {text}");
+        assert_eq!(
+            (status, a["error"]["code"].as_str().unwrap()),
+            (400, code),
+            "{body}: {text}"
+        );
         assert_eq!(a["error"]["param"], param, "{body}");
     }
     assert_eq!(c.balance().await, before);

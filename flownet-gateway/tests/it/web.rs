@@ -153,7 +153,9 @@ impl World {
             .map(|m| OfferedModel {
                 model_id: m.id.clone(),
                 weights_sha256: m.weights_sha256,
-                price: "0.5".parse().unwrap(), unit: flownet_core::PriceUnit::Task, })
+                price: "0.5".parse().unwrap(),
+                unit: flownet_core::PriceUnit::Task,
+            })
             .collect();
         node_wallet
             .register_node("test node", &endpoint, offers)
@@ -355,7 +357,10 @@ impl Browser {
             model_id: model.into(),
             prompt: prompt.into(),
             params: "{}".into(),
-            max_price: Amount::tokens(1), input: None, max_units: 0, }
+            max_price: Amount::tokens(1),
+            input: None,
+            max_units: 0,
+        }
     }
 }
 
@@ -858,11 +863,27 @@ async fn openai_errors_have_openai_shapes_and_codes() {
     let a = post_json(
         &w,
         "/v1/chat/completions",
-        &json!({ "model": "echo", "messages": [] }),
+        &json!({ "model": "picture", "messages": [{ "role": "user", "content": "hi" }] }),
+        Some(&rich),
+    )
+    .await;
+    assert_eq!((a.status, a.code()), (400, "wrong_model_kind"));
+    let a = post_json(
+        &w,
+        "/v1/chat/completions",
+        &json!({ "model": "nope", "messages": [{ "role": "user", "content": "hi" }] }),
         Some(&rich),
     )
     .await;
     assert_eq!((a.status, a.code()), (404, "model_not_found"));
+    let a = post_json(
+        &w,
+        "/v1/chat/completions",
+        &json!({ "model": "echo", "messages": [] }),
+        Some(&rich),
+    )
+    .await;
+    assert_eq!((a.status, a.code()), (400, "invalid_messages"));
     // Nothing was paid for by any refused request.
     assert_eq!(get(&w, "/api/info").await.body["globals"]["task_count"], 0);
 }
@@ -1135,7 +1156,9 @@ fn browser_test_vectors_match_the_core() {
             models: vec![OfferedModel {
                 model_id: "terrain-diffusion-128".into(),
                 weights_sha256: flownet_core::Digest32([7; 32]),
-                price: Amount(50_000_000), unit: flownet_core::PriceUnit::Task, }],
+                price: Amount(50_000_000),
+                unit: flownet_core::PriceUnit::Task,
+            }],
         },
         Action::SetNodeActive { active: false },
         Action::Submit {
@@ -1144,7 +1167,10 @@ fn browser_test_vectors_match_the_core() {
             prompt: "jagged peaks 🏔 over a valley".into(),
             params: "{\"difficulty\":80}".into(),
             // The largest integer a JSON number keeps exactly in JavaScript.
-            max_price: Amount(9_007_199_254_740_991), input: None, max_units: 0, },
+            max_price: Amount(9_007_199_254_740_991),
+            input: None,
+            max_units: 0,
+        },
         Action::Cancel { task: 1 },
         Action::Claim { task: 2 },
         Action::Fulfil {
@@ -1154,7 +1180,9 @@ fn browser_test_vectors_match_the_core() {
                 uri: "http://127.0.0.1:7070/blobs/0909".into(),
                 mime: "image/png".into(),
                 size: 31202,
-            }, units: None, },
+            },
+            units: None,
+        },
         // Offers priced per 1,000 tokens, a submission with an input and a token
         // limit, and a fulfilment that states its units.
         Action::RegisterNode {
