@@ -307,7 +307,13 @@ impl Run<'_> {
                             model_id: m["model_id"].as_str().unwrap().to_owned(),
                             weights_sha256: Digest32([7; 32]),
                             price: amount(&m["price"]),
-                            unit: flownet_core::PriceUnit::Task,
+                            unit: match m.get("unit").and_then(Json::as_str) {
+                                None | Some("task") => flownet_core::PriceUnit::Task,
+                                Some("thousand_tokens") => {
+                                    flownet_core::PriceUnit::ThousandTokens
+                                }
+                                Some(other) => panic!("unknown unit {other}"),
+                            },
                         })
                         .collect(),
                 };
@@ -332,8 +338,12 @@ impl Run<'_> {
                     None => s("params"),
                 },
                 max_price: amount(&step["max_price"]),
-                input: None,
-                max_units: 0,
+                input: step.get("input").map(|i| flownet_core::InputRef {
+                    sha256: Digest32::from_hex(i["sha256"].as_str().unwrap()).unwrap(),
+                    size: i["size"].as_u64().unwrap(),
+                    uri: i["uri"].as_str().unwrap().to_owned(),
+                }),
+                max_units: step.get("max_units").and_then(Json::as_u64).unwrap_or(0),
             },
             "cancel" => Action::Cancel {
                 task: self.task(&step["task"]),
@@ -352,7 +362,7 @@ impl Run<'_> {
                 Action::Fulfil {
                     task: self.task(&step["task"]),
                     result,
-                    units: None,
+                    units: step.get("units").and_then(Json::as_u64),
                 }
             }
             "expire" => Action::Expire {
@@ -497,6 +507,11 @@ impl Run<'_> {
                     "bounty_share" => t.bounty_share.to_string(),
                     "bounty_paid" => t.bounty_paid.to_string(),
                     "nft" => t.nft.map_or("null".into(), |n| n.to_string()),
+                    "max_units" => t.max_units.to_string(),
+                    "units" => t.units.map_or("null".into(), |n| n.to_string()),
+                    "refunded" => t.refunded.to_string(),
+                    "unit_price" => t.unit_price.map_or("null".into(), |p| p.to_string()),
+                    "input_size" => t.input.as_ref().map_or("null".into(), |i| i.size.to_string()),
                     other => panic!("unknown task field {other}"),
                 };
                 let want = want
