@@ -19,7 +19,7 @@
 //! use std::sync::Arc;
 //!
 //! use flownet_core::{
-//!     Engine, Ledger, LedgerConfig, OfferedModel, SigningKey, Wallet,
+//!     Engine, Ledger, LedgerConfig, OfferedModel, PriceUnit, SigningKey, Wallet,
 //!     memory::{EchoEngine, MemoryLedger},
 //! };
 //! use flownet_node::{FsBlobStore, ServeOptions, run_node};
@@ -35,7 +35,8 @@
 //!     model_id: model.id.clone(),
 //!     weights_sha256: model.weights_sha256,
 //!     price: "0.1".parse()?,
-//!     unit: model.kind.price_unit(),
+//!     // The echo model writes no token counts, so it is offered per task.
+//!     unit: PriceUnit::Task,
 //! };
 //! node.register_node("docs node", "http://127.0.0.1:0", vec![offer]).await?;
 //!

@@ -309,9 +309,7 @@ impl Run<'_> {
                             price: amount(&m["price"]),
                             unit: match m.get("unit").and_then(Json::as_str) {
                                 None | Some("task") => flownet_core::PriceUnit::Task,
-                                Some("thousand_tokens") => {
-                                    flownet_core::PriceUnit::ThousandTokens
-                                }
+                                Some("thousand_tokens") => flownet_core::PriceUnit::ThousandTokens,
                                 Some(other) => panic!("unknown unit {other}"),
                             },
                         })
@@ -511,7 +509,10 @@ impl Run<'_> {
                     "units" => t.units.map_or("null".into(), |n| n.to_string()),
                     "refunded" => t.refunded.to_string(),
                     "unit_price" => t.unit_price.map_or("null".into(), |p| p.to_string()),
-                    "input_size" => t.input.as_ref().map_or("null".into(), |i| i.size.to_string()),
+                    "input_size" => t
+                        .input
+                        .as_ref()
+                        .map_or("null".into(), |i| i.size.to_string()),
                     other => panic!("unknown task field {other}"),
                 };
                 let want = want
