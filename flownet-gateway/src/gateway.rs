@@ -232,12 +232,7 @@ impl Gateway {
             .http_status_as_error(false)
             .build()
             .into();
-        let stream_http = ureq::Agent::config_builder()
-            .timeout_global(Some(config.task_timeout))
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let stream_http = flownet_node::follow::stream_agent(config.task_timeout);
         Ok(Arc::new(Self {
             hub: Arc::new(TaskHub::new(ledger.clone(), metrics.clone())),
             ledger,

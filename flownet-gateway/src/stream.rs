@@ -5,13 +5,13 @@
 //! start of the answer on the ledger. Whatever the stream did not carry is sent from
 //! the checked answer; a stream that said something else ends with an error event.
 
-use std::{io::BufRead, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use axum::{
     http::header,
     response::{IntoResponse, Response},
 };
-use flownet_core::{Generation, GenerationFold, Node, StreamChunk, Task, TaskStatus};
+use flownet_core::{Generation, Node, Task, TaskStatus};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
@@ -84,7 +84,7 @@ async fn run(g: &Gateway, task: Task, node: &Node, s: &ChatStream, tx: &mpsc::Se
     let deadline = started + g.config.task_timeout;
     // The text sent so far, as the node streamed it.
     let mut sent = String::new();
-    if let Some(url) = stream_url(node, task.id) {
+    if let Some(url) = flownet_node::follow::stream_url(&node.endpoint, task.id) {
         follow(g, &task, &url, deadline, &mut sent, tx, &chunk).await;
     }
     // The answer on the ledger decides: wait for it, fetch it and check its hash.
@@ -135,7 +135,7 @@ async fn run(g: &Gateway, task: Task, node: &Node, s: &ChatStream, tx: &mpsc::Se
         finish_reason: flownet_core::FinishReason::Stop,
         usage: flownet_core::Usage::default(),
     });
-    match generation.text.strip_prefix(sent.as_str()) {
+    match flownet_node::follow::reconcile(&sent, &generation.text) {
         Some(rest) => {
             if !rest.is_empty()
                 && tx
@@ -176,24 +176,6 @@ async fn run(g: &Gateway, task: Task, node: &Node, s: &ChatStream, tx: &mpsc::Se
     }
 }
 
-/// The node's stream of `task`, built from its registered endpoint only.
-fn stream_url(node: &Node, task: u64) -> Option<String> {
-    let base = node.endpoint.trim_end_matches('/');
-    (base.starts_with("http://") && !base.contains(['?', '#', '@']))
-        .then(|| format!("{base}/tasks/{task}/stream"))
-}
-
-/// What the node's stream reader passes back.
-enum Heard {
-    Chunk(StreamChunk),
-    /// The node's run failed and began again: what was heard is void.
-    Restart,
-    /// The stream is not (yet) there.
-    NotFound,
-    /// The stream broke.
-    Gone,
-}
-
 /// Follows the node's stream while the task is claimed, relaying its text; returns
 /// when the stream ends, fails, or the deadline passes.
 async fn follow(
@@ -205,123 +187,22 @@ async fn follow(
     tx: &mpsc::Sender<String>,
     chunk: &(dyn Fn(Value, Value) -> Value + Sync),
 ) {
-    let mut fold = GenerationFold::new();
-    // A stream appears once the node has claimed the task and started the model.
-    loop {
-        if Instant::now() > deadline || tx.is_closed() {
-            return;
-        }
-        let status = match g.ledger.task(task.id).await {
-            Ok(Some(t)) => t.status,
-            _ => return,
-        };
-        if status.is_final() {
-            return;
-        }
-        if status == TaskStatus::Claimed {
-            let (htx, mut hrx) = mpsc::channel::<Heard>(64);
-            let (agent, url) = (g.stream_http.clone(), url.to_owned());
-            tokio::task::spawn_blocking(move || read_stream(&agent, &url, &htx));
-            let mut found = false;
-            while let Some(heard) = hrx.recv().await {
-                match heard {
-                    Heard::NotFound => break,
-                    Heard::Gone => return,
-                    Heard::Restart => {
-                        if !sent.is_empty() {
-                            // Text already sent cannot be taken back: the checked
-                            // answer decides at the end.
-                            return;
-                        }
-                        fold = GenerationFold::new();
-                    }
-                    Heard::Chunk(c) => {
-                        found = true;
-                        if fold.push(&c).is_err() {
-                            return;
-                        }
-                        if let StreamChunk::Text { text } = &c {
-                            sent.push_str(text);
-                            if tx
-                                .send(event(&chunk(json!({ "content": text }), Value::Null)))
-                                .await
-                                .is_err()
-                            {
-                                return;
-                            }
-                        }
-                        if fold.is_done() {
-                            return;
-                        }
-                    }
-                }
-            }
-            if found {
-                return;
-            }
-        }
-        tokio::time::sleep(
-            g.config
-                .poll_interval
-                .min(std::time::Duration::from_millis(200)),
-        )
-        .await;
-    }
-}
-
-/// Reads a node's task stream (blocking), passing each chunk on until the stream ends
-/// or nobody listens.
-fn read_stream(agent: &ureq::Agent, url: &str, out: &mpsc::Sender<Heard>) {
-    let mut response = match agent.get(url).call() {
-        Ok(r) => r,
-        Err(_) => {
-            let _ = out.blocking_send(Heard::Gone);
-            return;
-        }
-    };
-    match response.status().as_u16() {
-        200 => {}
-        404 => {
-            let _ = out.blocking_send(Heard::NotFound);
-            return;
-        }
-        _ => {
-            let _ = out.blocking_send(Heard::Gone);
-            return;
-        }
-    }
-    // One chunk is a few bytes; a line longer than this is not the node's stream.
-    let reader = std::io::BufReader::new(
-        response
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .reader(),
+    let mut texts = flownet_node::follow::follow(
+        g.ledger.clone(),
+        g.stream_http.clone(),
+        task.id,
+        url.to_owned(),
+        deadline,
+        g.config.poll_interval,
     );
-    let mut restart = false;
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        if line.len() > 1024 * 1024 {
-            break;
-        }
-        if line == "event: restart" {
-            restart = true;
-            continue;
-        }
-        let Some(data) = line.strip_prefix("data: ") else {
-            continue;
-        };
-        let heard = if std::mem::take(&mut restart) {
-            Heard::Restart
-        } else {
-            match serde_json::from_str::<StreamChunk>(data) {
-                Ok(c) => Heard::Chunk(c),
-                Err(_) => break,
-            }
-        };
-        if out.blocking_send(heard).is_err() {
+    while let Some(text) = texts.recv().await {
+        if tx
+            .send(event(&chunk(json!({ "content": text }), Value::Null)))
+            .await
+            .is_err()
+        {
             return;
         }
+        sent.push_str(&text);
     }
-    let _ = out.blocking_send(Heard::Gone);
 }

@@ -56,6 +56,7 @@ pub mod blobs;
 pub mod engine;
 mod error;
 pub mod fetch;
+pub mod follow;
 pub mod server;
 pub mod streams;
 pub mod worker;
