@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("FLOWNET_BIN", str(REPO / "target" / "debug" / "flownet"))
 MODELS = os.environ.get("FLOWNET_MODELS", str(REPO / "models"))
 MODEL = "terrain-diffusion-128"
+CHAT = "smollm2-135m-instruct"
 
 
 def free_port() -> int:
@@ -55,11 +56,12 @@ class Market:
         self.flownet(
             "alpine", "node", "register", "--name", "Alpine node",
             "--endpoint", f"http://127.0.0.1:{node_port}", "--model", f"{MODEL}=0.5",
-            "--model", "mobilenet-v2=0.1",
+            "--model", "mobilenet-v2=0.1", "--model", f"{CHAT}=0.2",
         )
         self.keys = {
             "rich": self.flownet("alpine", "web", "keys", "create", "--label", "rich", "--max-price", "1", "--faucet")["key"],
             "poor": self.flownet("alpine", "web", "keys", "create", "--label", "poor", "--max-price", "1")["key"],
+            "chat": self.flownet("alpine", "web", "keys", "create", "--label", "chat", "--max-price", "1", "--faucet", "--rate", "600/60")["key"],
             "stingy": self.flownet("alpine", "web", "keys", "create", "--label", "stingy", "--max-price", "0.1", "--faucet")["key"],
         }
         self.proc = subprocess.Popen(
@@ -121,7 +123,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def test_models_lists_what_the_nodes_serve(market):
     ids = {m.id for m in client(market, market.keys["rich"]).models.list()}
-    assert ids == {MODEL, "mobilenet-v2"}
+    assert ids == {MODEL, "mobilenet-v2", CHAT}
     assert client(market, market.keys["rich"]).models.retrieve(MODEL).owned_by == "flownet"
 
 
@@ -199,3 +201,104 @@ def test_kinds_nobody_serves_are_not_found(market):
         c.completions.create(model="gpt-3.5-turbo-instruct", prompt="hello")
     with pytest.raises(openai.NotFoundError):
         c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+
+
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
+
+
+def task_of(market: Market, task_id: int) -> dict:
+    return json.loads(market.get(f"/api/tasks/{task_id}"))["task"]
+
+
+def delivered_text(market: Market, task: dict) -> str:
+    sha = task["result"]["sha256"]
+    body = market.get(f"/api/blobs/{sha}?task={task['id']}")
+    assert hashlib.sha256(body).hexdigest() == sha
+    return json.loads(body)["text"]
+
+
+def test_the_chat_model_is_listed_with_its_kind_and_price_per_token(market):
+    m = client(market, market.keys["chat"]).models.retrieve(CHAT)
+    extra = m.model_extra or {}
+    assert extra["kind"] == "text-generation"
+    assert extra["pricing"]["unit"] == "thousand_tokens"
+    assert float(extra["pricing"]["price"]) == pytest.approx(0.2)
+
+
+def test_a_chat_answer_is_paid_per_token_and_matches_the_ledger(market):
+    r = client(market, market.keys["chat"]).chat.completions.create(
+        model=CHAT, messages=QUESTION, max_tokens=24, temperature=0, seed=7
+    )
+    answer = r.choices[0].message.content
+    assert answer and r.choices[0].message.role == "assistant"
+    assert r.choices[0].finish_reason in ("stop", "length")
+    assert 0 < r.usage.completion_tokens <= 24 and r.usage.prompt_tokens > 0
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    fields = r.model_extra["flownet"]
+    task = task_of(market, fields["task_id"])
+    assert task["status"] == "fulfilled"
+    # Paid for the tokens written, the rest of the escrow of 24 tokens refunded.
+    assert task["units"] == r.usage.completion_tokens == fields["units"]
+    assert task["max_units"] == 24
+    assert delivered_text(market, task) == answer
+    assert float(fields["cost"]) + float(fields["refunded"]) == pytest.approx(float(fields["price"]))
+    if r.usage.completion_tokens < 24:
+        assert float(fields["refunded"]) > 0
+
+
+def test_a_streamed_chat_is_the_delivered_answer_with_usage_last(market):
+    stream = client(market, market.keys["chat"]).chat.completions.create(
+        model=CHAT,
+        messages=QUESTION,
+        max_tokens=24,
+        temperature=0,
+        seed=7,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces, finish, usage, task_id = [], None, None, None
+    for chunk in stream:
+        if chunk.choices:
+            delta = chunk.choices[0].delta
+            if delta.content:
+                pieces.append(delta.content)
+            if chunk.choices[0].finish_reason:
+                finish = chunk.choices[0].finish_reason
+                task_id = chunk.model_extra["flownet"]["task_id"]
+        else:
+            assert usage is None, "one usage chunk, after the choices"
+            usage = chunk.usage
+    assert finish in ("stop", "length")
+    assert usage is not None and 0 < usage.completion_tokens <= 24
+    text = "".join(pieces)
+    task = task_of(market, task_id)
+    assert task["units"] == usage.completion_tokens
+    assert delivered_text(market, task) == text
+    # The same seed, params and model give the same answer, streamed or not.
+    again = client(market, market.keys["chat"]).chat.completions.create(
+        model=CHAT, messages=QUESTION, max_tokens=24, temperature=0, seed=7
+    )
+    assert again.choices[0].message.content == text
+
+
+def test_a_completion_is_text_generation_too(market):
+    r = client(market, market.keys["chat"]).completions.create(
+        model=CHAT, prompt="The capital of France is", max_tokens=8, temperature=0
+    )
+    assert r.choices[0].text and r.choices[0].finish_reason in ("stop", "length")
+    assert 0 < r.usage.completion_tokens <= 8
+
+
+def test_bad_chat_requests_are_refused_before_payment(market):
+    c = client(market, market.keys["chat"])
+    with pytest.raises(openai.BadRequestError):
+        c.chat.completions.create(model=CHAT, messages=[])
+    with pytest.raises(openai.BadRequestError):
+        c.chat.completions.create(model=CHAT, messages=[{"role": "wizard", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError):
+        c.chat.completions.create(model=CHAT, messages=QUESTION, max_tokens=0)
+    with pytest.raises(openai.BadRequestError):
+        c.chat.completions.create(model=CHAT, messages=QUESTION, max_tokens=10**7)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model=CHAT, messages=QUESTION, n=2)
+    assert e.value.param or e.value.code
