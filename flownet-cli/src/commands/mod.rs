@@ -1,5 +1,6 @@
 //! The command tree and one function per verb.
 
+mod chat;
 mod demo;
 mod ledger;
 mod node;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Tasks: submit a prompt, wait for its output, show, cancel, expire
     #[command(subcommand)]
     Task(task::TaskCmd),
+    /// A conversation with a language model: each answer streamed as it is written,
+    /// paid per token, with what it cost
+    Chat(chat::ChatArgs),
     /// Rates a fulfilled task, 1 to 5 stars (the first three raters share its bounty)
     Rate {
         task: u64,
@@ -171,6 +175,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Account(cmd) => ledger::account(ctx, cmd).await,
         Command::Node(cmd) => node::run(ctx, cmd).await,
         Command::Task(cmd) => task::run(ctx, cmd).await,
+        Command::Chat(args) => chat::run(ctx, args).await,
         Command::Rate { task, stars } => {
             let wallet = ctx.wallet().await?;
             let receipt = wallet.rate(task, stars).await?;

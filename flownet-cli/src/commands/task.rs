@@ -2,7 +2,7 @@ use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
-use flownet_core::{Address, Amount, BlobStore, Ledger, Task, TaskQuery, TaskStatus};
+use flownet_core::{Address, Amount, BlobStore, Ledger, Node, Task, TaskQuery, TaskStatus, Wallet};
 use serde_json::json;
 
 use super::pick_node;
@@ -115,101 +115,49 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
                 (None, Some(bytes)) => format!("sha256:{}", flownet_core::crypto::sha256(bytes)),
                 (None, None) => bail!("give a prompt, --input FILE, or --image for image models"),
             };
-            let params_map = match serde_json::from_str(&params) {
-                Ok(serde_json::Value::Object(map)) => map,
-                _ => bail!("--params must be a JSON object, e.g. '{{\"seed\": 7}}'"),
-            };
-            let (node, offer) = match node {
-                Some(addr) => {
-                    let n = ledger
-                        .node(addr)
-                        .await?
-                        .ok_or_else(|| flownet_core::Error::NotFound(format!("node {addr}")))?;
-                    let offer = n.offer(&model).cloned().ok_or_else(|| {
-                        flownet_core::Error::ModelNotOffered {
-                            node: addr,
-                            model: model.clone(),
-                        }
-                    })?;
-                    (n, offer)
-                }
-                None => pick_node(ledger.as_ref(), &model, max_price).await?,
-            };
-            // Everything the ledger would refuse is refused here, before paying.
-            let (max_units, escrow, max_price) =
-                flownet_core::rules::quote(&offer, max_tokens, &params_map, max_price)?;
-            flownet_core::rules::check_prompt_size(&prompt)?;
-            flownet_core::rules::check_params_size(&params)?;
-            // The input is kept in this data dir and served to the node from here (or
-            // from --input-url) until the task settles.
-            let (input_ref, holder) = match input_bytes {
-                None => (None, None),
-                Some(bytes) => {
-                    let blob_store = ctx.blobs()?;
-                    let sha256 = blob_store.put(&bytes)?;
-                    let (base, holder) = match (&input_url, serve_input) {
-                        (Some(url), None) => (url.trim_end_matches('/').to_owned(), None),
-                        (url, listen) => {
-                            let listen = listen.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
-                            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                            let (addr, server) = flownet_node::spawn_blob_server(
-                                listen,
-                                blob_store,
-                                json!({ "holder": wallet.address() }),
-                                stop_rx,
-                            )
-                            .await?;
-                            let base = url.as_ref().map_or_else(
-                                || format!("http://{addr}"),
-                                |u| u.trim_end_matches('/').to_owned(),
-                            );
-                            (base, Some((stop_tx, server)))
-                        }
-                    };
-                    let input = flownet_core::InputRef {
-                        sha256,
-                        size: bytes.len() as u64,
-                        uri: format!("{base}/blobs/{sha256}"),
-                    };
-                    flownet_core::rules::check_input(&input)?;
-                    (Some(input), holder)
-                }
-            };
-            let id = wallet
-                .submit_action(flownet_core::Action::Submit {
-                    node: node.owner,
-                    model_id: model.clone(),
+            let s = submit(
+                ctx,
+                &wallet,
+                SubmitReq {
+                    model: model.clone(),
                     prompt,
-                    params,
+                    input_bytes,
+                    serve_input,
+                    input_url,
+                    max_tokens,
+                    node,
                     max_price,
-                    input: input_ref.clone(),
-                    max_units,
-                })
-                .await?;
-            let what = if max_units == 0 {
-                format!("{escrow} FLOWNET")
-            } else {
-                format!(
-                    "{escrow} FLOWNET (up to {max_units} tokens at {} per 1,000; unused tokens come back)",
-                    offer.price
-                )
-            };
-            let paid = format!(
-                "task {id}: paid {what} into escrow for {model} on node {} ({})",
-                node.name, node.owner
-            );
-            if !wait && holder.is_none() {
-                ctx.print(&json!({ "task": id, "node": node.owner, "model": model, "price": escrow.to_string(), "max_units": max_units, "input": input_ref }), || paid);
+                    params,
+                },
+            )
+            .await?;
+            let id = s.id;
+            if !wait && s.holder.is_none() {
+                ctx.print(&json!({ "task": id, "node": s.node.owner, "model": model, "price": s.escrow.to_string(), "max_units": s.max_units, "input": s.input }), || s.paid_line.clone());
                 return Ok(());
             }
-            eprintln!("{paid}");
-            if holder.is_some() && !wait {
+            eprintln!("{}", s.paid_line);
+            if s.holder.is_some() && !wait {
                 eprintln!(
                     "serving the input to the node until the task settles (Ctrl-C stops; pass --input-url to use another holder)"
                 );
             }
-            let waited =
-                wait_and_save(ctx, ledger.as_ref(), id, Duration::from_secs(900), out).await;
+            let holder = s.holder;
+            // A language model's answer is printed as the node writes it.
+            let streamed = if wait && s.max_units > 0 && !ctx.json {
+                Some(print_stream(ledger.clone(), &s.node, id, Duration::from_secs(900)).await)
+            } else {
+                None
+            };
+            let waited = wait_and_save(
+                ctx,
+                ledger.as_ref(),
+                id,
+                Duration::from_secs(900),
+                out,
+                streamed.as_deref(),
+            )
+            .await;
             if let Some((stop, server)) = holder {
                 let _ = stop.send(true);
                 let _ = server.await;
@@ -224,6 +172,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
                 task,
                 Duration::from_secs(timeout),
                 out,
+                None,
             )
             .await?;
         }
@@ -348,13 +297,18 @@ pub async fn wait_for(ledger: &dyn Ledger, id: u64, timeout: Duration) -> Result
     }
 }
 
-async fn wait_and_save(
+/// Waits for task `id`, fetches its output (hash checked), saves it and prints what
+/// came back. `streamed` is the text already printed from the node's stream: only
+/// what the delivered answer adds to it is printed, or the answer whole, with a
+/// warning, when the stream said something else.
+pub(crate) async fn wait_and_save(
     ctx: &Ctx,
     ledger: &dyn Ledger,
     id: u64,
     timeout: Duration,
     out: Option<PathBuf>,
-) -> Result<()> {
+    streamed: Option<&str>,
+) -> Result<Task> {
     let task = wait_for(ledger, id, timeout).await?;
     let Some(output) = task.result.clone() else {
         bail!(
@@ -408,9 +362,31 @@ async fn wait_and_save(
                 task.refunded
             ));
         }
-        if let Some(g) = &generation {
-            s.push_str("\n\n");
-            s.push_str(&g.text);
+        match (&generation, streamed) {
+            (Some(g), Some(heard)) => {
+                if let Some(rest) = flownet_node::follow::reconcile(heard, &g.text) {
+                    print!("{rest}");
+                    println!();
+                } else {
+                    println!();
+                    s.push_str("\nthe node streamed text that is not its delivered answer; the delivered (hash-checked) answer:\n\n");
+                    s.push_str(&g.text);
+                }
+            }
+            (Some(g), None) => {
+                s.push_str("\n\n");
+                s.push_str(&g.text);
+            }
+            _ => {}
+        }
+        if let Some(g) = &generation
+            && let Some(units) = task.units
+            && units != g.usage.completion_tokens.min(task.max_units)
+        {
+            s.push_str(&format!(
+                "\nwarning: node {} was paid for {units} tokens, but its answer says it wrote {}",
+                task.node, g.usage.completion_tokens
+            ));
         }
         if let Some(t) = text {
             s.push('\n');
@@ -418,5 +394,181 @@ async fn wait_and_save(
         }
         s
     });
-    Ok(())
+    Ok(task)
+}
+
+/// Follows the node's stream of task `id` and prints its text as it comes; returns
+/// what was printed.
+pub(crate) async fn print_stream(
+    ledger: std::sync::Arc<dyn Ledger>,
+    node: &Node,
+    id: u64,
+    timeout: Duration,
+) -> String {
+    use std::io::Write as _;
+    let mut heard = String::new();
+    let Some(url) = flownet_node::follow::stream_url(&node.endpoint, id) else {
+        return heard;
+    };
+    let mut texts = flownet_node::follow::follow(
+        ledger,
+        flownet_node::follow::stream_agent(timeout),
+        id,
+        url,
+        std::time::Instant::now() + timeout,
+        Duration::from_millis(100),
+    );
+    let mut out = std::io::stdout();
+    while let Some(text) = texts.recv().await {
+        let _ = write!(out, "{text}");
+        let _ = out.flush();
+        heard.push_str(&text);
+    }
+    heard
+}
+
+/// A submission, parsed.
+pub(crate) struct SubmitReq {
+    pub model: String,
+    pub prompt: String,
+    pub input_bytes: Option<Vec<u8>>,
+    pub serve_input: Option<std::net::SocketAddr>,
+    pub input_url: Option<String>,
+    pub max_tokens: Option<u64>,
+    pub node: Option<Address>,
+    pub max_price: Option<Amount>,
+    pub params: String,
+}
+
+/// A blob server holding a task's input until it is stopped.
+pub(crate) type Holder = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// A paid task.
+pub(crate) struct Submitted {
+    pub id: u64,
+    pub node: Node,
+    pub escrow: Amount,
+    pub max_units: u64,
+    pub input: Option<flownet_core::InputRef>,
+    /// The server of the input, when this process holds it.
+    pub holder: Option<Holder>,
+    /// "task N: paid …", for people.
+    pub paid_line: String,
+}
+
+/// Pays for one task: picks the node, checks everything the ledger would refuse,
+/// stores the input and serves it (or names --input-url), and submits.
+pub(crate) async fn submit(
+    ctx: &Ctx,
+    wallet: &Wallet<dyn Ledger>,
+    req: SubmitReq,
+) -> Result<Submitted> {
+    let SubmitReq {
+        model,
+        prompt,
+        input_bytes,
+        serve_input,
+        input_url,
+        max_tokens,
+        node,
+        max_price,
+        params,
+    } = req;
+    let ledger = wallet.ledger().clone();
+    let params_map = match serde_json::from_str(&params) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => bail!("--params must be a JSON object, e.g. '{{\"seed\": 7}}'"),
+    };
+    let (node, offer) = match node {
+        Some(addr) => {
+            let n = ledger
+                .node(addr)
+                .await?
+                .ok_or_else(|| flownet_core::Error::NotFound(format!("node {addr}")))?;
+            let offer =
+                n.offer(&model)
+                    .cloned()
+                    .ok_or_else(|| flownet_core::Error::ModelNotOffered {
+                        node: addr,
+                        model: model.clone(),
+                    })?;
+            (n, offer)
+        }
+        None => pick_node(ledger.as_ref(), &model, max_price).await?,
+    };
+    // Everything the ledger would refuse is refused here, before paying.
+    let (max_units, escrow, max_price) =
+        flownet_core::rules::quote(&offer, max_tokens, &params_map, max_price)?;
+    flownet_core::rules::check_prompt_size(&prompt)?;
+    flownet_core::rules::check_params_size(&params)?;
+    // The input is kept in this data dir and served to the node from here (or
+    // from --input-url) until the task settles.
+    let (input_ref, holder) = match input_bytes {
+        None => (None, None),
+        Some(bytes) => {
+            let blob_store = ctx.blobs()?;
+            let sha256 = blob_store.put(&bytes)?;
+            let (base, holder) = match (&input_url, serve_input) {
+                (Some(url), None) => (url.trim_end_matches('/').to_owned(), None),
+                (url, listen) => {
+                    let listen = listen.unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
+                    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                    let (addr, server) = flownet_node::spawn_blob_server(
+                        listen,
+                        blob_store,
+                        json!({ "holder": wallet.address() }),
+                        stop_rx,
+                    )
+                    .await?;
+                    let base = url.as_ref().map_or_else(
+                        || format!("http://{addr}"),
+                        |u| u.trim_end_matches('/').to_owned(),
+                    );
+                    (base, Some((stop_tx, server)))
+                }
+            };
+            let input = flownet_core::InputRef {
+                sha256,
+                size: bytes.len() as u64,
+                uri: format!("{base}/blobs/{sha256}"),
+            };
+            flownet_core::rules::check_input(&input)?;
+            (Some(input), holder)
+        }
+    };
+    let id = wallet
+        .submit_action(flownet_core::Action::Submit {
+            node: node.owner,
+            model_id: model.clone(),
+            prompt,
+            params,
+            max_price,
+            input: input_ref.clone(),
+            max_units,
+        })
+        .await?;
+    let what = if max_units == 0 {
+        format!("{escrow} FLOWNET")
+    } else {
+        format!(
+            "{escrow} FLOWNET (up to {max_units} tokens at {} per 1,000; unused tokens come back)",
+            offer.price
+        )
+    };
+    let paid_line = format!(
+        "task {id}: paid {what} into escrow for {model} on node {} ({})",
+        node.name, node.owner
+    );
+    Ok(Submitted {
+        id,
+        node,
+        escrow,
+        max_units,
+        input: input_ref,
+        holder,
+        paid_line,
+    })
 }

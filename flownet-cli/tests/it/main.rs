@@ -1,6 +1,7 @@
 //! End-to-end tests of the `flownet` binary: several processes on one ledger file,
 //! real models, real HTTP.
 
+mod chat;
 #[cfg(feature = "flow")]
 mod sponsor_flow;
 #[cfg(feature = "flow")]

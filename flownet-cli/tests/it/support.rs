@@ -20,6 +20,8 @@ pub fn require_models() -> PathBuf {
 pub struct Flownet {
     pub dir: tempfile::TempDir,
     pub models: PathBuf,
+    /// The embedded ledger's file when it is not this data dir's own.
+    pub ledger: Option<PathBuf>,
 }
 
 impl Flownet {
@@ -27,6 +29,16 @@ impl Flownet {
         Self {
             dir: tempfile::tempdir().unwrap(),
             models: require_models(),
+            ledger: None,
+        }
+    }
+
+    /// Another data dir (another machine's keys and blob store) on this one's ledger
+    /// file.
+    pub fn sharing_ledger_of(other: &Flownet) -> Self {
+        Self {
+            ledger: Some(other.dir.path().join("ledger.db")),
+            ..Self::new()
         }
     }
 
@@ -38,6 +50,9 @@ impl Flownet {
             .arg(key)
             .arg("--models-dir")
             .arg(&self.models);
+        if let Some(ledger) = &self.ledger {
+            c.arg("--ledger").arg(ledger);
+        }
         c.env_remove("FLOWNET_HOME").env_remove("FLOWNET_KEY");
         c
     }
