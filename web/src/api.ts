@@ -57,6 +57,8 @@ export interface NodeOffer {
   weights_sha256: string;
   price: string;
   price_units: number;
+  /** What the price pays for: one task, or 1,000 output tokens. */
+  unit?: "task" | "thousand_tokens";
   kind: string | null;
   output_mime: string | null;
 }
@@ -90,6 +92,12 @@ export interface Task {
   prompt: string;
   params: string;
   price: number;
+  /** Metered tasks: the price per 1,000 tokens, the most tokens escrowed, the tokens
+   * the node stated it wrote, and what came back. */
+  unit_price?: number | null;
+  max_units?: number;
+  units?: number | null;
+  refunded?: number;
   status: "open" | "claimed" | "fulfilled" | "cancelled" | "expired";
   submitted_at: number;
   claim_deadline: number;
