@@ -538,6 +538,63 @@ pub async fn relay(
     }
 }
 
+/// Holds a conversation too long for the ledger's prompt, for a task the browser
+/// signs: the body (a chat conversation, `{"messages": [...]}`, as the text-generation
+/// models read it; at most the gateway's body limit) is kept in the blob store by its
+/// SHA-256 and served at `/api/blobs/<sha256>`, where the node fetches it and checks it
+/// against the Submit's input. Answers the `input` to sign: `{sha256, size, uri}`.
+pub async fn inputs(
+    State(g): G,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let bytes = match body {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return Err(json_body::<Value>(&headers, Err(e))
+                .err()
+                .unwrap_or_else(|| ApiError::bad_request("invalid_body", "unreadable body")));
+        }
+    };
+    let parsed: Value = json_body(&headers, Ok(bytes.clone()))?;
+    let invalid = |why: String| {
+        ApiError::bad_request(
+            "invalid_conversation",
+            format!("an input held here is a chat conversation {{\"messages\": [...]}}: {why}"),
+        )
+    };
+    if !parsed.get("messages").is_some_and(Value::is_array) {
+        return Err(invalid("the body has no \"messages\" array".into()));
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request("invalid_body", "the body must be UTF-8 JSON"))?;
+    // The model's own reading of it (roles, blank messages), before it is kept.
+    flownet_infer::chat::conversation(text).map_err(|e| invalid(e.to_string()))?;
+    let Some(store) = g.blobs.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_blob_store",
+            "this gateway keeps no blobs, so it cannot hold a long conversation: start a new one that fits the ledger's prompt",
+        ));
+    };
+    let size = bytes.len() as u64;
+    let data = bytes.to_vec();
+    let sha256 = tokio::task::spawn_blocking(move || store.put(&data))
+        .await
+        .map_err(|e| ApiError::internal("storing the input", e))?
+        .map_err(|e| ApiError::internal("storing the input", e))?;
+    let input = flownet_core::InputRef {
+        sha256,
+        size,
+        uri: format!(
+            "{}/api/blobs/{sha256}",
+            crate::openai::base_url(&g, &headers)
+        ),
+    };
+    rules::check_input(&input).map_err(|e| ApiError::from_core(&e))?;
+    Ok(Json(json!({ "sha256": input.sha256, "size": input.size, "uri": input.uri })))
+}
+
 /// The prompt and params limits the relay and the Flow transaction builder apply
 /// before anything is signed or paid (the core's, so a mistake costs nothing).
 pub(crate) fn check_sizes(action: &Action) -> ApiResult<()> {

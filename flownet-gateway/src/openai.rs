@@ -554,7 +554,7 @@ pub async fn images(State(g): G, headers: HeaderMap, body: Body) -> ApiResult<Js
     })))
 }
 
-fn base_url(g: &Gateway, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(g: &Gateway, headers: &HeaderMap) -> String {
     if let Some(u) = &g.config.public_url {
         return u.trim_end_matches('/').to_owned();
     }

@@ -40,6 +40,7 @@ impl Gateway {
             .route("/api/nfts/{owner}", get(api::nfts))
             .route("/api/blobs/{sha256}", get(api::blob))
             .route("/api/relay", post(api::relay))
+            .route("/api/inputs", post(api::inputs))
             .route("/v1/models", get(openai::models))
             .route("/v1/models/{model}", get(openai::model))
             .route("/metrics", get(metrics));

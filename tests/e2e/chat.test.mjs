@@ -3,7 +3,8 @@
 // the chat model, asks a question and watches the answer stream in token by token; the
 // answer shown is the delivered output's text, checked against its hash, and what was
 // escrowed is what was paid plus what came back. A second question carries the whole
-// conversation; a third is stopped while it streams. Screenshots go to target/e2e/.
+// conversation; a third makes it longer than the ledger's prompt, so it goes as an input
+// the gateway holds by its hash; a fourth is stopped while it streams. Screenshots go to target/e2e/.
 
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
@@ -171,8 +172,19 @@ test("a chat streams its answers, checked and paid per token, over two turns", {
   await page.locator("#balance", { hasText: account.balance }).waitFor();
   await page.screenshot({ path: join(SHOTS, "chat-03-second-answer.png"), fullPage: true });
 
-  // ---- a third answer is stopped while it streams ------------------------------------
-  const third = await send(page, "Tell me a long story about a dragon and a knight.", 400, 2);
+  // ---- a conversation over the ledger's prompt limit goes as a held input ------------
+  const fruit = Array.from({ length: 300 }, (_, i) => ["apple", "pear", "plum"][i % 3]).join(" ");
+  const q3 = `Here is a list of fruit: ${fruit}. ${"Read it carefully. ".repeat(80)}Which fruit comes first?`;
+  const long = await send(page, q3, 8, 2);
+  const three = await checked(page, long.answer, long.id, 8);
+  assert.ok(three.task.input && three.task.input.size > 4096, JSON.stringify(three.task.input));
+  assert.equal(three.task.prompt, `sha256:${three.task.input.sha256}`);
+  const held = await (await fetch(`${base}/api/blobs/${three.task.input.sha256}`)).text();
+  assert.equal(createHash("sha256").update(held).digest("hex"), three.task.input.sha256);
+  assert.deepEqual(JSON.parse(held).messages.map((m) => m.content), [q1, one.output.text, q2, two.output.text, q3]);
+
+  // ---- a fourth answer is stopped while it streams -----------------------------------
+  const third = await send(page, "Tell me a long story about a dragon and a knight.", 400, 3);
   await page.getByRole("button", { name: "Stop" }).waitFor();
   await page.waitForFunction((id) => window.__streamed.some((s) => s.task === String(id)), third.id, { timeout: 120_000 });
   await page.getByRole("button", { name: "Stop" }).click();

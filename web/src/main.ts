@@ -16,7 +16,7 @@ import {
   flowConfig,
 } from "./api";
 import { type Message, conversationPrompt, meteredCost, readChatStream } from "./chat";
-import { type Action, formatAmount, hex } from "./encoding";
+import { type Action, type InputRef, formatAmount, hex } from "./encoding";
 // FCL is loaded only on Flow: the embedded ledger's page stays small.
 type FlowModule = typeof import("./flow");
 import {
@@ -59,6 +59,8 @@ const state: {
   nodes: NodeView[];
   models: Map<string, ModelView>;
   maxPromptBytes: number;
+  /** The largest request body the gateway takes: the longest conversation it holds. */
+  maxBodyBytes: number;
   events?: EventSource;
   /** On Flow: the gateway's Flow side (FCL sends the transactions). */
   flow?: FlowConfig;
@@ -66,7 +68,7 @@ const state: {
   fcl?: FlowModule;
   /** On Flow: the address of a user logged in with a Flow wallet instead of a key. */
   wallet?: string;
-} = { nodes: [], models: new Map(), maxPromptBytes: 4096 };
+} = { nodes: [], models: new Map(), maxPromptBytes: 4096, maxBodyBytes: 65536 };
 
 /** The account the page acts for: the wallet's, the key's Flow account, or the key's
  * own address on the embedded ledger. */
@@ -529,22 +531,34 @@ async function ask(): Promise<void> {
   const max = chatMaxTokens();
   if (Number.isNaN(max)) throw new Error("Set the most tokens per answer to a whole number from 1 to 4096.");
   const messages: Message[] = [...chat.messages, { role: "user", content: question }];
-  const prompt = conversationPrompt(messages);
-  const size = new TextEncoder().encode(prompt).length;
-  if (size > state.maxPromptBytes)
+  const conversation = conversationPrompt(messages);
+  const size = new TextEncoder().encode(conversation).length;
+  if (size > state.maxBodyBytes)
     throw new Error(
-      `The conversation with this message is ${size} bytes; the ledger takes at most ${state.maxPromptBytes}. Start a new conversation, or send a shorter message.`,
+      `The conversation with this message is ${size} bytes; this gateway holds at most ${state.maxBodyBytes}. Start a new conversation, or send a shorter message.`,
     );
   const metered = c.offer.unit === "thousand_tokens";
   const escrow = metered ? meteredCost(c.offer.price_units, max) : c.offer.price_units;
   if (state.account && state.account.balance_units < escrow)
     throw new Error(`An answer escrows ${formatAmount(escrow)} FLOWNET and your balance is ${state.account.balance}: get welcome tokens, or lower the most tokens per answer.`);
+  // A conversation longer than the ledger's prompt goes as an input the gateway holds
+  // by its hash; the node fetches it and checks it against the hash signed here.
+  let prompt = conversation;
+  let input: InputRef | undefined;
+  if (size > state.maxPromptBytes) {
+    input = await api.holdInput(conversation);
+    const mine = await sha256Hex(new TextEncoder().encode(conversation).buffer as ArrayBuffer);
+    if (input.sha256 !== mine || input.size !== size)
+      throw new Error("The gateway answered with another hash for the conversation: reload the page and try again.");
+    prompt = `sha256:${input.sha256}`;
+  }
   const receipt = await send({
     type: "submit",
     node: c.node.owner,
     model_id: c.offer.model_id,
     prompt,
     params: JSON.stringify({ max_tokens: max }),
+    ...(input ? { input } : {}),
     // The escrow seen here is the most this answer may cost.
     max_price: escrow,
     ...(metered ? { max_units: max } : {}),
@@ -935,6 +949,7 @@ async function main(): Promise<void> {
     const info = await api.info();
     state.ledger = info.ledger;
     state.maxPromptBytes = info.limits.max_prompt_bytes;
+    state.maxBodyBytes = info.limits.max_body_bytes;
     // Only a gateway on Flow has the Flow routes (asking elsewhere would log a 404).
     if (info.network !== "embedded") state.flow = await flowConfig();
     if (state.flow) {

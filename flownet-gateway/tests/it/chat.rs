@@ -555,3 +555,111 @@ async fn a_stream_is_refused_for_a_task_that_is_not_there() {
     assert!(body.contains("invalid_task_id"), "{body}");
     assert!(c.addr.ip().is_loopback());
 }
+
+impl Chat {
+    /// POSTs `body` to `path` with `content_type`: the status and the body's text.
+    async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
+        let url = format!("http://{}{path}", self.addr);
+        let content_type = content_type.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut r = agent
+                .post(&url)
+                .header("content-type", content_type)
+                .send(body)
+                .unwrap();
+            (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+        })
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_holds_a_long_conversation_as_an_input_and_streams_its_answer() {
+    let c = Chat::new().await;
+    let mut messages: Vec<Value> = (0..40)
+        .flat_map(|i| {
+            [
+                json!({ "role": "user", "content": format!("question {i}: {}", "lorem ipsum ".repeat(8)) }),
+                json!({ "role": "assistant", "content": format!("answer {i}") }),
+            ]
+        })
+        .collect();
+    messages.push(json!({ "role": "user", "content": "the last question" }));
+    let body = serde_json::to_vec(&json!({ "messages": messages })).unwrap();
+    assert!(body.len() > 4096);
+    let (status, text) = c
+        .post_raw("/api/inputs", "application/json", body.clone())
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let input: Value = serde_json::from_str(&text).unwrap();
+    let sha = crypto::sha256(&body).to_hex();
+    assert_eq!(input["sha256"], sha);
+    assert_eq!(input["size"], body.len());
+    assert_eq!(input["uri"], format!("http://{}/api/blobs/{sha}", c.addr));
+    // The blob is served as it was sent.
+    let (status, served) = c.get(&format!("/api/blobs/{sha}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(served.as_bytes(), &body[..]);
+
+    // The browser's Submit names it; the node fetches it and the answer streams.
+    let node = c.ledger.nodes().await.unwrap().remove(0);
+    let id = c
+        .user
+        .submit_action(flownet_core::Action::Submit {
+            node: node.owner,
+            model_id: "parrot".into(),
+            prompt: format!("sha256:{sha}"),
+            params: json!({ "max_tokens": 10 }).to_string(),
+            max_price: flownet_core::rules::metered_cost(PRICE, 10).unwrap(),
+            input: Some(serde_json::from_value(input).unwrap()),
+            max_units: 10,
+        })
+        .await
+        .unwrap();
+    let (status, text) = c.get(&format!("/api/tasks/{id}/stream")).await;
+    assert_eq!(status, 200, "{text}");
+    let (chunks, done) = sse_chunks(&text);
+    assert!(done, "{text}");
+    assert_eq!(contents(&chunks).concat(), "the last question");
+    let fetched = c.parrot.inputs.lock().unwrap().last().cloned().flatten();
+    assert_eq!(fetched.as_deref(), Some(&body[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_input_store_holds_only_bounded_conversations() {
+    let c = Chat::new().await;
+    let conversation = br#"{"messages":[{"role":"user","content":"hi"}]}"#.to_vec();
+    for (content_type, body, status, code) in [
+        ("text/plain", conversation.clone(), 415, "unsupported_media_type"),
+        ("application/json", b"{\"not\": \"a chat\"}".to_vec(), 400, "invalid_conversation"),
+        (
+            "application/json",
+            br#"{"messages":[{"role":"wizard","content":"hi"}]}"#.to_vec(),
+            400,
+            "invalid_conversation",
+        ),
+        ("application/json", b"[1, 2".to_vec(), 400, "invalid_json"),
+        (
+            "application/json",
+            serde_json::to_vec(&json!({ "messages": [{ "role": "user", "content": "x".repeat(70 * 1024) }] }))
+                .unwrap(),
+            413,
+            "request_too_large",
+        ),
+    ] {
+        let (got, text) = c.post_raw("/api/inputs", content_type, body).await;
+        assert_eq!(got, status, "{text}");
+        let e: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(e["error"]["code"], code, "{text}");
+    }
+    let (status, text) = c
+        .post_raw("/api/inputs", "application/json", conversation)
+        .await;
+    assert_eq!(status, 200, "{text}");
+}
