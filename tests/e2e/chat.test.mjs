@@ -103,7 +103,7 @@ async function checked(page, answer, id, max) {
   return { task, output };
 }
 
-test("a chat streams its answers, checked and paid per token, over two turns", { timeout: 300_000 }, async () => {
+test("a chat streams its answers, checked and paid per token, over four turns", { timeout: 300_000 }, async () => {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   ctx.on("request", (r) => {
     const u = new URL(r.url());
@@ -174,7 +174,7 @@ test("a chat streams its answers, checked and paid per token, over two turns", {
 
   // ---- a conversation over the ledger's prompt limit goes as a held input ------------
   const fruit = Array.from({ length: 300 }, (_, i) => ["apple", "pear", "plum"][i % 3]).join(" ");
-  const q3 = `Here is a list of fruit: ${fruit}. ${"Read it carefully. ".repeat(80)}Which fruit comes first?`;
+  const q3 = `Here is a list of fruit: ${fruit}. ${"Read it carefully. ".repeat(150)}Which fruit comes first?`;
   const long = await send(page, q3, 8, 2);
   const three = await checked(page, long.answer, long.id, 8);
   assert.ok(three.task.input && three.task.input.size > 4096, JSON.stringify(three.task.input));
