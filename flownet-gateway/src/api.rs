@@ -592,7 +592,9 @@ pub async fn inputs(
         ),
     };
     rules::check_input(&input).map_err(|e| ApiError::from_core(&e))?;
-    Ok(Json(json!({ "sha256": input.sha256, "size": input.size, "uri": input.uri })))
+    Ok(Json(
+        json!({ "sha256": input.sha256, "size": input.size, "uri": input.uri }),
+    ))
 }
 
 /// The prompt and params limits the relay and the Flow transaction builder apply

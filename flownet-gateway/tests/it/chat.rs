@@ -636,8 +636,18 @@ async fn the_input_store_holds_only_bounded_conversations() {
     let c = Chat::new().await;
     let conversation = br#"{"messages":[{"role":"user","content":"hi"}]}"#.to_vec();
     for (content_type, body, status, code) in [
-        ("text/plain", conversation.clone(), 415, "unsupported_media_type"),
-        ("application/json", b"{\"not\": \"a chat\"}".to_vec(), 400, "invalid_conversation"),
+        (
+            "text/plain",
+            conversation.clone(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            b"{\"not\": \"a chat\"}".to_vec(),
+            400,
+            "invalid_conversation",
+        ),
         (
             "application/json",
             br#"{"messages":[{"role":"wizard","content":"hi"}]}"#.to_vec(),
@@ -647,8 +657,10 @@ async fn the_input_store_holds_only_bounded_conversations() {
         ("application/json", b"[1, 2".to_vec(), 400, "invalid_json"),
         (
             "application/json",
-            serde_json::to_vec(&json!({ "messages": [{ "role": "user", "content": "x".repeat(70 * 1024) }] }))
-                .unwrap(),
+            serde_json::to_vec(
+                &json!({ "messages": [{ "role": "user", "content": "x".repeat(70 * 1024) }] }),
+            )
+            .unwrap(),
             413,
             "request_too_large",
         ),
