@@ -38,7 +38,9 @@ fi
 # (a `-p flownet-cli` build would unify features differently and rebuild dependencies).
 log "building flownet (dev profile) with the page embedded"
 cargo test --workspace --exclude flownet-py --all-targets --locked --no-run --quiet
-export FLOWNET_BIN="$REPO/target/debug/flownet"
+# FLOWNET_BIN, where set, names the binary to test instead (e.g. a copy of it, where
+# several checkouts share one CARGO_TARGET_DIR).
+export FLOWNET_BIN="${FLOWNET_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/debug/flownet}"
 
 E2E="$REPO/tests/e2e"
 LOCK_SUM="$(sha256sum "$E2E/package-lock.json" | cut -c1-64)"

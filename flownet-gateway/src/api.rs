@@ -11,8 +11,8 @@ use axum::{
     response::{IntoResponse, Response, Sse, sse::KeepAlive},
 };
 use flownet_core::{
-    Action, Address, BlobStore, Digest32, Node, OutputRef, SignedEnvelope, Task, TaskId, TaskQuery,
-    TaskStatus, rules,
+    Action, Address, BlobStore, Digest32, Node, OutputRef, SignedEnvelope, Task, TaskId, TaskKind,
+    TaskQuery, TaskStatus, rules,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -87,6 +87,7 @@ pub fn node_json(g: &Gateway, n: &Node) -> Value {
                 "weights_sha256": m.weights_sha256,
                 "price": m.price.to_string(),
                 "price_units": m.price.0,
+                "unit": m.unit,
                 "kind": meta.map(|m| m.kind),
                 "output_mime": meta.map(|m| m.output_mime.as_str()),
             })
@@ -206,13 +207,7 @@ impl Drop for StreamGuard {
 pub async fn task_events(State(g): G, Path(id): Path<String>) -> ApiResult<Response> {
     let id = parse_task_id(&id)?;
     if g.metrics.sse_streams() >= g.config.max_event_streams {
-        let mut e = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_streams",
-            "too many event streams are open: poll GET /api/tasks/{id} instead",
-        );
-        e.retry_after = Some(5);
-        return Err(e);
+        return Err(too_many_streams());
     }
     let rx = match g.hub.subscribe_watched(id) {
         Some(rx) => rx,
@@ -231,6 +226,59 @@ pub async fn task_events(State(g): G, Path(id): Path<String>) -> ApiResult<Respo
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+fn too_many_streams() -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_streams",
+        "too many event streams are open: poll GET /api/tasks/{id} instead",
+    );
+    e.retry_after = Some(5);
+    e
+}
+
+/// The answer of a text-generation task as its node writes it, for the page (which
+/// signed the task itself): the node's token stream relayed as OpenAI's
+/// `chat.completion.chunk` events, then checked against the delivered output, whose
+/// remainder (or the whole text, for a task already done) is sent from the checked
+/// bytes. The last chunk carries the task's fields (`flownet`: sha256, price, cost,
+/// refunded, units), then the usage, then `data: [DONE]`. A task not delivered ends
+/// with an `{"error"}` event; the gateway cancels nothing here (it holds no key of the
+/// requester's).
+pub async fn task_stream(State(g): G, Path(id): Path<String>) -> ApiResult<Response> {
+    let id = parse_task_id(&id)?;
+    let task = load_task(&g, id).await?;
+    let kind = g.models.get(&task.model_id).map(|m| m.kind);
+    if kind != Some(TaskKind::TextGeneration) {
+        return Err(ApiError::bad_request(
+            "not_text_generation",
+            format!(
+                "task {id} runs {}, which is not a text-generation model here: follow /api/tasks/{id}/events instead",
+                task.model_id
+            ),
+        ));
+    }
+    if g.metrics.sse_streams() >= g.config.max_event_streams {
+        return Err(too_many_streams());
+    }
+    let node = g
+        .ledger
+        .node(task.node)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("node {} is gone", task.node)))?;
+    g.metrics.sse_opened();
+    let guard = StreamGuard(g.clone());
+    let model = task.model_id.clone();
+    let stream = crate::stream::ChatStream {
+        id: format!("chatcmpl-flownet-{id}"),
+        model: model.clone(),
+        include_usage: true,
+        wallet: None,
+        fields: Box::new(move |t, _| crate::openai::task_fields(t, &model)),
+        guard: Some(Box::new(guard)),
+    };
+    Ok(crate::stream::relay(g, task, node, stream))
 }
 
 #[derive(Debug, Deserialize)]
@@ -488,6 +536,65 @@ pub async fn relay(
             Err(err)
         }
     }
+}
+
+/// Holds a conversation too long for the ledger's prompt, for a task the browser
+/// signs: the body (a chat conversation, `{"messages": [...]}`, as the text-generation
+/// models read it; at most the gateway's body limit) is kept in the blob store by its
+/// SHA-256 and served at `/api/blobs/<sha256>`, where the node fetches it and checks it
+/// against the Submit's input. Answers the `input` to sign: `{sha256, size, uri}`.
+pub async fn inputs(
+    State(g): G,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let bytes = match body {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return Err(json_body::<Value>(&headers, Err(e))
+                .err()
+                .unwrap_or_else(|| ApiError::bad_request("invalid_body", "unreadable body")));
+        }
+    };
+    let parsed: Value = json_body(&headers, Ok(bytes.clone()))?;
+    let invalid = |why: String| {
+        ApiError::bad_request(
+            "invalid_conversation",
+            format!("an input held here is a chat conversation {{\"messages\": [...]}}: {why}"),
+        )
+    };
+    if !parsed.get("messages").is_some_and(Value::is_array) {
+        return Err(invalid("the body has no \"messages\" array".into()));
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::bad_request("invalid_body", "the body must be UTF-8 JSON"))?;
+    // The model's own reading of it (roles, blank messages), before it is kept.
+    flownet_infer::chat::conversation(text).map_err(|e| invalid(e.to_string()))?;
+    let Some(store) = g.blobs.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_blob_store",
+            "this gateway keeps no blobs, so it cannot hold a long conversation: start a new one that fits the ledger's prompt",
+        ));
+    };
+    let size = bytes.len() as u64;
+    let data = bytes.to_vec();
+    let sha256 = tokio::task::spawn_blocking(move || store.put(&data))
+        .await
+        .map_err(|e| ApiError::internal("storing the input", e))?
+        .map_err(|e| ApiError::internal("storing the input", e))?;
+    let input = flownet_core::InputRef {
+        sha256,
+        size,
+        uri: format!(
+            "{}/api/blobs/{sha256}",
+            crate::openai::base_url(&g, &headers)
+        ),
+    };
+    rules::check_input(&input).map_err(|e| ApiError::from_core(&e))?;
+    Ok(Json(
+        json!({ "sha256": input.sha256, "size": input.size, "uri": input.uri }),
+    ))
 }
 
 /// The prompt and params limits the relay and the Flow transaction builder apply

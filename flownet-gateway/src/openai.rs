@@ -406,7 +406,11 @@ async fn cancel_open(
 }
 
 fn flownet_fields(d: &Delivered, meta: &ModelMeta) -> Map<String, Value> {
-    let t = &d.task;
+    task_fields(&d.task, &meta.id)
+}
+
+/// The flownet fields of an answer: the task, its output, and what it cost.
+pub(crate) fn task_fields(t: &Task, model: &str) -> Map<String, Value> {
     let r = t.result.as_ref();
     let mut m = Map::new();
     m.insert("task_id".into(), json!(t.id));
@@ -414,7 +418,7 @@ fn flownet_fields(d: &Delivered, meta: &ModelMeta) -> Map<String, Value> {
     m.insert("sha256".into(), json!(r.map(|r| r.sha256)));
     m.insert("mime".into(), json!(r.map(|r| r.mime.clone())));
     m.insert("node".into(), json!(t.node));
-    m.insert("model".into(), json!(meta.id));
+    m.insert("model".into(), json!(model));
     m.insert("weights_sha256".into(), json!(t.weights_sha256));
     m.insert("price".into(), json!(t.price.to_string()));
     if let Some(units) = t.units {
@@ -550,7 +554,7 @@ pub async fn images(State(g): G, headers: HeaderMap, body: Body) -> ApiResult<Js
     })))
 }
 
-fn base_url(g: &Gateway, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(g: &Gateway, headers: &HeaderMap) -> String {
     if let Some(u) = &g.config.public_url {
         return u.trim_end_matches('/').to_owned();
     }
@@ -1010,7 +1014,7 @@ async fn chat_stream(
         id: format!("chatcmpl-flownet-{id}"),
         model: meta.id.clone(),
         include_usage,
-        wallet,
+        wallet: Some(wallet),
         fields: Box::new(move |t, bytes| {
             flownet_fields(
                 &Delivered {
@@ -1020,6 +1024,7 @@ async fn chat_stream(
                 &fields_meta,
             )
         }),
+        guard: None,
     };
     Ok(crate::stream::relay(g.clone(), task, node, stream))
 }

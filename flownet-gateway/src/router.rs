@@ -40,16 +40,18 @@ impl Gateway {
             .route("/api/nfts/{owner}", get(api::nfts))
             .route("/api/blobs/{sha256}", get(api::blob))
             .route("/api/relay", post(api::relay))
+            .route("/api/inputs", post(api::inputs))
             .route("/v1/models", get(openai::models))
             .route("/v1/models/{model}", get(openai::model))
             .route("/metrics", get(metrics));
         #[cfg(feature = "flow")]
         let quick = quick.merge(crate::flow::routes());
         let quick = quick.layer(middleware::from_fn_with_state(self.clone(), timeout));
-        // These wait on purpose: the event stream until the task ends, the OpenAI
+        // These wait on purpose: the event streams until the task ends, the OpenAI
         // generations until their tasks are delivered (with their own timeout).
         let waiting = Router::new()
             .route("/api/tasks/{id}/events", get(api::task_events))
+            .route("/api/tasks/{id}/stream", get(api::task_stream))
             .route("/v1/images/generations", post(openai::images))
             .route("/v1/completions", post(openai::completions))
             .route("/v1/embeddings", post(openai::embeddings))

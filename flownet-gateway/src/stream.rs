@@ -25,10 +25,13 @@ pub(crate) struct ChatStream {
     pub id: String,
     pub model: String,
     pub include_usage: bool,
-    /// The paying account, to cancel a task that no node took.
-    pub wallet: Arc<flownet_core::Wallet<dyn flownet_core::Ledger>>,
+    /// The paying account, to cancel a task that no node took; `None` where the
+    /// gateway holds no key of the requester's (a page's task, signed in the browser).
+    pub wallet: Option<Arc<flownet_core::Wallet<dyn flownet_core::Ledger>>>,
     /// The flownet fields of the answer, made once the task is final.
     pub fields: FieldsFn,
+    /// Kept for as long as the relay runs (e.g. a count of open streams).
+    pub guard: Option<Box<dyn Send + Sync>>,
 }
 
 /// Answers with server-sent events relaying `task`'s answer from `node`.
@@ -37,6 +40,7 @@ pub(crate) fn relay(g: Arc<Gateway>, task: Task, node: Node, stream: ChatStream)
     tokio::spawn(async move {
         run(&g, task, &node, &stream, &tx).await;
         let _ = tx.send("data: [DONE]\n\n".into()).await;
+        drop(stream.guard);
     });
     let body = futures::stream::poll_fn(move |cx| {
         rx.poll_recv(cx)
@@ -98,7 +102,8 @@ async fn run(g: &Gateway, task: Task, node: &Node, s: &ChatStream, tx: &mpsc::Se
     let Some(result) = result.filter(|_| status == TaskStatus::Fulfilled) else {
         // A task no node took in time is cancelled, so its escrow comes back now.
         if status == TaskStatus::Open
-            && let Err(e) = s.wallet.cancel(t.id).await
+            && let Some(wallet) = &s.wallet
+            && let Err(e) = wallet.cancel(t.id).await
         {
             tracing::warn!("cancelling task {}: {e}", t.id);
         }
@@ -115,6 +120,8 @@ async fn run(g: &Gateway, task: Task, node: &Node, s: &ChatStream, tx: &mpsc::Se
                     t.node,
                     if status.is_final() {
                         " and the escrow went back to the account"
+                    } else if status == TaskStatus::Open && s.wallet.is_none() {
+                        "; cancel it to get the escrow back"
                     } else {
                         "; it is refunded if its node misses its deadline"
                     }

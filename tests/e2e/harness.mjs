@@ -217,6 +217,22 @@ export class Market {
     return this.url;
   }
 
+  /** One node serving the chat model inside the gateway's process; returns the
+   * gateway's base URL. */
+  async startChat(price = "0.02") {
+    const [gatewayPort, nodePort] = await freePorts(2);
+    this.run("chatter", ["init"]);
+    this.run("chatter", [
+      "node", "register", "--name", "Chat node", "--endpoint", `http://127.0.0.1:${nodePort}`,
+      "--model", `smollm2-135m-instruct=${price}`,
+    ]);
+    this.gateway = this.spawn("chatter", ["web", "--listen", `127.0.0.1:${gatewayPort}`, "--node", "--threads", "1"]);
+    this.url = `http://127.0.0.1:${gatewayPort}`;
+    await this.waitFor(`${this.url}/healthz`, this.gateway);
+    await this.waitFor(`http://127.0.0.1:${nodePort}/healthz`, this.gateway);
+    return this.url;
+  }
+
   async stop() {
     for (const c of this.children) {
       if (c.exitCode === null) {

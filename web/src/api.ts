@@ -1,7 +1,7 @@
 // The gateway's JSON API, typed as the page uses it. Every error answer has OpenAI's
 // shape, {"error": {"message", "type", "code", "param"}}.
 
-import type { Action, OutputRef, SignedEnvelope } from "./encoding";
+import type { Action, InputRef, OutputRef, SignedEnvelope } from "./encoding";
 
 export class ApiError extends Error {
   constructor(
@@ -40,7 +40,7 @@ export interface Info {
   now: number;
   faucet_amount: string;
   config: { claim_window_s: number; fulfil_window_s: number; faucet_amount: number };
-  limits: { max_prompt_bytes: number };
+  limits: { max_prompt_bytes: number; max_body_bytes: number };
 }
 
 export interface Account {
@@ -57,6 +57,8 @@ export interface NodeOffer {
   weights_sha256: string;
   price: string;
   price_units: number;
+  /** What the price pays for: one task, or 1,000 output tokens. */
+  unit?: "task" | "thousand_tokens";
   kind: string | null;
   output_mime: string | null;
 }
@@ -90,6 +92,12 @@ export interface Task {
   prompt: string;
   params: string;
   price: number;
+  /** Metered tasks: the price per 1,000 tokens, the most tokens escrowed, the tokens
+   * the node stated it wrote, and what came back. */
+  unit_price?: number | null;
+  max_units?: number;
+  units?: number | null;
+  refunded?: number;
   status: "open" | "claimed" | "fulfilled" | "cancelled" | "expired";
   submitted_at: number;
   claim_deadline: number;
@@ -141,6 +149,13 @@ export const api = {
   nfts: (owner: string) => call<{ nfts: Nft[] }>(`/api/nfts/${owner}`).then((r) => r.nfts),
   outputs: (viewer: string) =>
     call<{ outputs: OutputView[] }>(`/api/outputs?viewer=${viewer}&limit=12`).then((r) => r.outputs),
+  /** Has the gateway hold a conversation too long for the ledger's prompt. */
+  holdInput: (conversation: string) =>
+    call<InputRef>("/api/inputs", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: conversation,
+    }),
   relay: (env: SignedEnvelope) =>
     call<{ receipt: Receipt }>("/api/relay", {
       method: "POST",

@@ -15,7 +15,8 @@ import {
   blobUrl,
   flowConfig,
 } from "./api";
-import { type Action, formatAmount, hex } from "./encoding";
+import { type Message, conversationPrompt, meteredCost, readChatStream } from "./chat";
+import { type Action, type InputRef, formatAmount, hex } from "./encoding";
 // FCL is loaded only on Flow: the embedded ledger's page stays small.
 type FlowModule = typeof import("./flow");
 import {
@@ -58,6 +59,8 @@ const state: {
   nodes: NodeView[];
   models: Map<string, ModelView>;
   maxPromptBytes: number;
+  /** The largest request body the gateway takes: the longest conversation it holds. */
+  maxBodyBytes: number;
   events?: EventSource;
   /** On Flow: the gateway's Flow side (FCL sends the transactions). */
   flow?: FlowConfig;
@@ -65,7 +68,7 @@ const state: {
   fcl?: FlowModule;
   /** On Flow: the address of a user logged in with a Flow wallet instead of a key. */
   wallet?: string;
-} = { nodes: [], models: new Map(), maxPromptBytes: 4096 };
+} = { nodes: [], models: new Map(), maxPromptBytes: 4096, maxBodyBytes: 65536 };
 
 /** The account the page acts for: the wallet's, the key's Flow account, or the key's
  * own address on the embedded ledger. */
@@ -187,7 +190,7 @@ function renderKey(): void {
     ? `On Flow ${state.flow.network}: your transactions are signed in this browser${state.wallet ? " by your wallet" : ""} and paid by the sponsor ${state.flow.payer ?? "(none configured)"}.`
     : "";
   $("who").textContent = signedIn ? `Signed in as ${address ?? "…"}${state.wallet ? " (Flow wallet)" : ""}` : "Not signed in";
-  for (const id of ["pay"]) ($(id) as HTMLButtonElement).disabled = !signedIn;
+  for (const id of ["pay", "chat-send"]) ($(id) as HTMLButtonElement).disabled = !signedIn;
   if (!signedIn) return;
   $("address").textContent = address ?? "…";
   $("export-key").hidden = !!state.wallet;
@@ -249,7 +252,7 @@ function renderNodes(): void {
           el("span", {}, node.name, el("br"), el("code", { class: "small" }, node.owner), node.active ? null : " (paused)")),
         el("td", { "data-label": "Model" },
           el("span", {}, offer.model_id, offer.kind ? el("span", { class: "small" }, ` ${offer.kind}`) : null)),
-        el("td", { class: "num", "data-label": "Price" }, el("span", {}, `${offer.price} FLOWNET`)),
+        el("td", { class: "num", "data-label": "Price" }, el("span", {}, `${offer.price} FLOWNET${offer.unit === "thousand_tokens" ? " per 1,000 tokens" : ""}`)),
         el("td", { class: "num", "data-label": "Score" },
           el("span", {}, `${node.score.toFixed(2)}`, el("span", { class: "small" }, ` (${node.ratings} ${node.ratings === 1 ? "rating" : "ratings"})`))),
         el("td", { class: "num", "data-label": "Reliability" }, el("span", {}, pct(node.reliability))),
@@ -291,12 +294,13 @@ function renderNodeChoice(): void {
     .flatMap((n) => n.models.filter((m) => m.model_id === model).map((m) => ({ n, m })));
   for (const { n, m } of offers) {
     select.append(
-      el("option", { value: n.owner }, `${n.name}: ${m.price} FLOWNET, score ${n.score.toFixed(2)}`),
+      el("option", { value: n.owner }, `${n.name}: ${m.price} FLOWNET${m.unit === "thousand_tokens" ? " per 1,000 tokens" : ""}, score ${n.score.toFixed(2)}`),
     );
   }
   if (offers.some((o) => o.n.owner === before)) select.value = before;
   const meta = state.models.get(model);
   $("mapping").textContent = meta ? `How ${model} reads a prompt: ${meta.prompt_mapping}` : "";
+  renderChatMode(model);
   updatePrice();
 }
 
@@ -309,6 +313,7 @@ function chosenOffer() {
 }
 
 function updatePrice(): void {
+  updateChatPrice();
   const c = chosenOffer();
   const price = $("price");
   if (!c) {
@@ -423,6 +428,252 @@ async function showResult(task: Task): Promise<void> {
   );
   $("result").replaceChildren(el("figure", { class: "output" }, view, el("figcaption", {}, facts)), rateForm(task, "Rate your output (this moves the node's score)"));
   await Promise.all([refreshAccount(), refreshNfts(), refreshNodes()]);
+}
+
+// ---- the chat view (text-generation models) ---------------------------------------
+
+interface Turn {
+  messages: Message[];
+  /** The answer being followed: its task, and the way to stop following it. */
+  active?: { task: number; abort: AbortController; bubble: HTMLElement };
+}
+
+const chat: Turn & { model?: string } = { messages: [] };
+
+function isChatModel(model: string): boolean {
+  const offerKind = state.nodes.flatMap((n) => n.models).find((m) => m.model_id === model)?.kind;
+  return (state.models.get(model)?.kind ?? offerKind) === "text-generation";
+}
+
+/** Shows the chat view instead of the one-shot prompt for a text-generation model. */
+function renderChatMode(model: string): void {
+  const on = isChatModel(model);
+  $("chat").hidden = !on;
+  for (const id of ["prompt-field", "price", "pay"]) $(id).hidden = on;
+  if (on && chat.model !== model) {
+    // A conversation belongs to its model.
+    if (chat.active) stopFollowing();
+    chat.messages = [];
+    $("chat-log").replaceChildren();
+    clearChatError();
+  }
+  if (on) chat.model = model;
+  $("chat-model").textContent = model;
+}
+
+function chatMaxTokens(): number {
+  const n = Number($<HTMLInputElement>("chat-max").value);
+  return Number.isInteger(n) && n >= 1 && n <= 4096 ? n : NaN;
+}
+
+function updateChatPrice(): void {
+  const c = chosenOffer();
+  const price = $("chat-price");
+  if (!c || !isChatModel(c.offer.model_id)) {
+    price.textContent = "";
+    return;
+  }
+  const max = chatMaxTokens();
+  if (Number.isNaN(max)) {
+    price.textContent = "Set the most tokens per answer to a whole number from 1 to 4096.";
+    return;
+  }
+  const metered = c.offer.unit === "thousand_tokens";
+  const escrow = metered ? meteredCost(c.offer.price_units, max) : c.offer.price_units;
+  const short = state.account && state.account.balance_units < escrow;
+  price.textContent =
+    (metered
+      ? `Each answer escrows ${formatAmount(escrow)} FLOWNET (${max} tokens at ${c.offer.price} FLOWNET per 1,000); you pay for the tokens ${c.node.name} writes and the rest comes back.`
+      : `Each answer costs ${c.offer.price} FLOWNET, paid into escrow until ${c.node.name} delivers.`) +
+    (short ? " Your balance is too low: get welcome tokens first." : "");
+}
+
+function showChatError(e: unknown): void {
+  const box = $("chat-error");
+  box.textContent = e instanceof Error ? e.message : String(e);
+  box.hidden = false;
+}
+
+function clearChatError(): void {
+  const box = $("chat-error");
+  box.hidden = true;
+  box.textContent = "";
+}
+
+function bubble(role: "user" | "assistant", text: string): HTMLElement {
+  const b = el(
+    "li",
+    { class: `turn ${role}`, "data-role": role },
+    el("p", { class: "speaker" }, role === "user" ? "You" : "Assistant"),
+    el("p", { class: "text" }, text),
+  );
+  $("chat-log").append(b);
+  return b;
+}
+
+function setChatBusy(busy: boolean): void {
+  $<HTMLButtonElement>("chat-send").disabled = busy || !me();
+  $("chat-stop").hidden = !busy;
+  $<HTMLButtonElement>("chat-new").disabled = busy;
+}
+
+/** Sends the conversation with one more question as a task signed here, then follows
+ * its answer. */
+async function ask(): Promise<void> {
+  const c = chosenOffer();
+  if (!c) throw new Error("Choose a model and a node first.");
+  const box = $<HTMLTextAreaElement>("chat-message");
+  const question = box.value.trim();
+  if (!question) {
+    box.focus();
+    throw new Error("Write a message first.");
+  }
+  const max = chatMaxTokens();
+  if (Number.isNaN(max)) throw new Error("Set the most tokens per answer to a whole number from 1 to 4096.");
+  const messages: Message[] = [...chat.messages, { role: "user", content: question }];
+  const conversation = conversationPrompt(messages);
+  const size = new TextEncoder().encode(conversation).length;
+  if (size > state.maxBodyBytes)
+    throw new Error(
+      `The conversation with this message is ${size} bytes; this gateway holds at most ${state.maxBodyBytes}. Start a new conversation, or send a shorter message.`,
+    );
+  const metered = c.offer.unit === "thousand_tokens";
+  const escrow = metered ? meteredCost(c.offer.price_units, max) : c.offer.price_units;
+  if (state.account && state.account.balance_units < escrow)
+    throw new Error(`An answer escrows ${formatAmount(escrow)} FLOWNET and your balance is ${state.account.balance}: get welcome tokens, or lower the most tokens per answer.`);
+  // A conversation longer than the ledger's prompt goes as an input the gateway holds
+  // by its hash; the node fetches it and checks it against the hash signed here.
+  let prompt = conversation;
+  let input: InputRef | undefined;
+  if (size > state.maxPromptBytes) {
+    input = await api.holdInput(conversation);
+    const mine = await sha256Hex(new TextEncoder().encode(conversation).buffer as ArrayBuffer);
+    if (input.sha256 !== mine || input.size !== size)
+      throw new Error("The gateway answered with another hash for the conversation: reload the page and try again.");
+    prompt = `sha256:${input.sha256}`;
+  }
+  const receipt = await send({
+    type: "submit",
+    node: c.node.owner,
+    model_id: c.offer.model_id,
+    prompt,
+    params: JSON.stringify({ max_tokens: max }),
+    ...(input ? { input } : {}),
+    // The escrow seen here is the most this answer may cost.
+    max_price: escrow,
+    ...(metered ? { max_units: max } : {}),
+  });
+  const id = receipt.outcome.task;
+  if (id === undefined) throw new Error("The ledger did not return a task id: try again.");
+  box.value = "";
+  bubble("user", question).dataset.task = String(id);
+  const answer = bubble("assistant", "");
+  answer.dataset.task = String(id);
+  answer.classList.add("streaming");
+  void refreshAccount();
+  await followAnswer(id, messages, answer);
+}
+
+/** Follows task `id`'s answer into `answer` as it streams, then checks it. */
+async function followAnswer(id: number, messages: Message[], answer: HTMLElement): Promise<void> {
+  const abort = new AbortController();
+  chat.active = { task: id, abort, bubble: answer };
+  setChatBusy(true);
+  const text = answer.querySelector<HTMLElement>(".text")!;
+  let streamed = "";
+  try {
+    const res = await fetch(`/api/tasks/${id}/stream`, { signal: abort.signal });
+    if (!res.ok || !res.body) {
+      const body = (await res.json().catch(() => undefined)) as { error?: { message?: string } } | undefined;
+      throw new Error(`Following task #${id} failed: ${body?.error?.message ?? res.statusText}. Its answer will be in your outputs once delivered.`);
+    }
+    const end = await readChatStream(res.body, (piece) => {
+      streamed += piece;
+      text.textContent = streamed;
+    });
+    if (end.error) throw new Error(`${end.error.message}.`);
+    if (!end.done) throw new Error(`The answer's stream broke off: task #${id}'s answer will be in your outputs once delivered.`);
+    await checkAnswer(id, messages, answer, streamed);
+  } catch (e) {
+    if (abort.signal.aborted) return;
+    answer.classList.add("failed");
+    throw e;
+  } finally {
+    answer.classList.remove("streaming");
+    if (chat.active?.task === id) chat.active = undefined;
+    setChatBusy(false);
+  }
+}
+
+/** Fetches the delivered output, checks its hash against the ledger's and its text
+ * against what streamed, and shows what the answer cost. */
+async function checkAnswer(id: number, messages: Message[], answer: HTMLElement, streamed: string): Promise<void> {
+  const task = await api.task(id);
+  const out = task.result;
+  if (task.status !== "fulfilled" || !out) throw new Error(`Task #${id} is ${task.status}: no answer was delivered.`);
+  const res = await fetch(blobUrl(out.sha256, id));
+  if (!res.ok) throw new Error(`Fetching task #${id}'s answer failed (${res.status}): try again in a moment.`);
+  const bytes = await res.arrayBuffer();
+  const got = await sha256Hex(bytes);
+  const ok = got === out.sha256;
+  let delivered: string;
+  try {
+    delivered = (JSON.parse(new TextDecoder().decode(bytes)) as { text: string }).text;
+  } catch {
+    delivered = new TextDecoder().decode(bytes);
+  }
+  const text = answer.querySelector<HTMLElement>(".text")!;
+  text.textContent = delivered;
+  if (delivered !== streamed) answer.append(el("p", { class: "note" }, "The streamed text differed from the delivered answer: this is the delivered one."));
+  const paid = task.price - (task.refunded ?? 0);
+  answer.append(
+    el(
+      "dl",
+      { class: "facts" },
+      fact("Escrowed", el("span", { class: "escrowed" }, `${formatAmount(task.price)} FLOWNET`)),
+      fact("Paid", el("span", { class: "paid" }, `${formatAmount(paid)} FLOWNET${task.units != null ? ` for ${task.units} tokens` : ""}`)),
+      fact("Refunded", el("span", { class: "refunded" }, `${formatAmount(task.refunded ?? 0)} FLOWNET`)),
+      fact("SHA-256", el("code", { class: "sha" }, got)),
+      fact("Check", el("span", { class: ok ? "check ok" : "check bad" }, ok ? "matches the ledger" : `DOES NOT match the ledger (${out.sha256})`)),
+    ),
+  );
+  answer.dataset.escrowed = String(task.price);
+  answer.dataset.paid = String(paid);
+  answer.dataset.refunded = String(task.refunded ?? 0);
+  if (!ok) throw new Error(`Task #${id}'s answer does not match its hash on the ledger: do not trust it, and rate the node low.`);
+  // The answer joins the conversation only once checked.
+  chat.messages = [...messages, { role: "assistant", content: delivered }];
+  await Promise.all([refreshAccount(), refreshNfts()]);
+}
+
+function stopFollowing(): HTMLElement | undefined {
+  const active = chat.active;
+  if (!active) return undefined;
+  chat.active = undefined;
+  active.abort.abort();
+  active.bubble.classList.remove("streaming");
+  active.bubble.classList.add("stopped");
+  setChatBusy(false);
+  return active.bubble;
+}
+
+/** Stops following the answer; a task no node took yet is cancelled for a refund. */
+async function stop(): Promise<void> {
+  const active = chat.active;
+  const b = stopFollowing();
+  if (!active || !b) return;
+  const task = await api.task(active.task);
+  let note: string;
+  if (task.status === "open") {
+    await send({ type: "cancel", task: task.id });
+    note = `Stopped. No node had taken task #${task.id} yet, so it is cancelled and its ${formatAmount(task.price)} FLOWNET escrow is back in your balance.`;
+  } else if (task.status === "fulfilled") {
+    note = `Stopped following. Task #${task.id} was already delivered; its answer is in your outputs.`;
+  } else {
+    note = `Stopped following. The node is still writing task #${task.id}'s answer: you pay for the tokens it writes and the rest of the escrow comes back.`;
+  }
+  b.append(el("p", { class: "note" }, note, " This answer is left out of the conversation."));
+  await refreshAccount();
 }
 
 // ---- ratings ----------------------------------------------------------------------
@@ -660,6 +911,36 @@ function wire(): void {
     });
   });
   $("status-h").tabIndex = -1;
+  const chatForm = $<HTMLFormElement>("chat-form");
+  const runChat = (f: () => Promise<void>) => async () => {
+    clearChatError();
+    try {
+      await ready;
+      await f();
+    } catch (e) {
+      showChatError(e);
+    }
+  };
+  chatForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (chat.active) return;
+    void runChat(ask)();
+  });
+  // Enter sends, Shift+Enter starts a new line.
+  $("chat-message").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      chatForm.requestSubmit();
+    }
+  });
+  $("chat-stop").addEventListener("click", () => void runChat(stop)());
+  $("chat-new").addEventListener("click", () => {
+    chat.messages = [];
+    $("chat-log").replaceChildren();
+    clearChatError();
+    $("chat-message").focus();
+  });
+  $("chat-max").addEventListener("input", updateChatPrice);
 }
 
 async function main(): Promise<void> {
@@ -668,6 +949,7 @@ async function main(): Promise<void> {
     const info = await api.info();
     state.ledger = info.ledger;
     state.maxPromptBytes = info.limits.max_prompt_bytes;
+    state.maxBodyBytes = info.limits.max_body_bytes;
     // Only a gateway on Flow has the Flow routes (asking elsewhere would log a 404).
     if (info.network !== "embedded") state.flow = await flowConfig();
     if (state.flow) {

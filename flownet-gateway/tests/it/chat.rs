@@ -443,3 +443,235 @@ async fn bad_requests_are_refused_before_anything_is_paid() {
     }
     assert_eq!(c.balance().await, before);
 }
+
+impl Chat {
+    /// GETs `path` from the gateway: the status and the body's text.
+    async fn get(&self, path: &str) -> (u16, String) {
+        let url = format!("http://{}{path}", self.addr);
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut r = agent.get(&url).call().unwrap();
+            (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Submits a chat the way the page does: the user's own signed Submit, the
+    /// conversation as the prompt, `max_units` tokens escrowed.
+    async fn submit(&self, text: &str, max_units: u64) -> u64 {
+        let node = self.ledger.nodes().await.unwrap().remove(0);
+        let conversation = json!({ "messages": says(text) }).to_string();
+        let max_price = flownet_core::rules::metered_cost(PRICE, max_units).unwrap();
+        self.user
+            .submit_action(flownet_core::Action::Submit {
+                node: node.owner,
+                model_id: "parrot".into(),
+                prompt: conversation,
+                params: json!({ "max_tokens": max_units }).to_string(),
+                max_price,
+                input: None,
+                max_units,
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// The `data:` events of a stream: the JSON chunks, and whether it ended with [DONE].
+fn sse_chunks(body: &str) -> (Vec<Value>, bool) {
+    let events: Vec<&str> = body
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .collect();
+    let done = events.last() == Some(&"[DONE]");
+    let chunks = events
+        .iter()
+        .filter(|e| **e != "[DONE]")
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    (chunks, done)
+}
+
+fn contents(chunks: &[Value]) -> Vec<String> {
+    chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_task_streams_its_tokens_then_its_checked_cost() {
+    let c = Chat::new().await;
+    let words = "seven words of a page chat here";
+    let id = c.submit(words, 40).await;
+    let (status, body) = c.get(&format!("/api/tasks/{id}/stream")).await;
+    assert_eq!(status, 200, "{body}");
+    let (chunks, done) = sse_chunks(&body);
+    assert!(done, "{body}");
+    assert!(chunks.iter().all(|c| c.get("error").is_none()), "{body}");
+    let parts = contents(&chunks);
+    assert_eq!(parts.concat(), words);
+    // Token by token, as the node wrote them.
+    assert_eq!(parts.len(), 7, "{parts:?}");
+    let last = chunks
+        .iter()
+        .find(|c| c["choices"][0]["finish_reason"].is_string())
+        .unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "stop");
+    let f = &last["flownet"];
+    assert_eq!(f["task_id"], id);
+    assert_eq!(f["units"], 7);
+    // 40 tokens escrowed at 2 per 1,000: 0.08; 7 written: 0.014 paid, 0.066 back.
+    assert_eq!(f["price"], "0.08");
+    assert_eq!(f["cost"], "0.014");
+    assert_eq!(f["refunded"], "0.066");
+    let task = c.ledger.task(id).await.unwrap().unwrap();
+    let sha = task.result.unwrap().sha256;
+    assert_eq!(f["sha256"], sha.to_hex());
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 7);
+
+    // Once delivered, the same stream gives the whole checked answer at once.
+    let (status, body) = c.get(&format!("/api/tasks/{id}/stream")).await;
+    assert_eq!(status, 200, "{body}");
+    let (chunks, done) = sse_chunks(&body);
+    assert!(done);
+    assert_eq!(contents(&chunks), vec![words.to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_is_refused_for_a_task_that_is_not_there() {
+    let c = Chat::new().await;
+    let (status, body) = c.get("/api/tasks/99/stream").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = c.get("/api/tasks/nope/stream").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid_task_id"), "{body}");
+    assert!(c.addr.ip().is_loopback());
+}
+
+impl Chat {
+    /// POSTs `body` to `path` with `content_type`: the status and the body's text.
+    async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, String) {
+        let url = format!("http://{}{path}", self.addr);
+        let content_type = content_type.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut r = agent
+                .post(&url)
+                .header("content-type", content_type)
+                .send(body)
+                .unwrap();
+            (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+        })
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_holds_a_long_conversation_as_an_input_and_streams_its_answer() {
+    let c = Chat::new().await;
+    let mut messages: Vec<Value> = (0..40)
+        .flat_map(|i| {
+            [
+                json!({ "role": "user", "content": format!("question {i}: {}", "lorem ipsum ".repeat(8)) }),
+                json!({ "role": "assistant", "content": format!("answer {i}") }),
+            ]
+        })
+        .collect();
+    messages.push(json!({ "role": "user", "content": "the last question" }));
+    let body = serde_json::to_vec(&json!({ "messages": messages })).unwrap();
+    assert!(body.len() > 4096);
+    let (status, text) = c
+        .post_raw("/api/inputs", "application/json", body.clone())
+        .await;
+    assert_eq!(status, 200, "{text}");
+    let input: Value = serde_json::from_str(&text).unwrap();
+    let sha = crypto::sha256(&body).to_hex();
+    assert_eq!(input["sha256"], sha);
+    assert_eq!(input["size"], body.len());
+    assert_eq!(input["uri"], format!("http://{}/api/blobs/{sha}", c.addr));
+    // The blob is served as it was sent.
+    let (status, served) = c.get(&format!("/api/blobs/{sha}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(served.as_bytes(), &body[..]);
+
+    // The browser's Submit names it; the node fetches it and the answer streams.
+    let node = c.ledger.nodes().await.unwrap().remove(0);
+    let id = c
+        .user
+        .submit_action(flownet_core::Action::Submit {
+            node: node.owner,
+            model_id: "parrot".into(),
+            prompt: format!("sha256:{sha}"),
+            params: json!({ "max_tokens": 10 }).to_string(),
+            max_price: flownet_core::rules::metered_cost(PRICE, 10).unwrap(),
+            input: Some(serde_json::from_value(input).unwrap()),
+            max_units: 10,
+        })
+        .await
+        .unwrap();
+    let (status, text) = c.get(&format!("/api/tasks/{id}/stream")).await;
+    assert_eq!(status, 200, "{text}");
+    let (chunks, done) = sse_chunks(&text);
+    assert!(done, "{text}");
+    assert_eq!(contents(&chunks).concat(), "the last question");
+    let fetched = c.parrot.inputs.lock().unwrap().last().cloned().flatten();
+    assert_eq!(fetched.as_deref(), Some(&body[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_input_store_holds_only_bounded_conversations() {
+    let c = Chat::new().await;
+    let conversation = br#"{"messages":[{"role":"user","content":"hi"}]}"#.to_vec();
+    for (content_type, body, status, code) in [
+        (
+            "text/plain",
+            conversation.clone(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            b"{\"not\": \"a chat\"}".to_vec(),
+            400,
+            "invalid_conversation",
+        ),
+        (
+            "application/json",
+            br#"{"messages":[{"role":"wizard","content":"hi"}]}"#.to_vec(),
+            400,
+            "invalid_conversation",
+        ),
+        ("application/json", b"[1, 2".to_vec(), 400, "invalid_json"),
+        (
+            "application/json",
+            serde_json::to_vec(
+                &json!({ "messages": [{ "role": "user", "content": "x".repeat(70 * 1024) }] }),
+            )
+            .unwrap(),
+            413,
+            "request_too_large",
+        ),
+    ] {
+        let (got, text) = c.post_raw("/api/inputs", content_type, body).await;
+        assert_eq!(got, status, "{text}");
+        let e: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(e["error"]["code"], code, "{text}");
+    }
+    let (status, text) = c
+        .post_raw("/api/inputs", "application/json", conversation)
+        .await;
+    assert_eq!(status, 200, "{text}");
+}
