@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flownet_core::{Amount, BlobStore, Error, TaskQuery, TaskStatus};
+use flownet_core::{BlobStore, Error, TaskQuery, TaskStatus};
 use flownet_node::{FsBlobStore, fetch_output};
 use pyo3::{
     exceptions::PyTimeoutError,
@@ -97,10 +97,15 @@ impl Client {
 
     /// Pays for one inference and returns its task. `prompt` is text, or the image's
     /// bytes for models that take an image (stored in this account's blob store and
-    /// sent as `sha256:<hex>`). Without `node`, the best-scored active node offering
-    /// `model` within `max_price` is chosen; `max_price` defaults to that node's price.
-    /// `params` is a JSON-able dict of model parameters.
-    #[pyo3(signature = (prompt, model, node = None, max_price = None, params = None))]
+    /// sent as `sha256:<hex>`), or for a language model a conversation: a list of
+    /// `{"role", "content"}` dicts (roles system, user, assistant). Without `node`, the
+    /// best-scored active node offering `model` within `max_price` is chosen;
+    /// `max_price` defaults to that node's price (per task, or per 1,000 tokens for
+    /// models priced so). `params` is a JSON-able dict of model parameters. For a model
+    /// priced per token, `max_tokens` (default: params' max_tokens, else 256) is what
+    /// is escrowed; the tokens not written come back when the answer is delivered.
+    #[pyo3(signature = (prompt, model, node = None, max_price = None, params = None, *, max_tokens = None))]
+    #[allow(clippy::too_many_arguments)]
     fn submit(
         &self,
         py: Python<'_>,
@@ -109,6 +114,7 @@ impl Client {
         node: Option<&str>,
         max_price: Option<&Bound<'_, PyAny>>,
         params: Option<&Bound<'_, PyAny>>,
+        max_tokens: Option<u64>,
     ) -> PyResult<Task> {
         let node = node.map(address_arg).transpose()?;
         let max_price = max_price.map(amount_arg).transpose()?;
@@ -118,6 +124,9 @@ impl Client {
         };
         let prompt = if prompt.is_instance_of::<PyString>() {
             prompt.extract::<String>()?
+        } else if prompt.is_instance_of::<pyo3::types::PyList>() {
+            let messages = py_to_json(prompt)?;
+            format!("{{\"messages\":{messages}}}")
         } else {
             let image: Vec<u8> = prompt.extract()?;
             let store = self.account.get().blobs()?;
@@ -127,24 +136,43 @@ impl Client {
         let wallet = self.wallet();
         let id = block_on(py, async move {
             let ledger = wallet.ledger().clone();
-            let (node, max_price) = match node {
+            let (node, offer) = match node {
                 Some(addr) => {
                     let n = ledger
                         .node(addr)
                         .await?
                         .ok_or_else(|| Error::NotFound(format!("node {addr}")))?;
-                    // A model the node does not offer is for the ledger to refuse.
-                    let listed = n.offer(&model).map_or(Amount::ZERO, |o| o.price);
-                    (addr, max_price.unwrap_or(listed))
+                    let offer = n
+                        .offer(&model)
+                        .cloned()
+                        .ok_or_else(|| Error::ModelNotOffered {
+                            node: addr,
+                            model: model.clone(),
+                        })?;
+                    (n, offer)
                 }
-                None => {
-                    let (n, offer) =
-                        flownet_cli::pick_node(ledger.as_ref(), &model, max_price).await?;
-                    (n.owner, max_price.unwrap_or(offer.price))
+                None => flownet_cli::pick_node(ledger.as_ref(), &model, max_price).await?,
+            };
+            let params_map = match serde_json::from_str(&params) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => {
+                    return Err(Error::InvalidInput("params must be a dict".into()).into());
                 }
             };
+            // What the ledger would refuse is refused here, before paying.
+            let (max_units, _escrow, max_price) =
+                flownet_core::rules::quote(&offer, max_tokens, &params_map, max_price)?;
+            flownet_core::rules::check_prompt_size(&prompt)?;
             Ok(wallet
-                .submit(node, &model, &prompt, &params, max_price)
+                .submit_action(flownet_core::Action::Submit {
+                    node: node.owner,
+                    model_id: model,
+                    prompt,
+                    params,
+                    max_price,
+                    input: None,
+                    max_units,
+                })
                 .await?)
         })?;
         Ok(self.task_handle(id))
@@ -356,8 +384,78 @@ impl Task {
         )
     }
 
+    /// The answer of a language model as its node writes it: an iterator of text
+    /// pieces (the GIL is released while waiting for each). What a node streams is a
+    /// preview: `wait()` afterwards returns the delivered answer, checked against the
+    /// ledger, which is what counts. Ends when the stream does, or after `timeout`
+    /// seconds; a task whose node streams nothing yields nothing.
+    #[pyo3(signature = (timeout = 900.0))]
+    fn stream(&self, py: Python<'_>, timeout: f64) -> PyResult<TokenStream> {
+        let limit = Duration::try_from_secs_f64(timeout.max(0.0))
+            .unwrap_or(Duration::from_secs(86_400))
+            .min(Duration::from_secs(86_400));
+        let (ledger, id, poll) = (self.ledger.clone(), self.id, self.poll);
+        let rx = block_on(py, async move {
+            let task = ledger
+                .task(id)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
+            let node = ledger
+                .node(task.node)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("node {}", task.node)))?;
+            let rx: FlowResult<_> = Ok(flownet_node::follow::stream_url(&node.endpoint, id).map(
+                |url| {
+                    flownet_node::follow::follow(
+                        ledger.clone(),
+                        flownet_node::follow::stream_agent(limit),
+                        id,
+                        url,
+                        Instant::now() + limit,
+                        poll,
+                    )
+                },
+            ));
+            rx
+        })?;
+        Ok(TokenStream {
+            rx: std::sync::Mutex::new(rx),
+        })
+    }
+
     fn __repr__(&self) -> String {
         format!("Task(id={})", self.id)
+    }
+}
+
+/// The text pieces of a language model's answer as they are written (see
+/// `Task.stream`).
+#[pyclass(module = "flownet", frozen)]
+#[derive(Debug)]
+pub struct TokenStream {
+    rx: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
+}
+
+#[pymethods]
+impl TokenStream {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let rx = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(mut rx) = rx else {
+            return Ok(None);
+        };
+        let (next, rx) = block_on(py, async move {
+            let next = rx.recv().await;
+            let done: FlowResult<_> = Ok((next, rx));
+            done
+        })?;
+        if next.is_some() {
+            *self.rx.lock().unwrap_or_else(|e| e.into_inner()) = Some(rx);
+        }
+        Ok(next)
     }
 }
 

@@ -4,7 +4,10 @@
 use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
-use flownet_core::{Engine, Error, InferenceOutput, InferenceRequest, ModelInfo, Result};
+use flownet_core::{
+    Engine, Error, FinishReason, Generation, GenerationFold, InferenceOutput, InferenceRequest,
+    ModelInfo, Result, StreamChunk, TaskKind, Usage,
+};
 use flownet_infer::OnnxEngine;
 use pyo3::{
     prelude::*,
@@ -20,6 +23,9 @@ pub struct PythonModel {
     pub func: Py<PyAny>,
     /// The MIME type the decorator named for `bytes` results; sniffed otherwise.
     pub explicit_mime: Option<String>,
+    /// Priced per token: the answer must be a generation (a returned `str` is one
+    /// piece).
+    pub metered: bool,
 }
 
 /// A node's models: Python functions by id, then ONNX engines (one per models dir).
@@ -91,12 +97,113 @@ impl Engine for NodeEngine {
             None => Err(unknown(&request.model_id)),
         }
     }
+
+    async fn infer_stream(
+        &self,
+        request: InferenceRequest,
+        sink: &(dyn Fn(StreamChunk) + Send + Sync),
+    ) -> Result<InferenceOutput> {
+        if let Some(model) = self.python.get(&request.model_id).cloned() {
+            let id = request.model_id.clone();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            // The handler runs on a blocking thread; its pieces come back here.
+            let mut job = tokio::task::spawn_blocking(move || {
+                call_python_streaming(&model, &request, Some(&tx))
+            });
+            loop {
+                tokio::select! {
+                    Some(chunk) = rx.recv() => sink(chunk),
+                    done = &mut job => {
+                        while let Ok(chunk) = rx.try_recv() {
+                            sink(chunk);
+                        }
+                        return done.unwrap_or_else(|e| {
+                            Err(Error::Inference(format!(
+                                "the handler of {id} did not finish: {e}"
+                            )))
+                        });
+                    }
+                }
+            }
+        }
+        match self
+            .onnx
+            .iter()
+            .find(|e| e.manifest(&request.model_id).is_some())
+        {
+            Some(engine) => engine.infer_stream(request, sink).await,
+            None => Err(unknown(&request.model_id)),
+        }
+    }
 }
 
 /// Calls the model's function with the GIL held and turns what it returns into bytes
 /// and a MIME type. A raised exception is logged with its traceback and reported as an
 /// inference error (the node worker retries, then leaves the task to expire).
 fn call_python(model: &PythonModel, request: &InferenceRequest) -> Result<InferenceOutput> {
+    call_python_streaming(model, request, None)
+}
+
+/// Where the pieces of a generator handler go as it yields them.
+type ChunkTx = tokio::sync::mpsc::UnboundedSender<StreamChunk>;
+
+/// A text-generation handler that returned an iterator (a generator): each piece it
+/// yields is one token of the answer, streamed to `tx` and folded into the stored
+/// answer by the same [`GenerationFold`]; at most `params.max_tokens` pieces are taken
+/// (finish reason `length`), else the answer ends when the iterator does (`stop`).
+fn generate(
+    out: &Bound<'_, PyAny>,
+    request: &InferenceRequest,
+    tx: Option<&ChunkTx>,
+) -> PyResult<(Vec<u8>, String)> {
+    let max = request
+        .params
+        .get("max_tokens")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(u64::MAX);
+    let mut fold = GenerationFold::new();
+    let mut push = |chunk: StreamChunk| -> PyResult<()> {
+        fold.push(&chunk)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        if let Some(tx) = tx {
+            let _ = tx.send(chunk);
+        }
+        Ok(())
+    };
+    let (mut n, mut finish) = (0u64, FinishReason::Stop);
+    for piece in out.try_iter()? {
+        if n == max {
+            finish = FinishReason::Length;
+            break;
+        }
+        let text: String = piece?.extract().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(
+                "a text-generation handler must yield str pieces",
+            )
+        })?;
+        n += 1;
+        if !text.is_empty() {
+            push(StreamChunk::Text { text })?;
+        }
+    }
+    push(StreamChunk::Done {
+        finish_reason: finish,
+        usage: Usage {
+            prompt_tokens: 0,
+            completion_tokens: n,
+        },
+    })?;
+    let generation = fold
+        .finish()
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    Ok((generation.to_bytes(), Generation::MIME.to_owned()))
+}
+
+fn call_python_streaming(
+    model: &PythonModel,
+    request: &InferenceRequest,
+    tx: Option<&ChunkTx>,
+) -> Result<InferenceOutput> {
     let id = &model.info.id;
     Python::attach(|py| {
         let started = Instant::now();
@@ -106,11 +213,20 @@ fn call_python(model: &PythonModel, request: &InferenceRequest) -> Result<Infere
         };
         let params = json_to_py(py, &serde_json::Value::Object(request.params.clone()))
             .map_err(|e| Error::Inference(format!("params for {id}: {e}")))?;
-        let result = model
-            .func
-            .bind(py)
-            .call1((prompt, params))
-            .and_then(|out| to_bytes(&out, model.explicit_mime.as_deref()));
+        let result = model.func.bind(py).call1((prompt, params)).and_then(|out| {
+            let is_iterator = model.info.kind == TaskKind::TextGeneration
+                && out.hasattr("__next__").unwrap_or(false)
+                && !out.is_instance_of::<PyString>()
+                && !out.is_instance_of::<PyBytes>();
+            if is_iterator {
+                generate(&out, request, tx)
+            } else if model.metered && out.is_instance_of::<PyString>() {
+                let pieces = PyList::new(py, [out])?;
+                generate(pieces.as_any(), request, tx)
+            } else {
+                to_bytes(&out, model.explicit_mime.as_deref())
+            }
+        });
         match result {
             Ok((bytes, mime)) => Ok(InferenceOutput {
                 bytes,

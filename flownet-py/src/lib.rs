@@ -92,6 +92,7 @@ fn _flownet(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<client::Client>()?;
     m.add_class::<client::Task>()?;
     m.add_class::<client::Output>()?;
+    m.add_class::<client::TokenStream>()?;
     m.add_class::<node::Node>()?;
     m.add_class::<node::ModelDecorator>()?;
     m.add_function(wrap_pyfunction!(cli::run_cli, m)?)?;

@@ -34,6 +34,8 @@ enum Spec {
     Python {
         info: ModelInfo,
         price: Amount,
+        /// What the price pays for: a task, or 1,000 tokens (pieces a generator yields).
+        unit: flownet_core::PriceUnit,
         func: Py<PyAny>,
         explicit_mime: Option<String>,
     },
@@ -134,6 +136,7 @@ impl Node {
                 Spec::Python {
                     info,
                     price,
+                    unit,
                     func,
                     explicit_mime,
                 } => {
@@ -141,9 +144,10 @@ impl Node {
                         model_id: info.id.clone(),
                         weights_sha256: info.weights_sha256,
                         price: *price,
-                        unit: flownet_core::PriceUnit::Task,
+                        unit: *unit,
                     });
                     python.push(PythonModel {
+                        metered: *unit == flownet_core::PriceUnit::ThousandTokens,
                         info: info.clone(),
                         func: func.clone_ref(py),
                         explicit_mime: explicit_mime.clone(),
@@ -177,7 +181,7 @@ impl Node {
                     model_id: id.clone(),
                     weights_sha256: manifest.sha256,
                     price,
-                    unit: flownet_core::PriceUnit::Task,
+                    unit: manifest.kind.price_unit(),
                 });
                 match by_dir.iter_mut().find(|(d, _)| *d == dir) {
                     Some((_, ids)) => ids.push(id),
@@ -295,8 +299,14 @@ impl Node {
     /// PIL.Image.Image | numpy.ndarray` the model `model_id`, offered at `price`. For
     /// kinds that take an image the function gets the image's bytes instead of a prompt.
     /// The weights hash published on the ledger is `weights_sha256` (hex) if given,
-    /// else the SHA-256 of the function's source code.
-    #[pyo3(signature = (model_id, *, price, kind = "text-to-image", name = None, output_mime = None, weights_sha256 = None, prompt_mapping = None, defaults = None))]
+    /// else the SHA-256 of the function's source code. A text-generation function may
+    /// be a generator that yields the answer's text in pieces: the node streams each
+    /// piece to followers as it is yielded, stores the answer as
+    /// `{"text", "finish_reason", "usage"}` JSON, and stops taking pieces at
+    /// `params["max_tokens"]`. With `unit="thousand_tokens"` the price is per 1,000
+    /// pieces (tokens) and the node is paid for the pieces delivered; the default
+    /// `unit="task"` prices each task whole.
+    #[pyo3(signature = (model_id, *, price, kind = "text-to-image", name = None, output_mime = None, weights_sha256 = None, prompt_mapping = None, defaults = None, unit = "task"))]
     #[allow(clippy::too_many_arguments)]
     fn model(
         slf: Py<Self>,
@@ -308,7 +318,21 @@ impl Node {
         weights_sha256: Option<String>,
         prompt_mapping: Option<String>,
         defaults: Option<&Bound<'_, PyAny>>,
+        unit: &str,
     ) -> PyResult<ModelDecorator> {
+        let unit: flownet_core::PriceUnit =
+            serde_json::from_value(serde_json::Value::String(unit.to_owned())).map_err(|_| {
+                FlowError::Core(Error::InvalidInput(format!(
+                    "unknown price unit {unit:?}: expected \"task\" or \"thousand_tokens\""
+                )))
+            })?;
+        let kind = parse_kind(kind)?;
+        if unit == flownet_core::PriceUnit::ThousandTokens && kind != TaskKind::TextGeneration {
+            return Err(FlowError::Core(Error::InvalidInput(
+                "only text-generation models are priced per 1,000 tokens".into(),
+            ))
+            .into());
+        }
         let defaults = match defaults {
             Some(d) => {
                 serde_json::from_str(&py_to_json(d)?).map_err(|e| FlowError::Other(e.into()))?
@@ -322,7 +346,8 @@ impl Node {
             node: slf,
             model_id,
             price: amount_arg(price)?,
-            kind: parse_kind(kind)?,
+            kind,
+            unit,
             name,
             output_mime,
             weights_sha256,
@@ -369,8 +394,9 @@ impl Node {
             .specs
             .iter()
             .map(|s| match s {
-                Spec::Python { info, price, .. } => serde_json::json!({
+                Spec::Python { info, price, unit, .. } => serde_json::json!({
                     "id": info.id, "kind": info.kind, "source": "python", "price": price.to_string(),
+                    "unit": unit,
                     "weights_sha256": info.weights_sha256, "output_mime": info.output_mime,
                     "name": info.name,
                 }),
@@ -591,11 +617,13 @@ impl Node {
         let mut onnx = Vec::new();
         for spec in &self.state().specs {
             match spec {
-                Spec::Python { info, price, .. } => offers.push(OfferedModel {
+                Spec::Python {
+                    info, price, unit, ..
+                } => offers.push(OfferedModel {
                     model_id: info.id.clone(),
                     weights_sha256: info.weights_sha256,
                     price: *price,
-                    unit: flownet_core::PriceUnit::Task,
+                    unit: *unit,
                 }),
                 Spec::Onnx {
                     id,
@@ -637,6 +665,7 @@ pub struct ModelDecorator {
     model_id: String,
     price: Amount,
     kind: TaskKind,
+    unit: flownet_core::PriceUnit,
     name: Option<String>,
     output_mime: Option<String>,
     weights_sha256: Option<Digest32>,
@@ -692,6 +721,7 @@ impl ModelDecorator {
         self.node.get().add(Spec::Python {
             info,
             price: self.price,
+            unit: self.unit,
             func: func.clone_ref(py),
             explicit_mime: self.output_mime.clone(),
         })?;

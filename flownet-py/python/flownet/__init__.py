@@ -37,6 +37,7 @@ from flownet._flownet import (
     Output,
     SignedEnvelope,
     Task,
+    TokenStream,
     __version__,
 )
 from flownet.exceptions import (
@@ -97,6 +98,7 @@ __all__ = [
     "SignedEnvelope",
     "Storage",
     "Task",
+    "TokenStream",
     "Unauthorized",
     "WrongNode",
     "__version__",

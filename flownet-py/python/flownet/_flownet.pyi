@@ -21,6 +21,7 @@ __all__ = [
     "Client",
     "Task",
     "Output",
+    "TokenStream",
     "Node",
     "ModelDecorator",
     "run_cli",
@@ -118,11 +119,13 @@ class Client:
     def nodes(self, model: Optional[str] = None) -> List[Dict[str, _Json]]: ...
     def submit(
         self,
-        prompt: Union[str, builtins.bytes],
+        prompt: Union[str, builtins.bytes, List[Dict[str, str]]],
         model: str,
         node: Optional[str] = None,
         max_price: Optional[_Amount] = None,
         params: Optional[Dict[str, _Json]] = None,
+        *,
+        max_tokens: Optional[int] = None,
     ) -> Task: ...
     def task(self, id: int) -> Task: ...
     def tasks(self, status: Optional[str] = None) -> List[Dict[str, _Json]]: ...
@@ -140,6 +143,12 @@ class Task:
     def status(self) -> str: ...
     def info(self) -> Dict[str, _Json]: ...
     def wait(self, timeout: float = 900.0, *, poll_interval: Optional[float] = None) -> Output: ...
+    def stream(self, timeout: float = 900.0) -> TokenStream: ...
+
+@final
+class TokenStream:
+    def __iter__(self) -> TokenStream: ...
+    def __next__(self) -> str: ...
 
 @final
 class Output:
@@ -180,6 +189,7 @@ class Node:
         weights_sha256: Optional[str] = None,
         prompt_mapping: Optional[str] = None,
         defaults: Optional[Dict[str, _Json]] = None,
+        unit: str = "task",
     ) -> ModelDecorator: ...
     def onnx(self, model_id: str, *, price: _Amount, models_dir: Optional[_Path] = None) -> None: ...
     @property
