@@ -36,5 +36,5 @@ MYPY=("$PY" -m mypy --cache-dir "$REPO/target/mypy-cache" --ignore-missing-impor
 log "pytest"
 # The tests compare the console script with the Rust binary that `cargo test
 # --workspace` built, when it is there.
-export FLOWNET_RUST_BIN="${FLOWNET_RUST_BIN:-$REPO/target/debug/flownet}"
+export FLOWNET_RUST_BIN="${FLOWNET_RUST_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/debug/flownet}"
 "$PY" -m pytest -c "$REPO/flownet-py/pyproject.toml" --rootdir "$REPO/flownet-py" "$@" "$REPO/flownet-py/tests"
