@@ -577,20 +577,7 @@ pub async fn inputs(
             "this gateway keeps no blobs, so it cannot hold a long conversation: start a new one that fits the ledger's prompt",
         ));
     };
-    let size = bytes.len() as u64;
-    let data = bytes.to_vec();
-    let sha256 = tokio::task::spawn_blocking(move || store.put(&data))
-        .await
-        .map_err(|e| ApiError::internal("storing the input", e))?
-        .map_err(|e| ApiError::internal("storing the input", e))?;
-    let input = flownet_core::InputRef {
-        sha256,
-        size,
-        uri: format!(
-            "{}/api/blobs/{sha256}",
-            crate::openai::base_url(&g, &headers)
-        ),
-    };
+    let input = crate::openai::hold_blob(&g, &headers, store, bytes.to_vec()).await?;
     rules::check_input(&input).map_err(|e| ApiError::from_core(&e))?;
     Ok(Json(
         json!({ "sha256": input.sha256, "size": input.size, "uri": input.uri }),

@@ -678,19 +678,29 @@ async fn hold_input(
         )
         .with_param("messages"));
     };
-    let bytes = source.into_bytes();
+    let input = hold_blob(g, headers, store, source.into_bytes()).await?;
+    rules::check_input(&input).map_err(|e| ApiError::from_core_openai(&e))?;
+    Ok((format!("sha256:{}", input.sha256), Some(input)))
+}
+
+/// Stores `bytes` in this gateway's blob store and names them as a task's input,
+/// served at `/api/blobs/<sha256>` (the caller checks the input against the rules).
+pub(crate) async fn hold_blob(
+    g: &Gateway,
+    headers: &HeaderMap,
+    store: flownet_node::FsBlobStore,
+    bytes: Vec<u8>,
+) -> Result<flownet_core::InputRef, ApiError> {
     let size = bytes.len() as u64;
     let sha256 = tokio::task::spawn_blocking(move || flownet_core::BlobStore::put(&store, &bytes))
         .await
         .map_err(|e| ApiError::internal("storing the input", e))?
         .map_err(|e| ApiError::internal("storing the input", e))?;
-    let input = flownet_core::InputRef {
+    Ok(flownet_core::InputRef {
         sha256,
         size,
         uri: format!("{}/api/blobs/{sha256}", base_url(g, headers)),
-    };
-    rules::check_input(&input).map_err(|e| ApiError::from_core_openai(&e))?;
-    Ok((format!("sha256:{sha256}"), Some(input)))
+    })
 }
 
 /// One text generation, paid per token: `source` is the conversation (its JSON) or a

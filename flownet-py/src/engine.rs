@@ -77,16 +77,9 @@ impl Engine for NodeEngine {
     }
 
     async fn infer(&self, request: InferenceRequest) -> Result<InferenceOutput> {
-        if let Some(model) = self.python.get(&request.model_id).cloned() {
-            let id = request.model_id.clone();
-            // Off the async workers: the call holds the GIL and may run for seconds.
-            return tokio::task::spawn_blocking(move || call_python(&model, &request))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(Error::Inference(format!(
-                        "the handler of {id} did not finish: {e}"
-                    )))
-                });
+        if self.python.contains_key(&request.model_id) {
+            // The one path of a Python call; nobody follows the pieces here.
+            return self.infer_stream(request, &|_| {}).await;
         }
         match self
             .onnx
@@ -106,7 +99,8 @@ impl Engine for NodeEngine {
         if let Some(model) = self.python.get(&request.model_id).cloned() {
             let id = request.model_id.clone();
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            // The handler runs on a blocking thread; its pieces come back here.
+            // Off the async workers: the call holds the GIL and may run for seconds;
+            // a generator's pieces come back here.
             let mut job = tokio::task::spawn_blocking(move || {
                 call_python_streaming(&model, &request, Some(&tx))
             });
