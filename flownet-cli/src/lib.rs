@@ -31,7 +31,9 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
-pub use commands::{Command, node_json, pick_node};
+pub use commands::{
+    Command, Holder, SubmitReq, Submitted, hold_until_settled, node_json, pick_node, submit,
+};
 use context::Ctx;
 
 /// FlowNet: a decentralized AI-inference marketplace. Pay for a prompt, a node runs the

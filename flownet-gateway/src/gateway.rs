@@ -79,6 +79,9 @@ pub struct GatewayConfig {
     /// Accounts created through the relay per client IP, on Flow only, where the
     /// sponsor pays for each.
     pub account_rate: Rate,
+    /// Where the gateway finds GGUF models to recount the tokens of metered answers
+    /// with (`units_check` in the flownet fields); `None` skips the recount.
+    pub models_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -97,6 +100,7 @@ impl Default for GatewayConfig {
             max_images: 4,
             header_timeout: Duration::from_secs(10),
             account_rate: Rate::new(6, 3),
+            models_dir: None,
         }
     }
 }

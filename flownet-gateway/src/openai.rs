@@ -405,8 +405,26 @@ async fn cancel_open(
     }
 }
 
-fn flownet_fields(d: &Delivered, meta: &ModelMeta) -> Map<String, Value> {
-    task_fields(&d.task, &meta.id)
+/// The flownet fields of a delivered answer; a metered one's tokens recounted with
+/// the model's tokenizer when the gateway has the GGUF in `models_dir` (its vocabulary
+/// is loaded once per process; later recounts take microseconds).
+fn flownet_fields(
+    d: &Delivered,
+    meta: &ModelMeta,
+    models_dir: Option<&std::path::Path>,
+) -> Map<String, Value> {
+    let mut m = task_fields(&d.task, &meta.id);
+    if let Some(dir) = models_dir
+        && d.task.units.is_some()
+        && let Some(answer) = flownet_core::Generation::from_bytes(&d.bytes).ok()
+    {
+        let check = flownet_node::check_units(&d.task, &answer, dir);
+        if let Some(w) = check.warning(d.task.node) {
+            tracing::warn!(task = d.task.id, "{w}");
+        }
+        m.insert("units_check".into(), check.to_json());
+    }
+    m
 }
 
 /// The flownet fields of an answer: the task, its output, and what it cost.
@@ -531,7 +549,7 @@ pub async fn images(State(g): G, headers: HeaderMap, body: Body) -> ApiResult<Js
     let data: Vec<Value> = delivered
         .iter()
         .map(|d| {
-            let mut item = flownet_fields(d, &meta);
+            let mut item = flownet_fields(d, &meta, g.config.models_dir.as_deref());
             let sha = d.task.result.as_ref().map(|r| r.sha256).unwrap_or_default();
             if b64 {
                 item.insert(
@@ -809,7 +827,7 @@ pub async fn completions(
         "model": meta.id,
         "choices": [choice(&generation.text, json!(generation.finish_reason))],
         "usage": usage_json(&generation.usage),
-        "flownet": flownet_fields(&d, &meta),
+        "flownet": flownet_fields(&d, &meta, g.config.models_dir.as_deref()),
     });
     if !stream {
         return Ok(Json(full).into_response());
@@ -957,7 +975,7 @@ pub async fn chat(State(g): G, headers: HeaderMap, body: Body) -> Result<Respons
             "finish_reason": generation.finish_reason,
         }],
         "usage": usage_json(&generation.usage),
-        "flownet": flownet_fields(&d, &meta),
+        "flownet": flownet_fields(&d, &meta, g.config.models_dir.as_deref()),
     }))
     .into_response())
 }
@@ -1020,6 +1038,7 @@ async fn chat_stream(
         })?;
     g.hub.track_submit(task.clone(), task.submitted_at, started);
     let fields_meta = meta.clone();
+    let models_dir = g.config.models_dir.clone();
     let stream = crate::stream::ChatStream {
         id: format!("chatcmpl-flownet-{id}"),
         model: meta.id.clone(),
@@ -1032,6 +1051,7 @@ async fn chat_stream(
                     bytes: bytes.to_vec(),
                 },
                 &fields_meta,
+                models_dir.as_deref(),
             )
         }),
         guard: None,
@@ -1146,6 +1166,6 @@ pub async fn embeddings(State(g): G, headers: HeaderMap, body: Body) -> ApiResul
         "data": [{ "object": "embedding", "index": 0, "embedding": embedding }],
         "model": meta.id,
         "usage": { "prompt_tokens": 0, "total_tokens": 0 },
-        "flownet": flownet_fields(d, &meta),
+        "flownet": flownet_fields(d, &meta, g.config.models_dir.as_deref()),
     })))
 }

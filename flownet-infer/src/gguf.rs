@@ -47,6 +47,51 @@ fn backend() -> Result<&'static LlamaBackend> {
         .map_err(|e| Error::llama("starting llama.cpp", e))
 }
 
+/// The tokens `text` is under `model`'s tokenizer: no BOS, special tokens as text.
+fn count_text(model: &LlamaModel, text: &str) -> u64 {
+    model.vocab().tokenize(text.as_bytes(), false, false).len() as u64
+}
+
+/// How many tokens `text` is under the tokenizer of the GGUF model `manifest` names
+/// (its weights checked against the manifest's SHA-256 once per process): what a
+/// requester recounts a delivered answer with. Only the vocabulary is loaded.
+pub fn count_tokens(manifest: &ModelManifest, text: &str) -> Result<u64> {
+    type Vocabs = Mutex<std::collections::HashMap<std::path::PathBuf, std::sync::Arc<LlamaModel>>>;
+    static VOCABS: OnceLock<Vocabs> = OnceLock::new();
+    if manifest.format() != crate::ModelFormat::Gguf {
+        return Err(Error::Unsupported {
+            id: manifest.id.clone(),
+            reason: "only GGUF language models have a tokenizer to count with".into(),
+        });
+    }
+    let path = manifest.weights_path();
+    let vocabs = VOCABS.get_or_init(Default::default);
+    let cached = vocabs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&path)
+        .cloned();
+    let model = match cached {
+        Some(m) => m,
+        None => {
+            drop(manifest.verify_weights()?);
+            let params = LlamaModelParams::default()
+                .with_n_gpu_layers(0)
+                .with_vocab_only(true);
+            let model = std::sync::Arc::new(
+                LlamaModel::load_from_file(backend()?, &path, &params)
+                    .map_err(|e| Error::llama(format!("loading {}", path.display()), e))?,
+            );
+            vocabs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(path, model.clone());
+            model
+        }
+    };
+    Ok(count_text(&model, text))
+}
+
 /// A GGUF text-generation model, loaded once; each request gets its own context.
 pub(crate) struct GgufModel {
     id: String,
@@ -260,6 +305,8 @@ impl GgufModel {
             }
         };
         let mut text = TextStream::new(sampling.stop.clone());
+        // What is delivered, to be counted by the tokenizer at the end.
+        let mut delivered = String::new();
         let mut completion = 0u32;
         let mut logits_at = batch.n_tokens() - 1;
         let mut pos = prompt.len() as i32;
@@ -274,6 +321,7 @@ impl GgufModel {
             vocab.token_to_piece_into(token, &mut piece, false, None);
             let released = text.push(&piece);
             if !released.is_empty() {
+                delivered.push_str(&released);
                 emit(StreamChunk::Text { text: released })?;
             }
             if text.stopped() {
@@ -292,12 +340,19 @@ impl GgufModel {
         };
         let rest = text.finish();
         if !rest.is_empty() {
+            delivered.push_str(&rest);
             emit(StreamChunk::Text { text: rest })?;
         }
+        // The count paid for is the delivered text's under the model's tokenizer, which
+        // anyone holding the GGUF can recount (`count_tokens`); it differs from the
+        // tokens sampled only where a stop string cut the text or the sampler chose a
+        // non-canonical split. Capped at max_tokens, as the ledger caps it.
         let usage = Usage {
             prompt_tokens: prompt.len() as u64,
-            completion_tokens: u64::from(completion),
+            completion_tokens: count_text(&self.model, &delivered)
+                .min(u64::from(sampling.max_tokens)),
         };
+        tracing::debug!(model = %self.id, sampled = completion, counted = usage.completion_tokens, "generated");
         emit(StreamChunk::Done {
             finish_reason,
             usage,

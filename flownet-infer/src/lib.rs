@@ -85,5 +85,6 @@ pub use engine::{
     EngineOptions, ExecutionProvider, FLOWNET_MODELS, OnnxEngine, RawTensor, default_models_dir,
 };
 pub use error::{Error, Result};
+pub use gguf::count_tokens;
 pub use manifest::{ModelFormat, ModelManifest, TensorSpec};
 pub use runtime::{ORT_DYLIB_PATH, init_runtime, runtime_path};

@@ -57,6 +57,7 @@ pub mod engine;
 mod error;
 pub mod fetch;
 pub mod follow;
+pub mod recount;
 pub mod server;
 pub mod streams;
 pub mod worker;
@@ -65,6 +66,7 @@ pub use blobs::{FsBlobStore, fetch_output, sniff_mime};
 pub use engine::{EngineSettings, load_engine, manifests};
 pub use error::{Error, Result};
 pub use fetch::{FetchPolicy, HttpFetcher};
+pub use recount::{UnitsCheck, check_units};
 pub use server::{node_router, router, spawn_blob_server, spawn_node_server};
 pub use streams::StreamHub;
 pub use worker::{

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flownet_core::{BlobStore, Error, TaskQuery, TaskStatus};
+use flownet_core::{Error, TaskQuery, TaskStatus};
 use flownet_node::{FsBlobStore, fetch_output};
 use pyo3::{
     exceptions::PyTimeoutError,
@@ -95,16 +95,20 @@ impl Client {
         json_to_py(py, &nodes)
     }
 
-    /// Pays for one inference and returns its task. `prompt` is text, or the image's
-    /// bytes for models that take an image (stored in this account's blob store and
-    /// sent as `sha256:<hex>`), or for a language model a conversation: a list of
-    /// `{"role", "content"}` dicts (roles system, user, assistant). Without `node`, the
-    /// best-scored active node offering `model` within `max_price` is chosen;
-    /// `max_price` defaults to that node's price (per task, or per 1,000 tokens for
-    /// models priced so). `params` is a JSON-able dict of model parameters. For a model
-    /// priced per token, `max_tokens` (default: params' max_tokens, else 256) is what
-    /// is escrowed; the tokens not written come back when the answer is delivered.
-    #[pyo3(signature = (prompt, model, node = None, max_price = None, params = None, *, max_tokens = None))]
+    /// Pays for one inference and returns its task. `prompt` is text; or the bytes of
+    /// an input (an image for models that take one); or, for a language model, a
+    /// conversation: a list of `{"role", "content"}` dicts (roles system, user,
+    /// assistant). An input, and a conversation too long for the ledger's 4,096-byte
+    /// prompt, becomes the task's input blob: named on the ledger by its SHA-256, kept
+    /// in this account's blob store and served to the node by this process until the
+    /// task settles (from `serve_input`, default an ephemeral port on 127.0.0.1; or
+    /// name another holder with `input_url`, under which `/blobs/<sha256>` serves it).
+    /// Without `node`, the best-scored active node offering `model` within `max_price`
+    /// is chosen; `max_price` defaults to that node's price (per task, or per 1,000
+    /// tokens for models priced so). `params` is a JSON-able dict of model parameters.
+    /// For a model priced per token, `max_tokens` (default: params' max_tokens, else
+    /// 256) is what is escrowed; the tokens not written come back on delivery.
+    #[pyo3(signature = (prompt, model, node = None, max_price = None, params = None, *, max_tokens = None, serve_input = None, input_url = None))]
     #[allow(clippy::too_many_arguments)]
     fn submit(
         &self,
@@ -115,6 +119,8 @@ impl Client {
         max_price: Option<&Bound<'_, PyAny>>,
         params: Option<&Bound<'_, PyAny>>,
         max_tokens: Option<u64>,
+        serve_input: Option<String>,
+        input_url: Option<String>,
     ) -> PyResult<Task> {
         let node = node.map(address_arg).transpose()?;
         let max_price = max_price.map(amount_arg).transpose()?;
@@ -122,58 +128,63 @@ impl Client {
             Some(p) => py_to_json(p)?,
             None => "{}".to_owned(),
         };
-        let prompt = if prompt.is_instance_of::<PyString>() {
-            prompt.extract::<String>()?
+        let serve_input = serve_input
+            .map(|l| {
+                l.parse::<std::net::SocketAddr>().map_err(|e| {
+                    FlowError::Core(Error::InvalidInput(format!("serve_input {l:?}: {e}")))
+                })
+            })
+            .transpose()?;
+        let as_blob = |bytes: Vec<u8>| {
+            let sha = flownet_core::crypto::sha256(&bytes);
+            (format!("sha256:{sha}"), Some(bytes))
+        };
+        let (prompt, input_bytes) = if prompt.is_instance_of::<PyString>() {
+            (prompt.extract::<String>()?, None)
         } else if prompt.is_instance_of::<pyo3::types::PyList>() {
-            let messages = py_to_json(prompt)?;
-            format!("{{\"messages\":{messages}}}")
+            // In the prompt while it fits the ledger; else an input blob named by hash.
+            let conversation = format!("{{\"messages\":{}}}", py_to_json(prompt)?);
+            if flownet_core::rules::check_prompt_size(&conversation).is_ok() {
+                (conversation, None)
+            } else {
+                as_blob(conversation.into_bytes())
+            }
         } else {
-            let image: Vec<u8> = prompt.extract()?;
-            let store = self.account.get().blobs()?;
-            let sha = blocking(py, move || Ok(store.put(&image)?))?;
-            format!("sha256:{sha}")
+            as_blob(prompt.extract::<Vec<u8>>()?)
         };
         let wallet = self.wallet();
+        let data_dir = self.account.get().data_dir.clone();
+        let poll = self.task_handle(0).poll.max(Duration::from_millis(250));
         let id = block_on(py, async move {
-            let ledger = wallet.ledger().clone();
-            let (node, offer) = match node {
-                Some(addr) => {
-                    let n = ledger
-                        .node(addr)
-                        .await?
-                        .ok_or_else(|| Error::NotFound(format!("node {addr}")))?;
-                    let offer = n
-                        .offer(&model)
-                        .cloned()
-                        .ok_or_else(|| Error::ModelNotOffered {
-                            node: addr,
-                            model: model.clone(),
-                        })?;
-                    (n, offer)
-                }
-                None => flownet_cli::pick_node(ledger.as_ref(), &model, max_price).await?,
-            };
-            let params_map = match serde_json::from_str(&params) {
-                Ok(serde_json::Value::Object(map)) => map,
-                _ => {
-                    return Err(Error::InvalidInput("params must be a dict".into()).into());
-                }
-            };
-            // What the ledger would refuse is refused here, before paying.
-            let (max_units, _escrow, max_price) =
-                flownet_core::rules::quote(&offer, max_tokens, &params_map, max_price)?;
-            flownet_core::rules::check_prompt_size(&prompt)?;
-            Ok(wallet
-                .submit_action(flownet_core::Action::Submit {
-                    node: node.owner,
-                    model_id: model,
+            let s = flownet_cli::submit(
+                &data_dir,
+                &wallet,
+                flownet_cli::SubmitReq {
+                    model,
                     prompt,
-                    params,
+                    input_bytes,
+                    serve_input,
+                    input_url,
+                    max_tokens,
+                    node,
                     max_price,
-                    input: None,
-                    max_units,
-                })
-                .await?)
+                    params,
+                },
+            )
+            .await
+            .map_err(FlowError::from)?;
+            // This process serves the input until the task settles, whatever Python
+            // does with the returned Task meanwhile.
+            if let Some(holder) = s.holder {
+                tokio::spawn(flownet_cli::hold_until_settled(
+                    wallet.ledger().clone(),
+                    s.id,
+                    holder,
+                    poll,
+                ));
+            }
+            let id: FlowResult<u64> = Ok(s.id);
+            id
         })?;
         Ok(self.task_handle(id))
     }
@@ -362,7 +373,7 @@ impl Task {
             let local = FsBlobStore::open(data_dir.join("blobs")).ok();
             Ok(fetch_output(&fetched, local.as_ref())?)
         })?;
-        let metadata = serde_json::json!({
+        let mut metadata = serde_json::json!({
             "task": task.id,
             "nft": task.nft,
             "node": task.node,
@@ -374,6 +385,31 @@ impl Task {
             "price": task.price.to_string(),
             "fulfilled_at": task.fulfilled_at,
         });
+        // A metered answer: what it cost, and its tokens recounted with the model's
+        // tokenizer when the GGUF is in the models dir ($FLOWNET_MODELS).
+        if let Some(units) = task.units {
+            metadata["units"] = serde_json::json!(units);
+            metadata["cost"] = serde_json::json!(
+                task.price
+                    .checked_sub(task.refunded)
+                    .unwrap_or_default()
+                    .to_string()
+            );
+            metadata["refunded"] = serde_json::json!(task.refunded.to_string());
+            if let Ok(answer) = flownet_core::Generation::from_bytes(&bytes) {
+                let (t, dir) = (task.clone(), flownet_infer::default_models_dir());
+                let check = blocking(py, move || Ok(flownet_node::check_units(&t, &answer, &dir)))?;
+                if let Some(w) = check.warning(task.node) {
+                    pyo3::PyErr::warn(
+                        py,
+                        &py.get_type::<pyo3::exceptions::PyUserWarning>(),
+                        &std::ffi::CString::new(w).unwrap_or_default(),
+                        1,
+                    )?;
+                }
+                metadata["units_check"] = check.to_json();
+            }
+        }
         Output::new(
             py,
             &bytes,

@@ -97,3 +97,42 @@ def test_a_conversation_goes_to_the_real_chat_model_and_streams(ledger: flownet.
     finally:
         node.stop()
         server.join(timeout=10)
+
+
+def test_a_long_conversation_rides_as_an_input_blob_between_two_data_dirs(
+    ledger: flownet.Ledger, endpoint: str, tmp_path: Any
+) -> None:
+    node_account = flownet.Account.create(ledger, "node")
+    # The requester keeps its blobs elsewhere: the node can only fetch the input over HTTP.
+    alice = flownet.Account.create(ledger, "alice", data_dir=tmp_path / "alice")
+    node = flownet.Node(ledger, node_account, name="llm", endpoint=endpoint)
+    node.onnx("smollm2-135m-instruct", price="0.2", models_dir=models_dir())
+    server = serving(node)
+    try:
+        client = flownet.Client(ledger, alice)
+        wait_until(lambda: bool(client.nodes(model="smollm2-135m-instruct")), what="the node to register")
+        history = "The sky is blue because air scatters blue light more than red light. " * 60
+        conversation = [
+            {"role": "user", "content": history},
+            {"role": "assistant", "content": "I see."},
+            {"role": "user", "content": "What is the capital of France?"},
+        ]
+        as_json = json.dumps({"messages": conversation}, separators=(",", ":"))
+        assert len(as_json.encode()) > 4096
+        task = client.submit(conversation, "smollm2-135m-instruct", params={"temperature": 0}, max_tokens=12)
+        info = task.info()
+        # The ledger names the conversation by hash; the bytes never rode in it.
+        assert info["prompt"].startswith("sha256:")
+        assert info["input"]["size"] > 4096 and info["input"]["uri"].startswith("http://127.0.0.1:")
+        assert info["prompt"] == "sha256:" + info["input"]["sha256"]
+        out = task.wait(timeout=120)
+        answer = out.json()
+        assert answer["text"] and 0 < answer["usage"]["prompt_tokens"]
+        # The tokens paid for, recounted with the model's tokenizer on this side.
+        meta = out.metadata
+        assert meta["units"] == answer["usage"]["completion_tokens"]
+        assert meta["units_check"]["result"] == "matches", meta["units_check"]
+        assert Decimal(meta["cost"]) + Decimal(meta["refunded"]) == Decimal(meta["price"]) > 0
+    finally:
+        node.stop()
+        server.join(timeout=10)

@@ -239,6 +239,8 @@ def test_a_chat_answer_is_paid_per_token_and_matches_the_ledger(market):
     assert task["status"] == "fulfilled"
     # Paid for the tokens written, the rest of the escrow of 24 tokens refunded.
     assert task["units"] == r.usage.completion_tokens == fields["units"]
+    # The gateway holds the model too: it recounted the answer with the model's tokenizer.
+    assert fields["units_check"] == {"result": "matches", "counted": task["units"], "by": "tokenizer"}
     assert task["max_units"] == 24
     assert delivered_text(market, task) == answer
     assert float(fields["cost"]) + float(fields["refunded"]) == pytest.approx(float(fields["price"]))

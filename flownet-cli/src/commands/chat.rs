@@ -91,7 +91,7 @@ pub async fn run(ctx: &Ctx, a: ChatArgs) -> Result<()> {
             (format!("sha256:{sha}"), Some(conversation.into_bytes()))
         };
         let s = submit(
-            ctx,
+            &ctx.data_dir,
             &wallet,
             SubmitReq {
                 model: a.model.clone(),
@@ -138,13 +138,17 @@ pub async fn run(ctx: &Ctx, a: ChatArgs) -> Result<()> {
         let answer = Generation::from_bytes(&bytes)?;
         let cost = task.price.checked_sub(task.refunded).unwrap_or_default();
         let units = task.units.unwrap_or_default();
+        let check = {
+            let (t, g, dir) = (task.clone(), answer.clone(), ctx.models_dir.clone());
+            tokio::task::spawn_blocking(move || flownet_node::check_units(&t, &g, &dir)).await?
+        };
         if ctx.json {
             ctx.print(
                 &json!({
                     "task": task.id, "text": answer.text, "finish_reason": answer.finish_reason,
                     "usage": answer.usage, "units": units, "escrowed": task.price.to_string(),
                     "cost": cost.to_string(), "refunded": task.refunded.to_string(),
-                    "sha256": output.sha256, "nft": task.nft,
+                    "sha256": output.sha256, "nft": task.nft, "units_check": check.to_json(),
                 }),
                 String::new,
             );
@@ -165,11 +169,8 @@ pub async fn run(ctx: &Ctx, a: ChatArgs) -> Result<()> {
                 &output.sha256.to_hex()[..12]
             );
         }
-        if units != answer.usage.completion_tokens.min(task.max_units) {
-            eprintln!(
-                "warning: node {} was paid for {units} tokens, but its answer says it wrote {}",
-                task.node, answer.usage.completion_tokens
-            );
+        if let Some(warning) = check.warning(task.node) {
+            eprintln!("{warning}");
         }
         messages.push(json!({ "role": "assistant", "content": answer.text }));
     }

@@ -5,6 +5,7 @@ mod demo;
 mod ledger;
 mod node;
 mod task;
+pub use task::{Holder, SubmitReq, Submitted, hold_until_settled, submit};
 mod web;
 
 use std::{path::PathBuf, sync::Arc};

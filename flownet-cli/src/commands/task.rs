@@ -116,7 +116,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
                 (None, None) => bail!("give a prompt, --input FILE, or --image for image models"),
             };
             let s = submit(
-                ctx,
+                &ctx.data_dir,
                 &wallet,
                 SubmitReq {
                     model: model.clone(),
@@ -336,11 +336,25 @@ pub(crate) async fn wait_and_save(
         .flatten();
     let text = (output.mime == "application/json" && generation.is_none())
         .then(|| String::from_utf8_lossy(&bytes).into_owned());
+    // The tokens paid for, recounted with the model's tokenizer when it is here.
+    let check = match &generation {
+        Some(g) if task.units.is_some() => {
+            let (t, g, dir) = (task.clone(), g.clone(), ctx.models_dir.clone());
+            Some(
+                tokio::task::spawn_blocking(move || flownet_node::check_units(&t, &g, &dir))
+                    .await?,
+            )
+        }
+        _ => None,
+    };
     let mut j = json!({ "task": id, "status": task.status, "path": path, "sha256": output.sha256, "mime": output.mime, "size": output.size, "nft": task.nft });
     if let Some(g) = &generation {
         j["text"] = json!(g.text);
         j["finish_reason"] = json!(g.finish_reason);
         j["usage"] = json!(g.usage);
+    }
+    if let Some(c) = &check {
+        j["units_check"] = c.to_json();
     }
     if let Some(units) = task.units {
         j["units"] = json!(units);
@@ -379,14 +393,9 @@ pub(crate) async fn wait_and_save(
             }
             _ => {}
         }
-        if let Some(g) = &generation
-            && let Some(units) = task.units
-            && units != g.usage.completion_tokens.min(task.max_units)
-        {
-            s.push_str(&format!(
-                "\nwarning: node {} was paid for {units} tokens, but its answer says it wrote {}",
-                task.node, g.usage.completion_tokens
-            ));
+        if let Some(warning) = check.as_ref().and_then(|c| c.warning(task.node)) {
+            s.push('\n');
+            s.push_str(&warning);
         }
         if let Some(t) = text {
             s.push('\n');
@@ -428,7 +437,8 @@ pub(crate) async fn print_stream(
 }
 
 /// A submission, parsed.
-pub(crate) struct SubmitReq {
+#[derive(Debug, Clone, Default)]
+pub struct SubmitReq {
     pub model: String,
     pub prompt: String,
     pub input_bytes: Option<Vec<u8>>,
@@ -441,13 +451,14 @@ pub(crate) struct SubmitReq {
 }
 
 /// A blob server holding a task's input until it is stopped.
-pub(crate) type Holder = (
+pub type Holder = (
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 );
 
 /// A paid task.
-pub(crate) struct Submitted {
+#[allow(missing_debug_implementations)]
+pub struct Submitted {
     pub id: u64,
     pub node: Node,
     pub escrow: Amount,
@@ -459,10 +470,48 @@ pub(crate) struct Submitted {
     pub paid_line: String,
 }
 
+/// Keeps `holder` serving task `id`'s input until the task is final or can no longer
+/// start (its claim deadline passed unclaimed, or its fulfil deadline passed), reading
+/// the ledger every `poll`; then stops it. For callers that return before the task
+/// settles (Python's `Client.submit`).
+pub async fn hold_until_settled(
+    ledger: std::sync::Arc<dyn Ledger>,
+    id: u64,
+    holder: Holder,
+    poll: Duration,
+) {
+    loop {
+        let over = match ledger.task(id).await {
+            Ok(Some(t)) => {
+                // Wall-clock seconds, with a minute's slack for the ledger's clock.
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+                    .saturating_sub(60);
+                t.status.is_final()
+                    || (t.status == flownet_core::TaskStatus::Open && now > t.claim_deadline)
+                    || t.fulfil_deadline.is_some_and(|d| now > d)
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::debug!("holding task {id}'s input: {e}");
+                false
+            }
+        };
+        if over {
+            break;
+        }
+        tokio::time::sleep(poll).await;
+    }
+    let (stop, server) = holder;
+    let _ = stop.send(true);
+    let _ = server.await;
+}
+
 /// Pays for one task: picks the node, checks everything the ledger would refuse,
 /// stores the input and serves it (or names --input-url), and submits.
-pub(crate) async fn submit(
-    ctx: &Ctx,
+pub async fn submit(
+    data_dir: &std::path::Path,
     wallet: &Wallet<dyn Ledger>,
     req: SubmitReq,
 ) -> Result<Submitted> {
@@ -509,7 +558,7 @@ pub(crate) async fn submit(
     let (input_ref, holder) = match input_bytes {
         None => (None, None),
         Some(bytes) => {
-            let blob_store = ctx.blobs()?;
+            let blob_store = flownet_node::FsBlobStore::open(data_dir.join("blobs"))?;
             let sha256 = blob_store.put(&bytes)?;
             let (base, holder) = match (&input_url, serve_input) {
                 (Some(url), None) => (url.trim_end_matches('/').to_owned(), None),

@@ -117,8 +117,9 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn config(&self) -> GatewayConfig {
+    pub fn config(&self, models_dir: &std::path::Path) -> GatewayConfig {
         GatewayConfig {
+            models_dir: Some(models_dir.to_owned()),
             max_body_bytes: self.max_body,
             request_timeout: Duration::from_secs(self.request_timeout),
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
@@ -322,9 +323,14 @@ async fn open_gateway(
                 args.fcl_discovery.clone(),
             )
             .await?;
-            return Ok(
-                Gateway::on_flow(side, Some(blobs), models, Some(keys), args.config()).await?,
-            );
+            return Ok(Gateway::on_flow(
+                side,
+                Some(blobs),
+                models,
+                Some(keys),
+                args.config(&ctx.models_dir),
+            )
+            .await?);
         }
         #[cfg(not(feature = "flow"))]
         {
@@ -339,7 +345,14 @@ async fn open_gateway(
         tracing::info!("created a new ledger at {}", ctx.ledger_path().display());
     }
     let ledger: Arc<dyn Ledger> = ledger;
-    Ok(Gateway::new(ledger, Some(blobs), models, Some(keys), args.config()).await?)
+    Ok(Gateway::new(
+        ledger,
+        Some(blobs),
+        models,
+        Some(keys),
+        args.config(&ctx.models_dir),
+    )
+    .await?)
 }
 
 async fn serve_web(ctx: &Ctx, args: ServeArgs) -> Result<()> {

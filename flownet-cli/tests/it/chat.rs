@@ -59,6 +59,9 @@ fn a_user_machine_chats_with_a_node_machine_paid_per_token() {
     let units = done["units"].as_u64().unwrap();
     assert!(units > 0 && units <= 16, "{done}");
     assert_eq!(units, done["usage"]["completion_tokens"].as_u64().unwrap());
+    // The user's machine has the model too: the count paid is recounted with its tokenizer.
+    assert_eq!(done["units_check"]["result"], "matches", "{done}");
+    assert_eq!(done["units_check"]["counted"], units);
     let task = user.json("alice", &["task", "show", &done["task"].to_string()]);
     assert_eq!(task["max_units"], 16);
     assert_eq!(task["units"], units);

@@ -280,3 +280,28 @@ async fn dropping_the_stream_cancels_the_run() {
         started.elapsed()
     );
 }
+
+#[test]
+fn the_count_paid_for_is_the_answers_tokens_under_the_models_tokenizer() {
+    if engine().is_none() {
+        return;
+    }
+    let manifest = flownet_infer::ModelManifest::load(common::models_dir().join(SMOLLM2)).unwrap();
+    for params in [
+        json!({"max_tokens": 48, "seed": 3}),
+        json!({"max_tokens": 48, "seed": 4, "temperature": 1.2}),
+        json!({"temperature": 0, "max_tokens": 64, "stop": "Paris"}),
+    ] {
+        let (answer, _) = generate(FRANCE, params.clone());
+        let counted = flownet_infer::count_tokens(&manifest, &answer.text).unwrap();
+        assert_eq!(
+            answer.usage.completion_tokens,
+            counted.min(params["max_tokens"].as_u64().unwrap()),
+            "{params} {answer:?}"
+        );
+    }
+    // A different text counts differently: the counter reads the text.
+    let one = flownet_infer::count_tokens(&manifest, "Paris").unwrap();
+    let many = flownet_infer::count_tokens(&manifest, "Paris is the capital of France.").unwrap();
+    assert!(one >= 1 && many > one, "{one} {many}");
+}
