@@ -64,6 +64,24 @@ struct Inner {
     id: LedgerId,
     config: LedgerConfig,
     clock: Arc<dyn Clock>,
+    /// Counts the envelopes applied through this handle, for [`Ledger::changed`].
+    applied: tokio::sync::watch::Sender<u64>,
+}
+
+/// The one counter of applied envelopes per ledger file in this process, so every
+/// handle opened on the same file wakes the same waiters.
+fn applied_counter(path: &Path) -> tokio::sync::watch::Sender<u64> {
+    static COUNTERS: std::sync::OnceLock<
+        Mutex<std::collections::HashMap<PathBuf, tokio::sync::watch::Sender<u64>>>,
+    > = std::sync::OnceLock::new();
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    COUNTERS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(key)
+        .or_insert_with(|| tokio::sync::watch::Sender::new(0))
+        .clone()
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
@@ -178,6 +196,7 @@ impl EmbeddedLedger {
                 id,
                 config,
                 clock,
+                applied: applied_counter(path),
             }),
         })
     }
@@ -317,9 +336,18 @@ impl Ledger for EmbeddedLedger {
 
     async fn send(&self, envelope: SignedEnvelope) -> flownet_core::Result<Receipt> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || Self::send_blocking(&inner, &envelope))
+        let receipt = tokio::task::spawn_blocking(move || Self::send_blocking(&inner, &envelope))
             .await
-            .map_err(|e| flownet_core::Error::Storage(format!("ledger thread failed: {e}")))?
+            .map_err(|e| flownet_core::Error::Storage(format!("ledger thread failed: {e}")))??;
+        self.inner.applied.send_modify(|n| *n += 1);
+        Ok(receipt)
+    }
+
+    fn changed(&self) -> Option<flownet_core::LedgerChange> {
+        let mut rx = self.inner.applied.subscribe();
+        Some(Box::pin(async move {
+            let _ = rx.changed().await;
+        }))
     }
 
     async fn account(&self, address: Address) -> flownet_core::Result<Option<Account>> {

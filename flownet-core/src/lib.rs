@@ -51,7 +51,7 @@ pub use ports::{
     BlobStore, Engine, InferenceOutput, InferenceRequest, InputFetcher, Ledger, LedgerInfo,
     ModelInfo, Receipt, TaskKind, TaskQuery, TaskStreams,
 };
-pub use ports::{FinishReason, Generation, GenerationFold, StreamChunk, Usage};
+pub use ports::{FinishReason, Generation, GenerationFold, LedgerChange, StreamChunk, Usage};
 pub use rules::{Outcome, StateStore};
 pub use types::*;
 pub use wallet::Wallet;

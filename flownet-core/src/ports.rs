@@ -49,6 +49,10 @@ pub struct TaskQuery {
 
 /// Chain access: send signed envelopes, read state. Implemented by the embedded ledger
 /// and by the Flow client.
+/// What [`Ledger::changed`] returns: resolves once the ledger has applied another
+/// envelope.
+pub type LedgerChange = futures::future::BoxFuture<'static, ()>;
+
 #[async_trait]
 pub trait Ledger: Send + Sync {
     async fn info(&self) -> Result<LedgerInfo>;
@@ -63,6 +67,16 @@ pub trait Ledger: Send + Sync {
     async fn tasks(&self, query: TaskQuery) -> Result<Vec<Task>>;
     async fn ratings(&self, task: TaskId) -> Result<Vec<Rating>>;
     async fn nfts(&self, owner: Address) -> Result<Vec<OutputNft>>;
+
+    /// A future that resolves once this ledger has applied another envelope sent
+    /// through it in this process: waiters (a node looking for tasks, a gateway
+    /// following one) wake at once instead of at their next poll. `None`, the default,
+    /// when the ledger cannot tell (Flow). A hint only: another process may write the
+    /// same ledger, so callers keep polling too. Subscribe before reading the state
+    /// the wait is about, so a change in between is not missed.
+    fn changed(&self) -> Option<LedgerChange> {
+        None
+    }
 
     /// How many tasks are in each status (every status listed, zeros included).
     /// The default lists the tasks; ledgers that can count without reading

@@ -244,11 +244,21 @@ impl TaskHub {
                 }
                 continue;
             }
+            // Subscribed before reading: an envelope applied in this process (a
+            // node's claim, a delivery) is seen at once rather than at the next poll.
+            let changed = self.ledger.changed();
             if let Err(e) = self.poll(&mut last_height).await {
                 tracing::warn!("watching tasks: {e}");
             }
+            let changed = async move {
+                match changed {
+                    Some(c) => c.await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
+                _ = changed => {}
                 _ = self.wake.notified() => {}
                 _ = stop.changed() => {}
             }

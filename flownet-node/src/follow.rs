@@ -82,11 +82,16 @@ async fn run(
 ) {
     let mut fold = GenerationFold::new();
     let mut sent_any = false;
+    // Looks after a claim that found no stream yet: the node starts it right after
+    // its claim lands, so the first looks come quickly.
+    let mut missed = 0u32;
     // A stream appears once the node has claimed the task and started the model.
     loop {
         if Instant::now() > deadline || tx.is_closed() {
             return;
         }
+        // Subscribed before the read: a claim applied in this process wakes us.
+        let changed = ledger.changed();
         let status = match ledger.task(task).await {
             Ok(Some(t)) => t.status,
             _ => return,
@@ -131,8 +136,21 @@ async fn run(
             if found {
                 return;
             }
+            missed += 1;
+            let soon = Duration::from_millis(5 << missed.min(5));
+            tokio::time::sleep(soon.min(poll).min(Duration::from_millis(200))).await;
+            continue;
         }
-        tokio::time::sleep(poll.min(Duration::from_millis(200))).await;
+        let changed = async move {
+            match changed {
+                Some(c) => c.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(poll.min(Duration::from_millis(200))) => {}
+            _ = changed => {}
+        }
     }
 }
 

@@ -59,15 +59,26 @@ pub async fn run_worker(
     mut stop: watch::Receiver<bool>,
     on_event: impl Fn(&NodeEvent) + Send + Sync,
 ) {
+    let ledger = worker.wallet().ledger().clone();
     loop {
         if *stop.borrow() {
             break;
         }
+        // Subscribed before the tick reads the ledger: a task submitted meanwhile
+        // through this process (the gateway's `--node`) wakes the next tick at once.
+        let changed = ledger.changed();
         if let Err(e) = worker.tick(&on_event).await {
             tracing::warn!("node tick failed: {e}");
         }
+        let changed = async move {
+            match changed {
+                Some(c) => c.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
+            _ = changed => {}
             _ = stop.changed() => {}
         }
     }

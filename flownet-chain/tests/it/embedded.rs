@@ -251,6 +251,28 @@ async fn two_handles_on_one_file_see_each_other() {
     );
 }
 
+#[tokio::test]
+async fn waiters_wake_when_an_envelope_is_applied_through_any_handle_on_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wake.db");
+    let a = Arc::new(EmbeddedLedger::create(&path, LedgerConfig::default()).unwrap());
+    let b = Arc::new(EmbeddedLedger::open(&path).unwrap());
+    let wallet = Wallet::new(a.clone(), SigningKey::generate());
+    let short = std::time::Duration::from_millis(200);
+    // Nothing applied: nothing wakes.
+    let idle = b.changed().expect("the embedded ledger tells of changes");
+    assert!(tokio::time::timeout(short, idle).await.is_err());
+    // An envelope sent through one handle wakes waiters on both.
+    let (on_a, on_b) = (a.changed().unwrap(), b.changed().unwrap());
+    wallet.ensure_funded().await.unwrap();
+    tokio::time::timeout(short, on_a).await.expect("a wakes");
+    tokio::time::timeout(short, on_b).await.expect("b wakes");
+    // A refused envelope changes nothing and wakes nobody.
+    let after = b.changed().unwrap();
+    assert!(wallet.transfer(wallet.address(), Amount::tokens(1_000_000)).await.is_err());
+    assert!(tokio::time::timeout(short, after).await.is_err());
+}
+
 #[test]
 fn opening_a_missing_or_foreign_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
