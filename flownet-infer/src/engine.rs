@@ -177,7 +177,7 @@ enum Runner {
         /// `Session::run` takes `&mut self`; a request holds the lock for one run.
         session: Mutex<Session>,
     },
-    Gguf(GgufModel),
+    Gguf(std::sync::Arc<GgufModel>),
 }
 
 struct Inner {
@@ -226,7 +226,7 @@ impl OnnxEngine {
             let runner = match manifest.format() {
                 ModelFormat::Gguf => {
                     GgufModel::load(&manifest, threads, options.execution_provider)
-                        .map(Runner::Gguf)
+                        .map(|m| Runner::Gguf(std::sync::Arc::new(m)))
                 }
                 ModelFormat::Onnx => Pipeline::for_manifest(&manifest).and_then(|pipeline| {
                     let env = runtime::environment(options.runtime_path.as_deref())?;
@@ -297,7 +297,7 @@ impl OnnxEngine {
     ) -> Result<InferenceOutput> {
         let model = self.model(&request.model_id)?;
         match &model.runner {
-            Runner::Gguf(gguf) => gguf.generate(request, sink),
+            Runner::Gguf(gguf) => gguf.generate_on_own_thread(request, sink),
             Runner::Onnx { pipeline, session } => {
                 // A panic in another request leaves the session usable: ONNX Runtime
                 // keeps no state between runs that a half-finished run could corrupt.

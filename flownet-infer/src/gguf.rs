@@ -47,6 +47,15 @@ fn backend() -> Result<&'static LlamaBackend> {
         .map_err(|e| Error::llama("starting llama.cpp", e))
 }
 
+/// A run for a model's own thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// What a model's thread sends back.
+enum Ran {
+    Chunk(StreamChunk),
+    Done(Result<InferenceOutput>),
+}
+
 /// The tokens `text` is under `model`'s tokenizer: no BOS, special tokens as text.
 fn count_text(model: &LlamaModel, text: &str) -> u64 {
     model.vocab().tokenize(text.as_bytes(), false, false).len() as u64
@@ -100,6 +109,8 @@ pub(crate) struct GgufModel {
     context_length: u32,
     threads: i32,
     defaults: serde_json::Value,
+    /// The one thread this model's runs are made on (started with the first run).
+    runs: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
     /// Requests run one at a time: llama.cpp's context creation mutates the model, and
     /// two generations on the node's cores would only slow each other down.
     gate: Mutex<()>,
@@ -184,6 +195,7 @@ impl GgufModel {
             context_length,
             threads: i32::try_from(threads).unwrap_or(i32::MAX),
             defaults: manifest.defaults.clone(),
+            runs: Mutex::new(None),
             gate: Mutex::new(()),
         })
     }
@@ -242,6 +254,64 @@ impl GgufModel {
             )));
         }
         Ok((tokens, sampling))
+    }
+
+    /// [`GgufModel::generate`] on this model's own long-lived thread, the chunks passed
+    /// back to `sink` on the caller's. ggml's CPU backend runs each decode on an OpenMP
+    /// team that belongs to the calling thread, and idle teams spin for a while: runs
+    /// made from whichever pool thread was free (as an async node makes them) left
+    /// teams spinning beside the live one and cost two thirds of the decode speed on
+    /// two cores. One thread per model keeps one team.
+    pub(crate) fn generate_on_own_thread(
+        self: &std::sync::Arc<Self>,
+        request: &InferenceRequest,
+        sink: &mut dyn FnMut(StreamChunk) -> bool,
+    ) -> Result<InferenceOutput> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (model, request) = (self.clone(), request.clone());
+        let job: Job = Box::new(move || {
+            let chunks = tx.clone();
+            let out = model.generate(&request, &mut |c| chunks.send(Ran::Chunk(c)).is_ok());
+            let _ = tx.send(Ran::Done(out));
+        });
+        self.runner()?
+            .send(job)
+            .map_err(|_| Error::llama("running the model", "its thread has stopped"))?;
+        for ran in rx {
+            match ran {
+                // Dropping the receiver cancels the run at its next chunk.
+                Ran::Chunk(c) => {
+                    if !sink(c) {
+                        return Err(Error::Cancelled);
+                    }
+                }
+                Ran::Done(out) => return out,
+            }
+        }
+        Err(Error::llama(
+            "running the model",
+            "its thread stopped mid-run",
+        ))
+    }
+
+    fn runner(&self) -> Result<std::sync::mpsc::Sender<Job>> {
+        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = runs.as_ref() {
+            return Ok(tx.clone());
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(format!("llm-{}", self.id))
+            .spawn(move || {
+                for job in rx {
+                    // A run that panics ends only itself (its caller sees the thread
+                    // stop mid-run); the thread goes on with the next.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            })
+            .map_err(|e| Error::llama("starting the model's thread", e))?;
+        *runs = Some(tx.clone());
+        Ok(tx)
     }
 
     /// Checks a request without running the model: the errors a client can know before

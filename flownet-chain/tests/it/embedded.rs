@@ -269,7 +269,12 @@ async fn waiters_wake_when_an_envelope_is_applied_through_any_handle_on_the_file
     tokio::time::timeout(short, on_b).await.expect("b wakes");
     // A refused envelope changes nothing and wakes nobody.
     let after = b.changed().unwrap();
-    assert!(wallet.transfer(wallet.address(), Amount::tokens(1_000_000)).await.is_err());
+    assert!(
+        wallet
+            .transfer(wallet.address(), Amount::tokens(1_000_000))
+            .await
+            .is_err()
+    );
     assert!(tokio::time::timeout(short, after).await.is_err());
 }
 
