@@ -93,6 +93,18 @@ impl std::str::FromStr for Network {
 }
 
 impl Network {
+    /// Which node addresses a client on this network fetches from: on one machine's
+    /// ledgers (embedded, the emulator) loopback too, on public networks public
+    /// addresses only; `allow_private` (`--allow-private-endpoints`) allows every
+    /// unicast address.
+    pub fn fetch_policy(self, allow_private: bool) -> flownet_node::FetchPolicy {
+        match self {
+            _ if allow_private => flownet_node::FetchPolicy::ANY,
+            Self::Embedded | Self::Emulator => flownet_node::FetchPolicy::LOOPBACK,
+            Self::Testnet | Self::Mainnet => flownet_node::FetchPolicy::PUBLIC,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Embedded => "embedded",

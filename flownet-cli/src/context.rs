@@ -26,6 +26,9 @@ pub struct Ctx {
     /// The embedded ledger's file, when not the data dir's `ledger.db`: two data dirs
     /// (two machines' keys and blob stores) can then reach one ledger.
     pub ledger_file: Option<PathBuf>,
+    /// Fetch from nodes on loopback and private addresses on any network (the embedded
+    /// ledger and the emulator allow loopback anyway).
+    pub allow_private_endpoints: bool,
 }
 
 /// A key file: the account's private key, kept in the data dir with owner-only access.
@@ -42,6 +45,12 @@ struct KeyFile {
 }
 
 impl Ctx {
+    /// Which addresses this command fetches outputs and streams from
+    /// (`Network::fetch_policy`).
+    pub fn fetch_policy(&self) -> flownet_node::FetchPolicy {
+        self.network.fetch_policy(self.allow_private_endpoints)
+    }
+
     pub fn ledger_path(&self) -> PathBuf {
         self.ledger_file
             .clone()

@@ -11,8 +11,8 @@ use axum::{
     response::{IntoResponse, Response, Sse, sse::KeepAlive},
 };
 use flownet_core::{
-    Action, Address, BlobStore, Digest32, Node, OutputRef, SignedEnvelope, Task, TaskId, TaskKind,
-    TaskQuery, TaskStatus, rules,
+    Action, Address, BlobStore, Digest32, Endpoint, Node, OutputRef, SignedEnvelope, Task, TaskId,
+    TaskKind, TaskQuery, TaskStatus, endpoint::Scheme, rules,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -400,47 +400,60 @@ pub(crate) async fn fetch_from_node(
         .node(task.node)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("node {} is gone", task.node)))?;
-    let expected = format!(
-        "{}/blobs/{}",
-        node.endpoint.trim_end_matches('/'),
-        output.sha256
-    );
-    if output.uri != expected || !expected.starts_with("http://") {
+    // The URL is built from the parts of the node's registered endpoint, and the
+    // output must name exactly that URL.
+    let expected = Endpoint::parse(&node.endpoint)
+        .ok()
+        .filter(|e| e.scheme() == Scheme::Http)
+        .map(|e| e.blob_url(&output.sha256))
+        .filter(|url| *url == output.uri);
+    let Some(expected) = expected else {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "unfetchable_output",
             format!(
-                "task {}'s output is at {}, not at its node's http:// blob URL: fetch it yourself and check its sha256 {}",
-                task.id, output.uri, output.sha256
+                "task {}'s output is not at its node's http:// blob URL: fetch it yourself from {} and check its sha256",
+                task.id, output.uri
             ),
         ));
+    };
+    let not_delivered = || {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "node_did_not_deliver",
+            format!(
+                "the node did not deliver task {}'s output: try again later",
+                task.id
+            ),
+        )
+    };
+    let key = (output.sha256, task.node);
+    if g.mismatches.contains(&key) {
+        return Err(not_delivered());
     }
-    let agent = g.http.clone();
-    let sha = output.sha256;
+    let agent = g.node_http.clone();
     let wanted = output.clone();
     let fetched = tokio::task::spawn_blocking(move || {
         fetch_checked(&agent, &expected, &wanted, MAX_BLOB_BYTES)
     })
     .await
     .map_err(|e| ApiError::internal("fetching an output", e))?;
+    // What the node answered stays in the log: callers learn only that it did not
+    // deliver, not the status or digest of whatever its endpoint reached.
     let bytes = match fetched {
         Ok(bytes) => bytes,
         Err(FetchError::Http(e)) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "node_unreachable",
-                format!("fetching task {}'s output from its node: {e}", task.id),
-            ));
+            tracing::debug!("task {}'s output from node {}: {e}", task.id, task.node);
+            return Err(not_delivered());
         }
-        Err(FetchError::Mismatch { got }) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "hash_mismatch",
-                format!(
-                    "node {} served bytes with sha256 {got} for task {}, the ledger says {sha}",
-                    task.node, task.id
-                ),
-            ));
+        Err(FetchError::Mismatch) => {
+            tracing::debug!(
+                "node {} served bytes that are not task {}'s output",
+                task.node,
+                task.id
+            );
+            g.mismatches.insert(key);
+            return Err(not_delivered());
         }
     };
     if let Some(store) = g.blobs.clone() {

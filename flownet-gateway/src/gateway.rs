@@ -24,7 +24,7 @@ use crate::{
     limits::{Rate, RateLimiter},
     metrics::Metrics,
 };
-use flownet_node::FsBlobStore;
+use flownet_node::{FetchPolicy, FsBlobStore};
 
 #[cfg(feature = "flow")]
 type FlowSideArg = FlowSide;
@@ -79,6 +79,11 @@ pub struct GatewayConfig {
     /// Accounts created through the relay per client IP, on Flow only, where the
     /// sponsor pays for each.
     pub account_rate: Rate,
+    /// Which addresses the gateway fetches nodes' outputs and streams from, checked
+    /// after DNS: public ones only by default, so a node cannot register an endpoint
+    /// on the gateway's own machine or network and have the gateway request it. A
+    /// single-machine setup allows loopback (`FetchPolicy::LOOPBACK`).
+    pub fetch_policy: FetchPolicy,
 }
 
 impl Default for GatewayConfig {
@@ -97,6 +102,7 @@ impl Default for GatewayConfig {
             max_images: 4,
             header_timeout: Duration::from_secs(10),
             account_rate: Rate::new(6, 3),
+            fetch_policy: FetchPolicy::PUBLIC,
         }
     }
 }
@@ -169,9 +175,16 @@ pub struct Gateway {
     #[cfg(feature = "flow")]
     pub(crate) flow: Option<FlowSide>,
     pub(crate) config: GatewayConfig,
+    /// For the operator's own services (the Access API): no redirects.
     pub(crate) http: ureq::Agent,
-    /// For following a node's task stream: as long as a task may take, no redirects.
+    /// For fetching nodes' outputs: under `config.fetch_policy`, no redirects.
+    pub(crate) node_http: ureq::Agent,
+    /// For following a node's task stream: as long as a task may take, under
+    /// `config.fetch_policy`, no redirects.
     pub(crate) stream_http: ureq::Agent,
+    /// Outputs whose node recently served bytes that are not them, so that asking
+    /// again does not fetch them again.
+    pub(crate) mismatches: crate::limits::RecentSet<(flownet_core::Digest32, Address)>,
     /// Turns true when the gateway stops, so event streams and waiting requests end
     /// and the graceful shutdown does not wait for them.
     closing: watch::Sender<bool>,
@@ -227,12 +240,16 @@ impl Gateway {
         })?;
         let ledger_id = info.id;
         let metrics = Arc::new(Metrics::default());
+        let fetch_timeout = config.request_timeout.min(Duration::from_secs(20));
         let http = ureq::Agent::config_builder()
-            .timeout_global(Some(config.request_timeout.min(Duration::from_secs(20))))
+            .timeout_global(Some(fetch_timeout))
+            .max_redirects(0)
             .http_status_as_error(false)
             .build()
             .into();
-        let stream_http = flownet_node::follow::stream_agent(config.task_timeout);
+        let node_http = config.fetch_policy.agent(fetch_timeout);
+        let stream_http =
+            flownet_node::follow::stream_agent(config.fetch_policy, config.task_timeout);
         Ok(Arc::new(Self {
             hub: Arc::new(TaskHub::new(ledger.clone(), metrics.clone())),
             ledger,
@@ -250,7 +267,9 @@ impl Gateway {
             flow,
             config,
             http,
+            node_http,
             stream_http,
+            mismatches: crate::limits::RecentSet::new(1024, Duration::from_secs(300)),
             closing: watch::Sender::new(false),
         }))
     }

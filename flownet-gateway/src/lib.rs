@@ -81,5 +81,7 @@ mod stream;
 
 pub use assets::page_built;
 pub use error::{Error, Result};
+/// Which node addresses a gateway fetches from (`GatewayConfig::fetch_policy`).
+pub use flownet_node::FetchPolicy;
 pub use gateway::{Gateway, GatewayConfig, ModelMeta};
 pub use router::serve;

@@ -1,4 +1,5 @@
-//! Rate limits: a token bucket per client IP and per API key.
+//! Rate limits: a token bucket per client IP and per API key; and [`RecentSet`], a
+//! bounded memory of recent events (outputs a node failed to deliver).
 
 use flownet_core::rate::TokenBucket;
 use std::{
@@ -79,8 +80,73 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 }
 
+/// Keys seen in the last `ttl`, at most `cap` of them (the oldest go first): a bounded
+/// memory of recent failures, so a repeated request is answered without repeating
+/// the work that failed.
+#[derive(Debug)]
+pub struct RecentSet<K> {
+    seen: Mutex<HashMap<K, Instant>>,
+    cap: usize,
+    ttl: Duration,
+}
+
+impl<K: Hash + Eq + Clone> RecentSet<K> {
+    pub fn new(cap: usize, ttl: Duration) -> Self {
+        Self {
+            seen: Mutex::new(HashMap::new()),
+            cap: cap.max(1),
+            ttl,
+        }
+    }
+
+    /// Remembers `key` from now.
+    pub fn insert(&self, key: K) {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= self.cap {
+            seen.retain(|_, at| now.duration_since(*at) < self.ttl);
+        }
+        if seen.len() >= self.cap
+            && let Some(oldest) = seen
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone())
+        {
+            seen.remove(&oldest);
+        }
+        seen.insert(key, now);
+    }
+
+    /// Whether `key` was inserted less than `ttl` ago.
+    pub fn contains(&self, key: &K) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(key).is_some_and(|at| at.elapsed() < self.ttl)
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn recent_sets_are_bounded_and_forget() {
+        let set = RecentSet::new(3, Duration::from_secs(60));
+        for k in 0..10 {
+            set.insert(k);
+        }
+        assert_eq!(set.len(), 3);
+        assert!(set.contains(&9) && !set.contains(&0));
+        let brief = RecentSet::new(3, Duration::ZERO);
+        brief.insert(1);
+        assert!(!brief.contains(&1));
+    }
+
     use super::*;
 
     #[test]

@@ -61,7 +61,7 @@ pub mod server;
 pub mod streams;
 pub mod worker;
 
-pub use blobs::{FsBlobStore, fetch_output, sniff_mime};
+pub use blobs::{FsBlobStore, fetch_output, fetch_output_within, sniff_mime};
 pub use engine::{EngineSettings, load_engine, manifests};
 pub use error::{Error, Result};
 pub use fetch::{FetchPolicy, HttpFetcher};

@@ -117,8 +117,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn config(&self) -> GatewayConfig {
+    /// The gateway's settings; `fetch_policy` says which node addresses it fetches
+    /// from (`Ctx::fetch_policy`).
+    pub fn config(&self, fetch_policy: flownet_node::FetchPolicy) -> GatewayConfig {
         GatewayConfig {
+            fetch_policy,
             max_body_bytes: self.max_body,
             request_timeout: Duration::from_secs(self.request_timeout),
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
@@ -322,9 +325,14 @@ async fn open_gateway(
                 args.fcl_discovery.clone(),
             )
             .await?;
-            return Ok(
-                Gateway::on_flow(side, Some(blobs), models, Some(keys), args.config()).await?,
-            );
+            return Ok(Gateway::on_flow(
+                side,
+                Some(blobs),
+                models,
+                Some(keys),
+                args.config(ctx.fetch_policy()),
+            )
+            .await?);
         }
         #[cfg(not(feature = "flow"))]
         {
@@ -339,7 +347,14 @@ async fn open_gateway(
         tracing::info!("created a new ledger at {}", ctx.ledger_path().display());
     }
     let ledger: Arc<dyn Ledger> = ledger;
-    Ok(Gateway::new(ledger, Some(blobs), models, Some(keys), args.config()).await?)
+    Ok(Gateway::new(
+        ledger,
+        Some(blobs),
+        models,
+        Some(keys),
+        args.config(ctx.fetch_policy()),
+    )
+    .await?)
 }
 
 async fn serve_web(ctx: &Ctx, args: ServeArgs) -> Result<()> {

@@ -1,0 +1,233 @@
+//! Hostile nodes and clients on loopback: endpoints aimed at another loopback port
+//! standing for an internal service, redirects, wrong bytes, slow clients.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use flownet_chain::EmbeddedLedger;
+use flownet_core::{
+    Endpoint, Ledger, LedgerConfig, OfferedModel, OutputRef, SigningKey, Wallet, crypto,
+};
+use flownet_gateway::{FetchPolicy, Gateway, GatewayConfig};
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// A loopback server answering every connection with `answer`; counts connections.
+pub(crate) fn server(
+    answer: impl Fn(&mut TcpStream) + Send + Sync + 'static,
+) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut head = [0u8; 4096];
+            let _ = conn.read(&mut head);
+            answer(&mut conn);
+        }
+    });
+    (port, hits)
+}
+
+pub(crate) struct Market {
+    pub ledger: Arc<dyn Ledger>,
+    pub addr: SocketAddr,
+    _stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl Market {
+    pub(crate) async fn new(config: GatewayConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger: Arc<dyn Ledger> = Arc::new(
+            EmbeddedLedger::create(dir.path().join("ledger.db"), LedgerConfig::default()).unwrap(),
+        );
+        let gateway = Gateway::new(ledger.clone(), None, [], None, config)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(gateway.serve(listener, stop_rx));
+        Self {
+            ledger,
+            addr,
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+
+    /// A node with `endpoint` that delivers task 1 as `bytes` (which it says are at
+    /// its own blob URL); returns the task id and the output.
+    pub(crate) async fn delivered_by(&self, endpoint: &str, bytes: &[u8]) -> (u64, OutputRef) {
+        let node = Wallet::new(self.ledger.clone(), SigningKey::generate());
+        node.ensure_funded().await.unwrap();
+        let offer = OfferedModel {
+            model_id: "m".into(),
+            weights_sha256: flownet_core::Digest32([1; 32]),
+            price: "0.1".parse().unwrap(),
+            unit: flownet_core::PriceUnit::Task,
+        };
+        node.register_node("hostile", endpoint, vec![offer])
+            .await
+            .unwrap();
+        let user = Wallet::new(self.ledger.clone(), SigningKey::generate());
+        user.ensure_funded().await.unwrap();
+        let id = user
+            .submit(node.address(), "m", "p", "{}", "0.1".parse().unwrap())
+            .await
+            .unwrap();
+        node.claim(id).await.unwrap();
+        let sha256 = crypto::sha256(bytes);
+        let output = OutputRef {
+            sha256,
+            uri: Endpoint::parse(endpoint).unwrap().blob_url(&sha256),
+            mime: "text/plain".into(),
+            size: bytes.len() as u64,
+        };
+        node.fulfil(id, output.clone()).await.unwrap();
+        (id, output)
+    }
+
+    /// `GET path`: status and JSON body (or Null).
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.addr);
+        tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(30)))
+                .build()
+                .into();
+            let mut r = agent.get(&url).call().unwrap();
+            let status = r.status().as_u16();
+            let body = r.body_mut().read_to_string().unwrap_or_default();
+            (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn test_config(fetch_policy: FetchPolicy) -> GatewayConfig {
+    GatewayConfig {
+        fetch_policy,
+        ..GatewayConfig::default()
+    }
+}
+
+/// An internal service on another loopback port, which answers with a secret.
+fn internal_service() -> (u16, Arc<AtomicUsize>) {
+    server(|c| {
+        let _ = c.write_all(b"HTTP/1.1 418 I'm a teapot\r\ncontent-length: 6\r\n\r\nsecret");
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_point_the_gateway_at_an_internal_service() {
+    let (internal, internal_hits) = internal_service();
+    let m = Market::new(GatewayConfig::default()).await;
+    // An endpoint ending in '#' or '?x=' is no longer registered at all.
+    let node = Wallet::new(m.ledger.clone(), SigningKey::generate());
+    node.ensure_funded().await.unwrap();
+    for bad in [
+        format!("http://127.0.0.1:{internal}/internal-secret#"),
+        format!("http://127.0.0.1:{internal}/admin/delete?confirm=yes&x="),
+    ] {
+        let offer = OfferedModel {
+            model_id: "m".into(),
+            weights_sha256: flownet_core::Digest32([1; 32]),
+            price: "0.1".parse().unwrap(),
+            unit: flownet_core::PriceUnit::Task,
+        };
+        let e = node
+            .register_node("n", &bad, vec![offer])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), flownet_core::ErrorKind::InvalidInput, "{bad}");
+    }
+    // A plain endpoint on loopback: the gateway's default policy refuses it, so the
+    // internal service is never asked, and the answer says nothing of it.
+    let (id, out) = m
+        .delivered_by(&format!("http://127.0.0.1:{internal}"), b"output")
+        .await;
+    let (status, body) = m.get(&format!("/api/blobs/{}?task={id}", out.sha256)).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "node_did_not_deliver", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("the node did not deliver"), "{message}");
+    let secret = crypto::sha256(b"secret").to_hex();
+    assert!(
+        !message.contains("418") && !message.contains(&secret),
+        "{message}"
+    );
+    assert_eq!(internal_hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_from_a_node_is_not_followed() {
+    let (internal, internal_hits) = internal_service();
+    let (node, node_hits) = server(move |c| {
+        let _ = write!(
+            c,
+            "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{internal}/internal-secret\r\ncontent-length: 0\r\n\r\n"
+        );
+    });
+    let m = Market::new(test_config(FetchPolicy::LOOPBACK)).await;
+    let (id, out) = m
+        .delivered_by(&format!("http://127.0.0.1:{node}"), b"output")
+        .await;
+    let (status, body) = m.get(&format!("/api/blobs/{}?task={id}", out.sha256)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (502, Some("node_did_not_deliver"))
+    );
+    assert!(!body.to_string().contains("302"), "{body}");
+    assert_eq!(node_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(internal_hits.load(Ordering::SeqCst), 0);
+}
+
+/// A node sending many wrong bytes: the gateway reads no more than the output's
+/// size, and asking again does not fetch them again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_bytes_are_read_to_the_stated_size_once_and_remembered() {
+    let written = Arc::new(AtomicUsize::new(0));
+    let count = written.clone();
+    let (node, node_hits) = server(move |c| {
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 41943040\r\n\r\n");
+        let chunk = [b'x'; 64 * 1024];
+        for _ in 0..640 {
+            if c.write_all(&chunk).is_err() {
+                break;
+            }
+            count.fetch_add(chunk.len(), Ordering::SeqCst);
+        }
+    });
+    let m = Market::new(test_config(FetchPolicy::LOOPBACK)).await;
+    let (id, out) = m
+        .delivered_by(&format!("http://127.0.0.1:{node}"), b"ten bytes!")
+        .await;
+    for _ in 0..3 {
+        let (status, body) = m.get(&format!("/api/blobs/{}?task={id}", out.sha256)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (502, Some("node_did_not_deliver"))
+        );
+    }
+    assert_eq!(
+        node_hits.load(Ordering::SeqCst),
+        1,
+        "the mismatch is remembered"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = written.load(Ordering::SeqCst);
+    assert!(sent < 20 * 1024 * 1024, "the node wrote {sent} bytes");
+}
