@@ -76,6 +76,10 @@ pub struct GatewayConfig {
     /// dribbles them is closed), and to send the next request on a kept-alive
     /// connection.
     pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body, from its headers on.
+    pub body_timeout: Duration,
+    /// Most connections open at once (past it, new ones wait to be accepted).
+    pub max_connections: usize,
     /// Accounts created through the relay per client IP, on Flow only, where the
     /// sponsor pays for each.
     pub account_rate: Rate,
@@ -101,8 +105,21 @@ impl Default for GatewayConfig {
             max_stream_duration: Duration::from_secs(1800),
             max_images: 4,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(20),
+            max_connections: 1024,
             account_rate: Rate::new(6, 3),
             fetch_policy: FetchPolicy::PUBLIC,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// The serving loop's limits from this config.
+    pub fn http_limits(&self) -> flownet_node::HttpLimits {
+        flownet_node::HttpLimits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
         }
     }
 }

@@ -49,13 +49,20 @@ impl Gateway {
         let quick = quick.layer(middleware::from_fn_with_state(self.clone(), timeout));
         // These wait on purpose: the event streams until the task ends, the OpenAI
         // generations until their tasks are delivered (with their own timeout).
-        let waiting = Router::new()
-            .route("/api/tasks/{id}/events", get(api::task_events))
-            .route("/api/tasks/{id}/stream", get(api::task_stream))
+        // The paid routes check the API key before they read a byte of the body.
+        let paid = Router::new()
             .route("/v1/images/generations", post(openai::images))
             .route("/v1/completions", post(openai::completions))
             .route("/v1/embeddings", post(openai::embeddings))
-            .route("/v1/chat/completions", post(openai::chat));
+            .route("/v1/chat/completions", post(openai::chat))
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                openai::require_key,
+            ));
+        let waiting = Router::new()
+            .route("/api/tasks/{id}/events", get(api::task_events))
+            .route("/api/tasks/{id}/stream", get(api::task_stream))
+            .merge(paid);
         let mut router = Router::new()
             .merge(quick)
             .merge(waiting)
@@ -121,7 +128,9 @@ impl Gateway {
         let events = self.spawn_events(stop.clone());
         let mut stop = stop;
         let stop = async move { stopped(&mut stop).await };
-        let served = serve(listener, self.router(), self.config.header_timeout, stop).await;
+        let served = flownet_node::serve(listener, self.router(), self.config.http_limits(), stop)
+            .await
+            .map_err(crate::Error::io("serving"));
         let _ = events.await;
         served
     }
@@ -244,55 +253,6 @@ async fn timeout(State(g): State<Arc<Gateway>>, req: Request, next: Next) -> Res
         )
         .into_response(),
     }
-}
-
-/// Serves `app` on `listener` until `stop` resolves, then waits for the open
-/// connections to finish. Each request carries its client's `ConnectInfo<SocketAddr>`.
-/// It runs hyper's own connection loop rather than `axum::serve`, for the header
-/// timeout: a client that opens a connection and never finishes its headers is cut off
-/// after `header_timeout` instead of holding it (and a task) forever.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    header_timeout: Duration,
-    stop: impl Future<Output = ()> + Send,
-) -> Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stop);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, don't spin.
-                    tracing::warn!("accepting a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        // Event streams write small frames that must leave at once, not wait for
-        // Nagle's algorithm to batch them.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-        let service = hyper_util::service::TowerToHyperService::new(
-            app.clone().layer(axum::Extension(ConnectInfo(peer))),
-        );
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {peer}: {e}");
-            }
-        });
-    }
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// Resolves once `stop` says true (or its sender is gone).

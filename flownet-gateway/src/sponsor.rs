@@ -475,16 +475,22 @@ pub async fn service(
     router_with_accounts(sponsor, network, policy, accounts)
 }
 
-/// Serves the service's router on `listener` until the process is stopped.
+/// Serves the service's router on `listener` until the process is stopped, in the
+/// serving loop every FlowNet server shares (header and body timeouts, a connection
+/// cap; each request carries its client's address for the per-IP limits).
 pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> Result<()> {
-    // Connect info gives the account route each client's IP address.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-    .map_err(Error::io("serving"))?;
-    Ok(())
+    serve_with(listener, app, flownet_node::HttpLimits::default()).await
+}
+
+/// [`serve`] under `limits`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: flownet_node::HttpLimits,
+) -> Result<()> {
+    flownet_node::serve(listener, app, limits, std::future::pending())
+        .await
+        .map_err(Error::io("serving"))
 }
 
 /// The client of a `flownet sponsor` service.

@@ -231,3 +231,84 @@ async fn wrong_bytes_are_read_to_the_stated_size_once_and_remembered() {
     let sent = written.load(Ordering::SeqCst);
     assert!(sent < 20 * 1024 * 1024, "the node wrote {sent} bytes");
 }
+
+/// Writes `head` on a fresh connection to the gateway and reads what comes back
+/// within `wait` (what was read, and whether the connection was closed).
+async fn raw(addr: SocketAddr, head: &[u8], wait: Duration) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(head).await.unwrap();
+    let mut got = Vec::new();
+    let closed = tokio::time::timeout(wait, c.read_to_end(&mut got))
+        .await
+        .is_ok();
+    (String::from_utf8_lossy(&got).into_owned(), closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_checks_the_key_before_reading_the_body() {
+    let m = Market::new(GatewayConfig::default()).await;
+    // A body announced but never sent: the answer comes without it.
+    let head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n{";
+    let (got, _) = raw(m.addr, head, Duration::from_secs(3)).await;
+    assert!(got.starts_with("HTTP/1.1 401"), "{got:?}");
+    assert!(got.contains("authentication_error"), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_dribbles_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = Market::new(GatewayConfig {
+        body_timeout: Duration::from_secs(1),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut c = tokio::net::TcpStream::connect(m.addr).await.unwrap();
+    c.write_all(b"POST /api/relay HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n{")
+        .await
+        .unwrap();
+    // One byte every 200 ms, for up to 10 s.
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+        if !got.is_empty() || c.write_all(b" ").await.is_err() {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "still reading after {elapsed:?}"
+    );
+    assert!(got.is_empty() || got.starts_with("HTTP/1.1 4"), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped() {
+    let m = Market::new(GatewayConfig {
+        max_connections: 4,
+        header_timeout: Duration::from_secs(2),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        idle.push(tokio::net::TcpStream::connect(m.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nconnection: close\r\n\r\n";
+    // A fifth waits while the four are open...
+    let (got, _) = raw(m.addr, request, Duration::from_millis(700)).await;
+    assert!(got.is_empty(), "served past the cap: {got}");
+    // ...and is served once the header timeout has closed them.
+    let (got, _) = raw(m.addr, request, Duration::from_secs(10)).await;
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
+    drop(idle);
+}
