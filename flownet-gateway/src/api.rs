@@ -1,7 +1,7 @@
 //! The page's API: reads of the ledger, the relay of signed envelopes, task events and
 //! output blobs.
 
-use std::{sync::Arc, time::Instant};
+use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use axum::{
     Json,
@@ -195,20 +195,45 @@ async fn load_task(g: &Gateway, id: TaskId) -> ApiResult<Task> {
         .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
 }
 
-/// Counts the open event streams for as long as one lives.
-struct StreamGuard(Arc<Gateway>);
+/// Counts the open event streams, all and per client, for as long as one lives.
+struct StreamGuard(Arc<Gateway>, IpAddr);
+
+impl StreamGuard {
+    /// Opens a stream for `client` within the global and per-client caps.
+    fn open(g: &Arc<Gateway>, client: Option<Client>) -> ApiResult<Self> {
+        if g.metrics.sse_streams() >= g.config.max_event_streams {
+            return Err(too_many_streams());
+        }
+        let ip = client.map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+            flownet_core::rate::client_key(c.0.0.ip())
+        });
+        if !g
+            .streams_per_ip
+            .try_open(&ip, g.config.max_event_streams_per_ip)
+        {
+            return Err(too_many_streams());
+        }
+        g.metrics.sse_opened();
+        Ok(Self(g.clone(), ip))
+    }
+}
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.0.metrics.sse_closed();
+        self.0.streams_per_ip.close(&self.1);
     }
 }
 
-pub async fn task_events(State(g): G, Path(id): Path<String>) -> ApiResult<Response> {
+type Client = axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>;
+
+pub async fn task_events(
+    State(g): G,
+    client: Option<Client>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_task_id(&id)?;
-    if g.metrics.sse_streams() >= g.config.max_event_streams {
-        return Err(too_many_streams());
-    }
+    let guard = StreamGuard::open(&g, client)?;
     let rx = match g.hub.subscribe_watched(id) {
         Some(rx) => rx,
         None => {
@@ -220,8 +245,6 @@ pub async fn task_events(State(g): G, Path(id): Path<String>) -> ApiResult<Respo
             g.hub.subscribe(task, now)
         }
     };
-    g.metrics.sse_opened();
-    let guard = StreamGuard(g.clone());
     let stream = events::task_events(rx, guard, g.closing(), g.config.max_stream_duration);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
@@ -246,7 +269,11 @@ fn too_many_streams() -> ApiError {
 /// refunded, units), then the usage, then `data: [DONE]`. A task not delivered ends
 /// with an `{"error"}` event; the gateway cancels nothing here (it holds no key of the
 /// requester's).
-pub async fn task_stream(State(g): G, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn task_stream(
+    State(g): G,
+    client: Option<Client>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_task_id(&id)?;
     let task = load_task(&g, id).await?;
     let kind = g.models.get(&task.model_id).map(|m| m.kind);
@@ -259,16 +286,12 @@ pub async fn task_stream(State(g): G, Path(id): Path<String>) -> ApiResult<Respo
             ),
         ));
     }
-    if g.metrics.sse_streams() >= g.config.max_event_streams {
-        return Err(too_many_streams());
-    }
     let node = g
         .ledger
         .node(task.node)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("node {} is gone", task.node)))?;
-    g.metrics.sse_opened();
-    let guard = StreamGuard(g.clone());
+    let guard = StreamGuard::open(&g, client)?;
     let model = task.model_id.clone();
     let stream = crate::stream::ChatStream {
         id: format!("chatcmpl-flownet-{id}"),
@@ -518,7 +541,8 @@ pub async fn relay(
         let ip = client.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
             c.0.0.ip()
         });
-        if let Err(retry) = g.account_limiter.check(&ip, g.config.account_rate) {
+        let key = flownet_core::rate::client_key(ip);
+        if let Err(retry) = g.account_limiter.check(&key, g.config.account_rate) {
             g.metrics.rate_limited("account_creation");
             return Err(ApiError::rate_limited(
                 "client address's account creations",

@@ -68,6 +68,8 @@ pub struct GatewayConfig {
     pub public_url: Option<String>,
     /// Most event streams open at once.
     pub max_event_streams: i64,
+    /// Most event streams one client (an IPv4 address, an IPv6 /64) holds open.
+    pub max_event_streams_per_ip: usize,
     /// Longest one event stream stays open (a task nobody expires never ends).
     pub max_stream_duration: Duration,
     /// Most images one OpenAI request may ask for.
@@ -102,6 +104,7 @@ impl Default for GatewayConfig {
             poll_interval: Duration::from_millis(100),
             public_url: None,
             max_event_streams: 512,
+            max_event_streams_per_ip: 16,
             max_stream_duration: Duration::from_secs(1800),
             max_images: 4,
             header_timeout: Duration::from_secs(10),
@@ -202,6 +205,8 @@ pub struct Gateway {
     /// Outputs whose node recently served bytes that are not them, so that asking
     /// again does not fetch them again.
     pub(crate) mismatches: crate::limits::RecentSet<(flownet_core::Digest32, Address)>,
+    /// Event streams open per client (`flownet_core::rate::client_key`).
+    pub(crate) streams_per_ip: crate::limits::OpenCounts<IpAddr>,
     /// Turns true when the gateway stops, so event streams and waiting requests end
     /// and the graceful shutdown does not wait for them.
     closing: watch::Sender<bool>,
@@ -287,6 +292,7 @@ impl Gateway {
             node_http,
             stream_http,
             mismatches: crate::limits::RecentSet::new(1024, Duration::from_secs(300)),
+            streams_per_ip: crate::limits::OpenCounts::default(),
             closing: watch::Sender::new(false),
         }))
     }

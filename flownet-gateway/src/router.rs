@@ -231,7 +231,8 @@ async fn limit_ip(State(g): State<Arc<Gateway>>, req: Request, next: Next) -> Re
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        if let Err(retry) = g.ip_limiter.check(&ip, g.config.ip_rate) {
+        let key = flownet_core::rate::client_key(ip);
+        if let Err(retry) = g.ip_limiter.check(&key, g.config.ip_rate) {
             g.metrics.rate_limited("ip");
             return ApiError::rate_limited("client address", retry).into_response();
         }

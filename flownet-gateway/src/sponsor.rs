@@ -234,7 +234,9 @@ async fn accounts_route(State(s): State<Arc<AppState>>, req: Request) -> Respons
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+            flownet_core::rate::client_key(c.0.ip())
+        });
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return bad_request("bad_request", format!("reading the body: {e}")),

@@ -318,6 +318,13 @@ impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     pub fn take_key(&mut self, key: K, now: Instant) -> Result<(), u64> {
         let burst = f64::from(self.burst);
         let per_second = burst / self.period.as_secs_f64();
+        // Idle buckets are full and carry no information: drop them when the map
+        // grows, so the map stays bounded by the clients of one period.
+        if self.buckets.len() >= 10_000 && !self.buckets.contains_key(&key) {
+            let period = self.period;
+            self.buckets
+                .retain(|_, b| now.duration_since(b.last()) < period);
+        }
         self.buckets
             .entry(key)
             .or_insert_with(|| TokenBucket::full(burst, now))

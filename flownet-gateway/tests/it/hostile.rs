@@ -98,6 +98,26 @@ impl Market {
         (id, output)
     }
 
+    /// An open task nobody serves.
+    pub(crate) async fn open_task(&self) -> u64 {
+        let node = Wallet::new(self.ledger.clone(), SigningKey::generate());
+        node.ensure_funded().await.unwrap();
+        let offer = OfferedModel {
+            model_id: "m".into(),
+            weights_sha256: flownet_core::Digest32([1; 32]),
+            price: "0.1".parse().unwrap(),
+            unit: flownet_core::PriceUnit::Task,
+        };
+        node.register_node("idle", "http://127.0.0.1:9", vec![offer])
+            .await
+            .unwrap();
+        let user = Wallet::new(self.ledger.clone(), SigningKey::generate());
+        user.ensure_funded().await.unwrap();
+        user.submit(node.address(), "m", "p", "{}", "0.1".parse().unwrap())
+            .await
+            .unwrap()
+    }
+
     /// `GET path`: status and JSON body (or Null).
     pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         let url = format!("http://{}{path}", self.addr);
@@ -311,4 +331,39 @@ async fn connections_are_capped() {
     let (got, _) = raw(m.addr, request, Duration::from_secs(10)).await;
     assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
     drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_holds_only_so_many_event_streams() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let m = Market::new(GatewayConfig {
+        max_event_streams_per_ip: 3,
+        ..GatewayConfig::default()
+    })
+    .await;
+    let id = m.open_task().await;
+    let request = format!("GET /api/tasks/{id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = tokio::net::TcpStream::connect(m.addr).await.unwrap();
+        c.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = c.read(&mut buf).await.unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        held.push(c);
+    }
+    let (status, body) = m.get(&format!("/api/tasks/{id}/events")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("too_many_streams"))
+    );
+    // Closing one frees its place.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = tokio::net::TcpStream::connect(m.addr).await.unwrap();
+    c.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = c.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
