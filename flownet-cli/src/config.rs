@@ -56,8 +56,7 @@ impl Config {
         if path.exists() {
             return Ok(false);
         }
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
+        crate::context::create_private_dir(data_dir)?;
         let json = serde_json::to_string_pretty(self)? + "\n";
         std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
         Ok(true)

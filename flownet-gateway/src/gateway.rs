@@ -90,6 +90,8 @@ pub struct GatewayConfig {
     /// on the gateway's own machine or network and have the gateway request it. A
     /// single-machine setup allows loopback (`FetchPolicy::LOOPBACK`).
     pub fetch_policy: FetchPolicy,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <it>`.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -112,6 +114,7 @@ impl Default for GatewayConfig {
             max_connections: 1024,
             account_rate: Rate::new(6, 3),
             fetch_policy: FetchPolicy::PUBLIC,
+            metrics_token: None,
         }
     }
 }

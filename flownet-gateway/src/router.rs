@@ -136,7 +136,24 @@ impl Gateway {
     }
 }
 
-async fn metrics(State(g): State<Arc<Gateway>>) -> ApiResult<Response> {
+async fn metrics(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(token) = &g.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared as digests, so the time taken says nothing of the token.
+        if flownet_core::crypto::sha256(given.as_bytes())
+            != flownet_core::crypto::sha256(token.as_bytes())
+        {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "metrics_token_required",
+                "this gateway's /metrics needs Authorization: Bearer <its metrics token>",
+            ));
+        }
+    }
     let counts = g.task_counts().await?;
     Ok((
         [(
@@ -226,7 +243,7 @@ fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// Rate-limits the APIs per client IP.
 async fn limit_ip(State(g): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/api/") || path.starts_with("/v1/") {
+    if path.starts_with("/api/") || path.starts_with("/v1/") || path == "/metrics" {
         let ip = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()

@@ -96,6 +96,23 @@ pub struct ServeArgs {
     /// Longest a client may take to send a request's headers, in seconds
     #[arg(long, default_value_t = 10)]
     pub header_timeout: u64,
+    /// Longest a client may take to send a request's body, in seconds
+    #[arg(long, default_value_t = 20)]
+    pub body_timeout: u64,
+    /// Most connections open at once
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Most event streams one client (an IPv4 address or IPv6 /64) holds open
+    #[arg(long, default_value_t = 16)]
+    pub max_streams_per_ip: usize,
+    /// Require `Authorization: Bearer TOKEN` on /metrics
+    #[arg(
+        long,
+        env = "FLOWNET_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
     /// Longest an OpenAI request waits for its tasks, in seconds
     #[arg(long, default_value_t = 120)]
     pub task_timeout: u64,
@@ -125,6 +142,10 @@ impl ServeArgs {
             max_body_bytes: self.max_body,
             request_timeout: Duration::from_secs(self.request_timeout),
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout.max(1)),
+            max_connections: self.max_connections.max(1),
+            max_event_streams_per_ip: self.max_streams_per_ip,
+            metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
             task_timeout: Duration::from_secs(self.task_timeout),
             ip_rate: self.ip_rate,
             cors_origins: self.cors_origins.clone(),

@@ -367,3 +367,29 @@ async fn one_client_holds_only_so_many_event_streams() {
     let n = c.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_require_a_token() {
+    let m = Market::new(GatewayConfig {
+        metrics_token: Some("s3cret".into()),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let (status, body) = m.get("/metrics").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("metrics_token_required"))
+    );
+    let url = format!("http://{}/metrics", m.addr);
+    let (status, text) = tokio::task::spawn_blocking(move || {
+        let mut r = ureq::get(&url)
+            .header("authorization", "Bearer s3cret")
+            .call()
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert!(text.contains("flownet_sse_streams"), "{text}");
+}
