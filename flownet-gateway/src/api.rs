@@ -480,9 +480,23 @@ pub(crate) async fn fetch_from_node(
         }
     };
     if let Some(store) = g.blobs.clone() {
+        let evict = g.cache.lock().unwrap_or_else(|e| e.into_inner()).keep(
+            output.sha256,
+            bytes.len() as u64,
+            g.config.max_cache_bytes,
+        );
         let copy = bytes.clone();
+        let sha = output.sha256;
         // A failed cache write only costs a later refetch.
-        let _ = tokio::task::spawn_blocking(move || store.put(&copy)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            if !evict.contains(&sha) {
+                let _ = store.put(&copy);
+            }
+            for old in evict {
+                let _ = store.remove(&old);
+            }
+        })
+        .await;
     }
     Ok(bytes)
 }

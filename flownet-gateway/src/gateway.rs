@@ -92,6 +92,9 @@ pub struct GatewayConfig {
     pub fetch_policy: FetchPolicy,
     /// When set, `/metrics` answers only requests with `Authorization: Bearer <it>`.
     pub metrics_token: Option<String>,
+    /// Most bytes of outputs fetched from nodes the gateway keeps in its blob store;
+    /// past it the oldest it fetched are deleted (0 keeps none).
+    pub max_cache_bytes: u64,
 }
 
 impl Default for GatewayConfig {
@@ -115,6 +118,7 @@ impl Default for GatewayConfig {
             account_rate: Rate::new(6, 3),
             fetch_policy: FetchPolicy::PUBLIC,
             metrics_token: None,
+            max_cache_bytes: 1 << 30,
         }
     }
 }
@@ -127,6 +131,45 @@ impl GatewayConfig {
             body_timeout: self.body_timeout,
             max_connections: self.max_connections,
         }
+    }
+}
+
+/// The outputs a gateway fetched from nodes and keeps: only those (never what a node
+/// on this machine stored itself), so evicting them loses nothing but a refetch.
+#[derive(Debug, Default)]
+pub(crate) struct OutputCache {
+    kept: std::collections::VecDeque<(flownet_core::Digest32, u64)>,
+    bytes: u64,
+}
+
+impl OutputCache {
+    /// Records `sha256` (`size` bytes) as kept; returns what must go to stay within
+    /// `max` bytes (`sha256` itself when it alone is larger).
+    pub(crate) fn keep(
+        &mut self,
+        sha256: flownet_core::Digest32,
+        size: u64,
+        max: u64,
+    ) -> Vec<flownet_core::Digest32> {
+        if size > max {
+            return vec![sha256];
+        }
+        self.kept.push_back((sha256, size));
+        self.bytes += size;
+        let mut evicted = Vec::new();
+        while self.bytes > max {
+            let Some((old, n)) = self.kept.pop_front() else {
+                break;
+            };
+            self.bytes -= n;
+            evicted.push(old);
+        }
+        evicted
+    }
+
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 
@@ -208,6 +251,9 @@ pub struct Gateway {
     /// Outputs whose node recently served bytes that are not them, so that asking
     /// again does not fetch them again.
     pub(crate) mismatches: crate::limits::RecentSet<(flownet_core::Digest32, Address)>,
+    /// The outputs this gateway fetched and keeps, oldest first, within
+    /// `config.max_cache_bytes`.
+    pub(crate) cache: Mutex<OutputCache>,
     /// Event streams open per client (`flownet_core::rate::client_key`).
     pub(crate) streams_per_ip: crate::limits::OpenCounts<IpAddr>,
     /// Turns true when the gateway stops, so event streams and waiting requests end
@@ -296,6 +342,7 @@ impl Gateway {
             stream_http,
             mismatches: crate::limits::RecentSet::new(1024, Duration::from_secs(300)),
             streams_per_ip: crate::limits::OpenCounts::default(),
+            cache: Mutex::default(),
             closing: watch::Sender::new(false),
         }))
     }
@@ -404,4 +451,21 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::OutputCache;
+    use flownet_core::Digest32;
+
+    #[test]
+    fn the_output_cache_evicts_the_oldest_past_its_quota() {
+        let mut c = OutputCache::default();
+        assert!(c.keep(Digest32([1; 32]), 40, 100).is_empty());
+        assert!(c.keep(Digest32([2; 32]), 40, 100).is_empty());
+        assert_eq!(c.keep(Digest32([3; 32]), 40, 100), vec![Digest32([1; 32])]);
+        assert_eq!(c.bytes(), 80);
+        assert_eq!(c.keep(Digest32([4; 32]), 101, 100), vec![Digest32([4; 32])]);
+        assert_eq!(c.bytes(), 80);
+    }
 }

@@ -36,6 +36,16 @@ impl FsBlobStore {
         self.dir.join(sha256.to_hex())
     }
 
+    /// Deletes the blob `sha256`, if there (a cache evicting what it fetched).
+    pub fn remove(&self, sha256: &Digest32) -> Result<()> {
+        match std::fs::remove_file(self.path(sha256)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::Blob(format!("cannot remove blob {sha256}: {e}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
         let err = |e: std::io::Error| Error::Blob(format!("cannot write {}: {e}", path.display()));
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));

@@ -47,11 +47,22 @@ pub(crate) struct Market {
 
 impl Market {
     pub(crate) async fn new(config: GatewayConfig) -> Self {
+        Self::with_store(config, None).await
+    }
+
+    /// A gateway keeping what it fetches in `blobs`.
+    pub(crate) async fn with_store(
+        config: GatewayConfig,
+        blobs: Option<flownet_node::FsBlobStore>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ledger: Arc<dyn Ledger> = Arc::new(
             EmbeddedLedger::create(dir.path().join("ledger.db"), LedgerConfig::default()).unwrap(),
         );
-        let gateway = Gateway::new(ledger.clone(), None, [], None, config)
+        let keys = flownet_gateway::keys::ApiKeys::new(flownet_gateway::keys::ApiKeys::path_in(
+            dir.path(),
+        ));
+        let gateway = Gateway::new(ledger.clone(), blobs, [], Some(keys), config)
             .await
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -272,7 +283,7 @@ async fn v1_checks_the_key_before_reading_the_body() {
     let head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n{";
     let (got, _) = raw(m.addr, head, Duration::from_secs(3)).await;
     assert!(got.starts_with("HTTP/1.1 401"), "{got:?}");
-    assert!(got.contains("authentication_error"), "{got}");
+    assert!(got.contains("missing_api_key"), "{got}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -392,4 +403,42 @@ async fn metrics_can_require_a_token() {
     .unwrap();
     assert_eq!(status, 200);
     assert!(text.contains("flownet_sse_streams"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetched_outputs_are_kept_within_a_quota() {
+    use flownet_core::BlobStore as _;
+    let dir = tempfile::tempdir().unwrap();
+    let node_store = flownet_node::FsBlobStore::open(dir.path().join("node")).unwrap();
+    let (_stop, stop) = watch::channel(false);
+    let (node, _) = flownet_node::spawn_blob_server(
+        "127.0.0.1:0".parse().unwrap(),
+        node_store.clone(),
+        serde_json::json!({}),
+        stop,
+    )
+    .await
+    .unwrap();
+    let kept = flownet_node::FsBlobStore::open(dir.path().join("gateway")).unwrap();
+    let m = Market::with_store(
+        GatewayConfig {
+            fetch_policy: FetchPolicy::LOOPBACK,
+            max_cache_bytes: 150,
+            ..GatewayConfig::default()
+        },
+        Some(kept.clone()),
+    )
+    .await;
+    let endpoint = format!("http://{node}");
+    let mut shas = Vec::new();
+    for fill in [b'a', b'b'] {
+        let bytes = vec![fill; 100];
+        node_store.put(&bytes).unwrap();
+        let (id, out) = m.delivered_by(&endpoint, &bytes).await;
+        let (status, _) = m.get(&format!("/api/blobs/{}?task={id}", out.sha256)).await;
+        assert_eq!(status, 200);
+        shas.push(out.sha256);
+    }
+    assert_eq!(kept.get(&shas[0]).unwrap(), None, "the oldest was evicted");
+    assert!(kept.get(&shas[1]).unwrap().is_some());
 }
