@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// Most event streams one client (an IPv4 address or IPv6 /64) holds open
     #[arg(long, default_value_t = 16)]
     pub max_streams_per_ip: usize,
+    /// Most bytes of outputs fetched from other machines' nodes kept in the data dir's
+    /// blob store (the oldest go first; 0 keeps none)
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_cache_bytes: u64,
     /// Require `Authorization: Bearer TOKEN` on /metrics
     #[arg(
         long,
@@ -145,6 +149,7 @@ impl ServeArgs {
             body_timeout: Duration::from_secs(self.body_timeout.max(1)),
             max_connections: self.max_connections.max(1),
             max_event_streams_per_ip: self.max_streams_per_ip,
+            max_cache_bytes: self.max_cache_bytes,
             metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
             task_timeout: Duration::from_secs(self.task_timeout),
             ip_rate: self.ip_rate,
