@@ -452,6 +452,8 @@ pub fn router_with_accounts(
         .route("/v1/sponsor/faucet", post(faucet_route))
         .route("/v1/sponsor/sign", post(sign_route))
         .route("/v1/sponsor/faucet/sign", post(faucet_sign_route))
+        // No sponsored transaction of FlowNet's comes near it; axum's default is 2 MB.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state))
 }
 
@@ -789,6 +791,47 @@ mod tests {
             .map(|v| v.to_str().unwrap().to_owned());
         let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
         (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// A 100 KiB body is refused before it is parsed or any account looked up
+    /// (axum's default limit was 2 MB).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_bodies_are_refused() {
+        let network = Network::named("emulator")
+            .unwrap()
+            .with_flownet_at(Address([0, 0, 0, 0, 0, 0, 0, 7]));
+        let payer = flownet_chain::flow::FlowSigner::new(
+            Address([0, 0, 0, 0, 0, 0, 0, 9]),
+            0,
+            FlowKey::generate(SignatureAlgorithm::EcdsaP256, HashAlgorithm::Sha3_256),
+        );
+        let policy = SponsorPolicy::default();
+        let sponsor = Sponsor::new(
+            AccessClient::connect_lazy("http://127.0.0.1:1").unwrap(),
+            payer,
+            Whitelist::for_network(&network).unwrap(),
+            &policy,
+        );
+        let app = router(sponsor, &network, &policy).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, app));
+        let status = tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let body = format!("{{\"script\": \"{}\"}}", "x".repeat(100 * 1024));
+            agent
+                .post(format!("http://{addr}/v1/sponsor"))
+                .header("content-type", "application/json")
+                .send(body.as_bytes())
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 413);
     }
 
     #[tokio::test]
