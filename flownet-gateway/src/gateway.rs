@@ -241,7 +241,8 @@ pub struct Gateway {
     #[cfg(feature = "flow")]
     pub(crate) flow: Option<FlowSide>,
     pub(crate) config: GatewayConfig,
-    /// For the operator's own services (the Access API): no redirects.
+    /// For the operator's own services (the Access API on Flow): no redirects.
+    #[cfg_attr(not(feature = "flow"), allow(dead_code))]
     pub(crate) http: ureq::Agent,
     /// For fetching nodes' outputs: under `config.fetch_policy`, no redirects.
     pub(crate) node_http: ureq::Agent,
