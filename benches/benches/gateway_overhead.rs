@@ -98,6 +98,7 @@ async fn setup(clients: usize, infer: Duration, poll: Duration) -> Result<Setup>
         GatewayConfig {
             poll_interval: poll,
             ip_rate: Rate::new(0, 0),
+            fetch_policy: flownet_gateway::FetchPolicy::LOOPBACK,
             ..GatewayConfig::default()
         },
     )

@@ -583,7 +583,7 @@ access(all) contract FlowNetMarketplace {
             FlowNetMarketplace.isValidName(name):
                 "invalid input: node name must be 1 to ".concat(FlowNetMarketplace.maxNameBytes.toString()).concat(" printable bytes")
             FlowNetMarketplace.isValidEndpoint(endpoint):
-                "invalid input: endpoint must be an http:// or https:// URL of at most ".concat(FlowNetMarketplace.maxEndpointBytes.toString()).concat(" bytes")
+                "invalid input: endpoint must be an http:// or https:// URL of at most ".concat(FlowNetMarketplace.maxEndpointBytes.toString()).concat(" bytes: a host, an optional port and path, no user info, query or fragment")
             models.length >= 1 && models.length <= FlowNetMarketplace.maxModelsPerNode:
                 "invalid input: a node offers 1 to ".concat(FlowNetMarketplace.maxModelsPerNode.toString()).concat(" models")
             FlowNetMarketplace.modelsError(models) == nil: FlowNetMarketplace.modelsError(models) ?? ""
@@ -600,7 +600,7 @@ access(all) contract FlowNetMarketplace {
             FlowNetMarketplace.isValidName(name):
                 "invalid input: node name must be 1 to ".concat(FlowNetMarketplace.maxNameBytes.toString()).concat(" printable bytes")
             FlowNetMarketplace.isValidEndpoint(endpoint):
-                "invalid input: endpoint must be an http:// or https:// URL of at most ".concat(FlowNetMarketplace.maxEndpointBytes.toString()).concat(" bytes")
+                "invalid input: endpoint must be an http:// or https:// URL of at most ".concat(FlowNetMarketplace.maxEndpointBytes.toString()).concat(" bytes: a host, an optional port and path, no user info, query or fragment")
             models.length >= 1 && models.length <= FlowNetMarketplace.maxModelsPerNode:
                 "invalid input: a node offers 1 to ".concat(FlowNetMarketplace.maxModelsPerNode.toString()).concat(" models")
             FlowNetMarketplace.modelsError(models) == nil: FlowNetMarketplace.modelsError(models) ?? ""
@@ -1292,12 +1292,108 @@ access(all) contract FlowNetMarketplace {
             || c == 0x205F || c == 0x3000
     }
 
+    /// The core's `Endpoint::parse`: `http://` or `https://`, then a host (a name of
+    /// letters, digits, '-', '.', '_', or an IPv6 address in brackets), an optional
+    /// port of up to 5 digits (at most 65535) and an optional path of non-empty
+    /// segments other than "." and "..", in letters, digits and -._~% only; so no user
+    /// info, query, fragment or whitespace. A reader builds its URLs from these parts.
     access(all) view fun isValidEndpoint(_ endpoint: String): Bool {
         let b = endpoint.utf8
         if b.length > self.maxEndpointBytes {
             return false
         }
-        return self.hasPrefix(b, "http://".utf8) || self.hasPrefix(b, "https://".utf8)
+        var i = 0
+        if self.hasPrefix(b, "https://".utf8) {
+            i = 8
+        } else if self.hasPrefix(b, "http://".utf8) {
+            i = 7
+        } else {
+            return false
+        }
+        // The host.
+        let hostStart = i
+        if i < b.length && b[i] == 91 {
+            // '[' IPv6 ']': hex digits, ':' and '.'.
+            i = i + 1
+            while i < b.length && b[i] != 93 {
+                let c = b[i]
+                if !((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70) || c == 58 || c == 46) {
+                    return false
+                }
+                i = i + 1
+            }
+            if i >= b.length || i == hostStart + 1 {
+                return false
+            }
+            i = i + 1
+        } else {
+            while i < b.length && b[i] != 58 && b[i] != 47 {
+                let c = b[i]
+                if !((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 45 || c == 46 || c == 95) {
+                    return false
+                }
+                i = i + 1
+            }
+            if i == hostStart {
+                return false
+            }
+        }
+        // The port.
+        if i < b.length && b[i] == 58 {
+            i = i + 1
+            let portStart = i
+            var port = 0
+            while i < b.length && b[i] != 47 {
+                let c = b[i]
+                if c < 48 || c > 57 || i - portStart >= 5 {
+                    return false
+                }
+                port = port * 10 + Int(c - 48)
+                i = i + 1
+            }
+            if i == portStart || port > 65535 {
+                return false
+            }
+        }
+        if i == b.length {
+            return true
+        }
+        if b[i] != 47 {
+            return false
+        }
+        // The path: segments after '/', one trailing '/' allowed.
+        var segStart = i + 1
+        var segDots = 0
+        var segLen = 0
+        i = i + 1
+        while i <= b.length {
+            if i == b.length || b[i] == 47 {
+                let last = i == b.length
+                if segLen == 0 && !(last && segStart == i) {
+                    return false
+                }
+                if segLen > 0 && segLen == segDots && segLen <= 2 {
+                    return false
+                }
+                if last || (i + 1 == b.length) {
+                    return true
+                }
+                segStart = i + 1
+                segDots = 0
+                segLen = 0
+            } else {
+                let c = b[i]
+                if !((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c == 45 || c == 46 || c == 95 || c == 126 || c == 37) {
+                    return false
+                }
+                if c == 46 {
+                    segDots = segDots + 1
+                }
+                segLen = segLen + 1
+            }
+            i = i + 1
+        }
+        return true
     }
 
     access(all) view fun hasPrefix(_ b: [UInt8], _ prefix: [UInt8]): Bool {

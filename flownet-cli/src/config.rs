@@ -56,8 +56,7 @@ impl Config {
         if path.exists() {
             return Ok(false);
         }
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating {}", data_dir.display()))?;
+        crate::context::create_private_dir(data_dir)?;
         let json = serde_json::to_string_pretty(self)? + "\n";
         std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
         Ok(true)
@@ -93,6 +92,18 @@ impl std::str::FromStr for Network {
 }
 
 impl Network {
+    /// Which node addresses a client on this network fetches from: on one machine's
+    /// ledgers (embedded, the emulator) loopback too, on public networks public
+    /// addresses only; `allow_private` (`--allow-private-endpoints`) allows every
+    /// unicast address.
+    pub fn fetch_policy(self, allow_private: bool) -> flownet_node::FetchPolicy {
+        match self {
+            _ if allow_private => flownet_node::FetchPolicy::ANY,
+            Self::Embedded | Self::Emulator => flownet_node::FetchPolicy::LOOPBACK,
+            Self::Testnet | Self::Mainnet => flownet_node::FetchPolicy::PUBLIC,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Embedded => "embedded",

@@ -26,10 +26,13 @@ pub struct Ctx {
     /// The embedded ledger's file, when not the data dir's `ledger.db`: two data dirs
     /// (two machines' keys and blob stores) can then reach one ledger.
     pub ledger_file: Option<PathBuf>,
+    /// Fetch from nodes on loopback and private addresses on any network (the embedded
+    /// ledger and the emulator allow loopback anyway).
+    pub allow_private_endpoints: bool,
 }
 
 /// A key file: the account's private key, kept in the data dir with owner-only access.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct KeyFile {
     address: Address,
     public_key: String,
@@ -41,7 +44,39 @@ struct KeyFile {
     flow_addresses: BTreeMap<String, Address>,
 }
 
+impl std::fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("address", &self.address)
+            .field("public_key", &self.public_key)
+            .field("private_key", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates `dir` (and its missing parents) readable by its owner only (0700), so the
+/// keys, the ledger and the blobs in a data dir are nobody else's to list or read. A
+/// directory that exists keeps its mode.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
 impl Ctx {
+    /// Which addresses this command fetches outputs and streams from
+    /// (`Network::fetch_policy`).
+    pub fn fetch_policy(&self) -> flownet_node::FetchPolicy {
+        self.network.fetch_policy(self.allow_private_endpoints)
+    }
+
     pub fn ledger_path(&self) -> PathBuf {
         self.ledger_file
             .clone()
@@ -53,6 +88,7 @@ impl Ctx {
     }
 
     pub fn blobs(&self) -> Result<FsBlobStore> {
+        create_private_dir(&self.data_dir)?;
         Ok(FsBlobStore::open(self.data_dir.join("blobs"))?)
     }
 
@@ -74,6 +110,9 @@ impl Ctx {
     pub fn open_or_create_ledger(&self) -> Result<(Arc<EmbeddedLedger>, bool)> {
         let path = self.ledger_path();
         let created = !path.exists();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)?;
+        }
         let ledger = EmbeddedLedger::open_or_create(&path, LedgerConfig::default())
             .with_context(|| format!("opening the ledger {}", path.display()))?;
         Ok((Arc::new(ledger), created))
@@ -265,7 +304,7 @@ fn read_key(path: &Path) -> Result<SigningKey> {
 
 fn write_key(path: &Path, key: &SigningKey) -> Result<()> {
     let dir = path.parent().context("key path has no directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    create_private_dir(dir)?;
     let file = KeyFile {
         address: Address::derive(&key.public_key()),
         public_key: key.public_key().to_string(),
@@ -304,4 +343,40 @@ fn decode_hex(s: &str) -> Result<Vec<u8>> {
 /// this process's environment).
 pub fn default_data_dir() -> PathBuf {
     flownet_core::default_data_dir(std::env::var_os("FLOWNET_HOME"), std::env::var_os("HOME"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_data_dir_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = Ctx {
+            data_dir: tmp.path().join("home"),
+            key_name: "k".into(),
+            models_dir: tmp.path().into(),
+            json: false,
+            network: Network::Embedded,
+            ledger_file: None,
+            allow_private_endpoints: false,
+        };
+        ctx.load_or_create_key().unwrap();
+        ctx.blobs().unwrap();
+        for dir in [ctx.data_dir.clone(), ctx.data_dir.join("keys")] {
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", dir.display());
+        }
+        let file = KeyFile {
+            address: Address([1; 8]),
+            public_key: "pk".into(),
+            private_key: "secret-hex".into(),
+            signature_algorithm: String::new(),
+            hash_algorithm: String::new(),
+            flow_addresses: BTreeMap::new(),
+        };
+        assert!(!format!("{file:?}").contains("secret-hex"));
+    }
 }

@@ -72,6 +72,11 @@ pub struct Cli {
     /// ledger through it
     #[arg(long, global = true, env = "FLOWNET_LEDGER", value_name = "FILE")]
     pub ledger: Option<PathBuf>,
+    /// Fetch outputs and streams from nodes on loopback and private addresses, for this
+    /// command and a gateway it serves (the embedded ledger and the emulator allow
+    /// loopback anyway; testnet and mainnet only public addresses)
+    #[arg(long, global = true, env = "FLOWNET_ALLOW_PRIVATE_ENDPOINTS")]
+    pub allow_private_endpoints: bool,
     /// Print results as JSON on stdout (logs stay on stderr)
     #[arg(long, global = true)]
     pub json: bool,
@@ -124,6 +129,7 @@ where
         json: cli.json,
         network: cli.network,
         ledger_file: cli.ledger.clone(),
+        allow_private_endpoints: cli.allow_private_endpoints,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

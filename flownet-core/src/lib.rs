@@ -31,6 +31,7 @@ mod action;
 mod address;
 mod amount;
 pub mod crypto;
+pub mod endpoint;
 mod error;
 pub mod memory;
 pub mod mime;
@@ -45,6 +46,7 @@ pub use action::{Action, Envelope, LedgerId, SignedEnvelope};
 pub use address::Address;
 pub use amount::Amount;
 pub use crypto::{Digest32, HashAlgo, PublicKey, Signature, SigningKey};
+pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind, Result};
 pub use node::{NodeEvent, NodeWorker};
 pub use ports::{

@@ -460,7 +460,9 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
         let sha256 = self.blobs.put(&out.bytes)?;
         let output = OutputRef {
             sha256,
-            uri: format!("{}/blobs/{sha256}", self.endpoint),
+            uri: crate::Endpoint::parse(&self.endpoint)
+                .map(|e| e.blob_url(&sha256))
+                .unwrap_or_else(|_| format!("{}/blobs/{sha256}", self.endpoint)),
             mime: out.mime,
             size: out.bytes.len() as u64,
         };

@@ -2,7 +2,26 @@
 //! key, the sponsor's per account and per client). Time is an argument: the bucket
 //! reads no clock.
 
-use std::time::Instant;
+use std::{
+    net::{IpAddr, Ipv6Addr},
+    time::Instant,
+};
+
+/// The key a client's address is limited by: an IPv4 address as it is (an IPv4-mapped
+/// IPv6 one as IPv4), an IPv6 address by its /64, the smallest block one subscriber
+/// usually gets, so rotating through one's own block does not evade a limit.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
 
 /// A bucket of tokens: each request takes one; tokens come back at a steady rate up
 /// to the bucket's capacity, so a burst passes at once and a steady flow at the rate.
@@ -63,5 +82,22 @@ mod tests {
         assert!(b.take(2.0, 1.0, later).is_ok());
         assert!(b.take(2.0, 1.0, later).is_ok());
         assert!(b.take(2.0, 1.0, later).is_err());
+    }
+}
+
+#[cfg(test)]
+mod client_key_tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(client_key("::ffff:192.0.2.7".parse().unwrap()), v4);
+        assert_eq!(client_key(v4), v4);
     }
 }

@@ -487,13 +487,7 @@ fn register_node(
             "node name must be 1 to {MAX_NAME_BYTES} printable bytes"
         )));
     }
-    if endpoint.len() > MAX_ENDPOINT_BYTES
-        || !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-    {
-        return Err(Error::InvalidInput(format!(
-            "endpoint must be an http:// or https:// URL of at most {MAX_ENDPOINT_BYTES} bytes"
-        )));
-    }
+    crate::endpoint::Endpoint::parse(endpoint)?;
     if models.is_empty() || models.len() > MAX_MODELS_PER_NODE {
         return Err(Error::InvalidInput(format!(
             "a node offers 1 to {MAX_MODELS_PER_NODE} models"

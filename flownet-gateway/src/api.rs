@@ -1,7 +1,7 @@
 //! The page's API: reads of the ledger, the relay of signed envelopes, task events and
 //! output blobs.
 
-use std::{sync::Arc, time::Instant};
+use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use axum::{
     Json,
@@ -11,8 +11,8 @@ use axum::{
     response::{IntoResponse, Response, Sse, sse::KeepAlive},
 };
 use flownet_core::{
-    Action, Address, BlobStore, Digest32, Node, OutputRef, SignedEnvelope, Task, TaskId, TaskKind,
-    TaskQuery, TaskStatus, rules,
+    Action, Address, BlobStore, Digest32, Endpoint, Node, OutputRef, SignedEnvelope, Task, TaskId,
+    TaskKind, TaskQuery, TaskStatus, endpoint::Scheme, rules,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -195,20 +195,45 @@ async fn load_task(g: &Gateway, id: TaskId) -> ApiResult<Task> {
         .ok_or_else(|| ApiError::not_found(format!("no task {id}")))
 }
 
-/// Counts the open event streams for as long as one lives.
-struct StreamGuard(Arc<Gateway>);
+/// Counts the open event streams, all and per client, for as long as one lives.
+struct StreamGuard(Arc<Gateway>, IpAddr);
+
+impl StreamGuard {
+    /// Opens a stream for `client` within the global and per-client caps.
+    fn open(g: &Arc<Gateway>, client: Option<Client>) -> ApiResult<Self> {
+        if g.metrics.sse_streams() >= g.config.max_event_streams {
+            return Err(too_many_streams());
+        }
+        let ip = client.map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+            flownet_core::rate::client_key(c.0.0.ip())
+        });
+        if !g
+            .streams_per_ip
+            .try_open(&ip, g.config.max_event_streams_per_ip)
+        {
+            return Err(too_many_streams());
+        }
+        g.metrics.sse_opened();
+        Ok(Self(g.clone(), ip))
+    }
+}
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.0.metrics.sse_closed();
+        self.0.streams_per_ip.close(&self.1);
     }
 }
 
-pub async fn task_events(State(g): G, Path(id): Path<String>) -> ApiResult<Response> {
+type Client = axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>;
+
+pub async fn task_events(
+    State(g): G,
+    client: Option<Client>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_task_id(&id)?;
-    if g.metrics.sse_streams() >= g.config.max_event_streams {
-        return Err(too_many_streams());
-    }
+    let guard = StreamGuard::open(&g, client)?;
     let rx = match g.hub.subscribe_watched(id) {
         Some(rx) => rx,
         None => {
@@ -220,8 +245,6 @@ pub async fn task_events(State(g): G, Path(id): Path<String>) -> ApiResult<Respo
             g.hub.subscribe(task, now)
         }
     };
-    g.metrics.sse_opened();
-    let guard = StreamGuard(g.clone());
     let stream = events::task_events(rx, guard, g.closing(), g.config.max_stream_duration);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
@@ -246,7 +269,11 @@ fn too_many_streams() -> ApiError {
 /// refunded, units), then the usage, then `data: [DONE]`. A task not delivered ends
 /// with an `{"error"}` event; the gateway cancels nothing here (it holds no key of the
 /// requester's).
-pub async fn task_stream(State(g): G, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn task_stream(
+    State(g): G,
+    client: Option<Client>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let id = parse_task_id(&id)?;
     let task = load_task(&g, id).await?;
     let kind = g.models.get(&task.model_id).map(|m| m.kind);
@@ -259,16 +286,12 @@ pub async fn task_stream(State(g): G, Path(id): Path<String>) -> ApiResult<Respo
             ),
         ));
     }
-    if g.metrics.sse_streams() >= g.config.max_event_streams {
-        return Err(too_many_streams());
-    }
     let node = g
         .ledger
         .node(task.node)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("node {} is gone", task.node)))?;
-    g.metrics.sse_opened();
-    let guard = StreamGuard(g.clone());
+    let guard = StreamGuard::open(&g, client)?;
     let model = task.model_id.clone();
     let stream = crate::stream::ChatStream {
         id: format!("chatcmpl-flownet-{id}"),
@@ -400,53 +423,80 @@ pub(crate) async fn fetch_from_node(
         .node(task.node)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("node {} is gone", task.node)))?;
-    let expected = format!(
-        "{}/blobs/{}",
-        node.endpoint.trim_end_matches('/'),
-        output.sha256
-    );
-    if output.uri != expected || !expected.starts_with("http://") {
+    // The URL is built from the parts of the node's registered endpoint, and the
+    // output must name exactly that URL.
+    let expected = Endpoint::parse(&node.endpoint)
+        .ok()
+        .filter(|e| e.scheme() == Scheme::Http)
+        .map(|e| e.blob_url(&output.sha256))
+        .filter(|url| *url == output.uri);
+    let Some(expected) = expected else {
         return Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
             "unfetchable_output",
             format!(
-                "task {}'s output is at {}, not at its node's http:// blob URL: fetch it yourself and check its sha256 {}",
-                task.id, output.uri, output.sha256
+                "task {}'s output is not at its node's http:// blob URL: fetch it yourself from {} and check its sha256",
+                task.id, output.uri
             ),
         ));
+    };
+    let not_delivered = || {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "node_did_not_deliver",
+            format!(
+                "the node did not deliver task {}'s output: try again later",
+                task.id
+            ),
+        )
+    };
+    let key = (output.sha256, task.node);
+    if g.mismatches.contains(&key) {
+        return Err(not_delivered());
     }
-    let agent = g.http.clone();
-    let sha = output.sha256;
+    let agent = g.node_http.clone();
     let wanted = output.clone();
     let fetched = tokio::task::spawn_blocking(move || {
         fetch_checked(&agent, &expected, &wanted, MAX_BLOB_BYTES)
     })
     .await
     .map_err(|e| ApiError::internal("fetching an output", e))?;
+    // What the node answered stays in the log: callers learn only that it did not
+    // deliver, not the status or digest of whatever its endpoint reached.
     let bytes = match fetched {
         Ok(bytes) => bytes,
         Err(FetchError::Http(e)) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "node_unreachable",
-                format!("fetching task {}'s output from its node: {e}", task.id),
-            ));
+            tracing::debug!("task {}'s output from node {}: {e}", task.id, task.node);
+            return Err(not_delivered());
         }
-        Err(FetchError::Mismatch { got }) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "hash_mismatch",
-                format!(
-                    "node {} served bytes with sha256 {got} for task {}, the ledger says {sha}",
-                    task.node, task.id
-                ),
-            ));
+        Err(FetchError::Mismatch) => {
+            tracing::debug!(
+                "node {} served bytes that are not task {}'s output",
+                task.node,
+                task.id
+            );
+            g.mismatches.insert(key);
+            return Err(not_delivered());
         }
     };
     if let Some(store) = g.blobs.clone() {
+        let evict = g.cache.lock().unwrap_or_else(|e| e.into_inner()).keep(
+            output.sha256,
+            bytes.len() as u64,
+            g.config.max_cache_bytes,
+        );
         let copy = bytes.clone();
+        let sha = output.sha256;
         // A failed cache write only costs a later refetch.
-        let _ = tokio::task::spawn_blocking(move || store.put(&copy)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            if !evict.contains(&sha) {
+                let _ = store.put(&copy);
+            }
+            for old in evict {
+                let _ = store.remove(&old);
+            }
+        })
+        .await;
     }
     Ok(bytes)
 }
@@ -505,7 +555,8 @@ pub async fn relay(
         let ip = client.map_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
             c.0.0.ip()
         });
-        if let Err(retry) = g.account_limiter.check(&ip, g.config.account_rate) {
+        let key = flownet_core::rate::client_key(ip);
+        if let Err(retry) = g.account_limiter.check(&key, g.config.account_rate) {
             g.metrics.rate_limited("account_creation");
             return Err(ApiError::rate_limited(
                 "client address's account creations",

@@ -24,7 +24,7 @@ use crate::{
     limits::{Rate, RateLimiter},
     metrics::Metrics,
 };
-use flownet_node::FsBlobStore;
+use flownet_node::{FetchPolicy, FsBlobStore};
 
 #[cfg(feature = "flow")]
 type FlowSideArg = FlowSide;
@@ -68,6 +68,8 @@ pub struct GatewayConfig {
     pub public_url: Option<String>,
     /// Most event streams open at once.
     pub max_event_streams: i64,
+    /// Most event streams one client (an IPv4 address, an IPv6 /64) holds open.
+    pub max_event_streams_per_ip: usize,
     /// Longest one event stream stays open (a task nobody expires never ends).
     pub max_stream_duration: Duration,
     /// Most images one OpenAI request may ask for.
@@ -76,12 +78,26 @@ pub struct GatewayConfig {
     /// dribbles them is closed), and to send the next request on a kept-alive
     /// connection.
     pub header_timeout: Duration,
+    /// Longest a client may take to send a request's body, from its headers on.
+    pub body_timeout: Duration,
+    /// Most connections open at once (past it, new ones wait to be accepted).
+    pub max_connections: usize,
     /// Accounts created through the relay per client IP, on Flow only, where the
     /// sponsor pays for each.
     pub account_rate: Rate,
     /// Where the gateway finds GGUF models to recount the tokens of metered answers
     /// with (`units_check` in the flownet fields); `None` skips the recount.
     pub models_dir: Option<std::path::PathBuf>,
+    /// Which addresses the gateway fetches nodes' outputs and streams from, checked
+    /// after DNS: public ones only by default, so a node cannot register an endpoint
+    /// on the gateway's own machine or network and have the gateway request it. A
+    /// single-machine setup allows loopback (`FetchPolicy::LOOPBACK`).
+    pub fetch_policy: FetchPolicy,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <it>`.
+    pub metrics_token: Option<String>,
+    /// Most bytes of outputs fetched from nodes the gateway keeps in its blob store;
+    /// past it the oldest it fetched are deleted (0 keeps none).
+    pub max_cache_bytes: u64,
 }
 
 impl Default for GatewayConfig {
@@ -96,12 +112,68 @@ impl Default for GatewayConfig {
             poll_interval: Duration::from_millis(100),
             public_url: None,
             max_event_streams: 512,
+            max_event_streams_per_ip: 16,
             max_stream_duration: Duration::from_secs(1800),
             max_images: 4,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(20),
+            max_connections: 1024,
             account_rate: Rate::new(6, 3),
             models_dir: None,
+            fetch_policy: FetchPolicy::PUBLIC,
+            metrics_token: None,
+            max_cache_bytes: 1 << 30,
         }
+    }
+}
+
+impl GatewayConfig {
+    /// The serving loop's limits from this config.
+    pub fn http_limits(&self) -> flownet_node::HttpLimits {
+        flownet_node::HttpLimits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+/// The outputs a gateway fetched from nodes and keeps: only those (never what a node
+/// on this machine stored itself), so evicting them loses nothing but a refetch.
+#[derive(Debug, Default)]
+pub(crate) struct OutputCache {
+    kept: std::collections::VecDeque<(flownet_core::Digest32, u64)>,
+    bytes: u64,
+}
+
+impl OutputCache {
+    /// Records `sha256` (`size` bytes) as kept; returns what must go to stay within
+    /// `max` bytes (`sha256` itself when it alone is larger).
+    pub(crate) fn keep(
+        &mut self,
+        sha256: flownet_core::Digest32,
+        size: u64,
+        max: u64,
+    ) -> Vec<flownet_core::Digest32> {
+        if size > max {
+            return vec![sha256];
+        }
+        self.kept.push_back((sha256, size));
+        self.bytes += size;
+        let mut evicted = Vec::new();
+        while self.bytes > max {
+            let Some((old, n)) = self.kept.pop_front() else {
+                break;
+            };
+            self.bytes -= n;
+            evicted.push(old);
+        }
+        evicted
+    }
+
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 
@@ -173,9 +245,22 @@ pub struct Gateway {
     #[cfg(feature = "flow")]
     pub(crate) flow: Option<FlowSide>,
     pub(crate) config: GatewayConfig,
+    /// For the operator's own services (the Access API on Flow): no redirects.
+    #[cfg_attr(not(feature = "flow"), allow(dead_code))]
     pub(crate) http: ureq::Agent,
-    /// For following a node's task stream: as long as a task may take, no redirects.
+    /// For fetching nodes' outputs: under `config.fetch_policy`, no redirects.
+    pub(crate) node_http: ureq::Agent,
+    /// For following a node's task stream: as long as a task may take, under
+    /// `config.fetch_policy`, no redirects.
     pub(crate) stream_http: ureq::Agent,
+    /// Outputs whose node recently served bytes that are not them, so that asking
+    /// again does not fetch them again.
+    pub(crate) mismatches: crate::limits::RecentSet<(flownet_core::Digest32, Address)>,
+    /// The outputs this gateway fetched and keeps, oldest first, within
+    /// `config.max_cache_bytes`.
+    pub(crate) cache: Mutex<OutputCache>,
+    /// Event streams open per client (`flownet_core::rate::client_key`).
+    pub(crate) streams_per_ip: crate::limits::OpenCounts<IpAddr>,
     /// Turns true when the gateway stops, so event streams and waiting requests end
     /// and the graceful shutdown does not wait for them.
     closing: watch::Sender<bool>,
@@ -231,12 +316,16 @@ impl Gateway {
         })?;
         let ledger_id = info.id;
         let metrics = Arc::new(Metrics::default());
+        let fetch_timeout = config.request_timeout.min(Duration::from_secs(20));
         let http = ureq::Agent::config_builder()
-            .timeout_global(Some(config.request_timeout.min(Duration::from_secs(20))))
+            .timeout_global(Some(fetch_timeout))
+            .max_redirects(0)
             .http_status_as_error(false)
             .build()
             .into();
-        let stream_http = flownet_node::follow::stream_agent(config.task_timeout);
+        let node_http = config.fetch_policy.agent(fetch_timeout);
+        let stream_http =
+            flownet_node::follow::stream_agent(config.fetch_policy, config.task_timeout);
         Ok(Arc::new(Self {
             hub: Arc::new(TaskHub::new(ledger.clone(), metrics.clone())),
             ledger,
@@ -254,7 +343,11 @@ impl Gateway {
             flow,
             config,
             http,
+            node_http,
             stream_http,
+            mismatches: crate::limits::RecentSet::new(1024, Duration::from_secs(300)),
+            streams_per_ip: crate::limits::OpenCounts::default(),
+            cache: Mutex::default(),
             closing: watch::Sender::new(false),
         }))
     }
@@ -363,4 +456,21 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     })?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::OutputCache;
+    use flownet_core::Digest32;
+
+    #[test]
+    fn the_output_cache_evicts_the_oldest_past_its_quota() {
+        let mut c = OutputCache::default();
+        assert!(c.keep(Digest32([1; 32]), 40, 100).is_empty());
+        assert!(c.keep(Digest32([2; 32]), 40, 100).is_empty());
+        assert_eq!(c.keep(Digest32([3; 32]), 40, 100), vec![Digest32([1; 32])]);
+        assert_eq!(c.bytes(), 80);
+        assert_eq!(c.keep(Digest32([4; 32]), 101, 100), vec![Digest32([4; 32])]);
+        assert_eq!(c.bytes(), 80);
+    }
 }

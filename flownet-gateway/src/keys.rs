@@ -19,8 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result, limits::Rate};
 
-/// One key's record, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One key's record, as stored. The gateway is the custodian of these accounts: their
+/// private keys are in the key file (owner-only, 0600) in plain hex, so whoever reads
+/// the data dir holds the accounts' funds; `Debug` leaves the key out.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
     /// A short public id, for listing and revoking.
     pub id: String,
@@ -42,6 +44,20 @@ pub struct ApiKeyRecord {
     /// address `address` is (Flow assigns addresses).
     #[serde(default = "embedded")]
     pub network: String,
+}
+
+impl std::fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("label", &self.label)
+            .field("address", &self.address)
+            .field("private_key", &"<redacted>")
+            .field("max_price", &self.max_price)
+            .field("revoked", &self.revoked)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
 }
 
 fn embedded() -> String {
@@ -268,6 +284,8 @@ mod tests {
             k.public_key()
         });
         assert!(keys.lookup("fnk_wrong").unwrap().is_none());
+        let shown = format!("{record:?} {found:?}");
+        assert!(!shown.contains(&record.private_key), "{shown}");
         // A second handle (another process) revokes; the first sees it after reloading.
         ApiKeys::new(keys.path()).revoke(&record.id).unwrap();
         keys.cache.lock().unwrap().checked = None;

@@ -45,7 +45,7 @@
 //! let server = tokio::spawn(flownet_gateway::serve(
 //!     listener,
 //!     app,
-//!     std::time::Duration::from_secs(10),
+//!     flownet_gateway::HttpLimits::default(),
 //!     async move {
 //!         let _ = stop.clone().wait_for(|stopped| *stopped).await;
 //!     },
@@ -81,5 +81,9 @@ mod stream;
 
 pub use assets::page_built;
 pub use error::{Error, Result};
+/// Which node addresses a gateway fetches from (`GatewayConfig::fetch_policy`).
+pub use flownet_node::FetchPolicy;
+/// The serving loop of every FlowNet server (header and body timeouts, a connection
+/// cap) and its limits.
+pub use flownet_node::{HttpLimits, serve};
 pub use gateway::{Gateway, GatewayConfig, ModelMeta};
-pub use router::serve;

@@ -33,6 +33,24 @@ use crate::{
 type G = State<Arc<Gateway>>;
 type Body = Result<Bytes, axum::extract::rejection::BytesRejection>;
 
+/// Checks and rate-limits the API key of a paid route's request before its body is
+/// read, and hands it to the handler (`Extension<Arc<ApiKey>>`).
+pub(crate) async fn require_key(
+    State(g): G,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authenticate(&g, req.headers()) {
+        Ok(key) => {
+            req.extensions_mut().insert(key);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+type Key = axum::Extension<Arc<ApiKey>>;
+
 /// The key a request carries, checked and rate-limited.
 fn authenticate(g: &Gateway, headers: &HeaderMap) -> ApiResult<Arc<ApiKey>> {
     let Some(keys) = &g.keys else {
@@ -469,8 +487,12 @@ pub struct ImageRequest {
     extra: Map<String, Value>,
 }
 
-pub async fn images(State(g): G, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
-    let key = authenticate(&g, &headers)?;
+pub async fn images(
+    State(g): G,
+    axum::Extension(key): Key,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
     let req: ImageRequest = json_body(&headers, body)?;
     refuse_unknown(
         &req.extra,
@@ -779,10 +801,10 @@ fn usage_json(u: &flownet_core::Usage) -> Value {
 /// token where the node prices it so.
 pub async fn completions(
     State(g): G,
+    axum::Extension(key): Key,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let key = authenticate(&g, &headers)?;
     let req: CompletionRequest = json_body(&headers, body)?;
     let mut allowed: Vec<&str> = IGNORED_FIELDS.to_vec();
     allowed.extend(SAMPLING_FIELDS);
@@ -888,8 +910,12 @@ fn message_text(content: &Value, i: usize) -> ApiResult<String> {
 /// longer than the ledger allows, its input blob), the node is paid for the tokens it
 /// writes and the rest of the escrow comes back. `stream` answers as server-sent
 /// events in OpenAI's chunk shape, once the answer's hash has been checked.
-pub async fn chat(State(g): G, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let key = authenticate(&g, &headers)?;
+pub async fn chat(
+    State(g): G,
+    axum::Extension(key): Key,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let req: ChatRequest = json_body(&headers, body)?;
     let mut allowed: Vec<&str> = IGNORED_FIELDS.to_vec();
     allowed.extend(SAMPLING_FIELDS);
@@ -1089,8 +1115,12 @@ pub struct EmbeddingRequest {
 
 /// Embeddings by an embedding model; its output must be a JSON array of numbers or an
 /// object with an `embedding` array.
-pub async fn embeddings(State(g): G, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
-    let key = authenticate(&g, &headers)?;
+pub async fn embeddings(
+    State(g): G,
+    axum::Extension(key): Key,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
     let req: EmbeddingRequest = json_body(&headers, body)?;
     refuse_unknown(&req.extra, &["user", "encoding_format"], "model and input")?;
     // OpenAI's clients ask for base64 (little-endian f32s) by default.

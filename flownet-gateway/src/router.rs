@@ -49,13 +49,20 @@ impl Gateway {
         let quick = quick.layer(middleware::from_fn_with_state(self.clone(), timeout));
         // These wait on purpose: the event streams until the task ends, the OpenAI
         // generations until their tasks are delivered (with their own timeout).
-        let waiting = Router::new()
-            .route("/api/tasks/{id}/events", get(api::task_events))
-            .route("/api/tasks/{id}/stream", get(api::task_stream))
+        // The paid routes check the API key before they read a byte of the body.
+        let paid = Router::new()
             .route("/v1/images/generations", post(openai::images))
             .route("/v1/completions", post(openai::completions))
             .route("/v1/embeddings", post(openai::embeddings))
-            .route("/v1/chat/completions", post(openai::chat));
+            .route("/v1/chat/completions", post(openai::chat))
+            .route_layer(middleware::from_fn_with_state(
+                self.clone(),
+                openai::require_key,
+            ));
+        let waiting = Router::new()
+            .route("/api/tasks/{id}/events", get(api::task_events))
+            .route("/api/tasks/{id}/stream", get(api::task_stream))
+            .merge(paid);
         let mut router = Router::new()
             .merge(quick)
             .merge(waiting)
@@ -121,13 +128,32 @@ impl Gateway {
         let events = self.spawn_events(stop.clone());
         let mut stop = stop;
         let stop = async move { stopped(&mut stop).await };
-        let served = serve(listener, self.router(), self.config.header_timeout, stop).await;
+        let served = flownet_node::serve(listener, self.router(), self.config.http_limits(), stop)
+            .await
+            .map_err(crate::Error::io("serving"));
         let _ = events.await;
         served
     }
 }
 
-async fn metrics(State(g): State<Arc<Gateway>>) -> ApiResult<Response> {
+async fn metrics(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> ApiResult<Response> {
+    if let Some(token) = &g.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared as digests, so the time taken says nothing of the token.
+        if flownet_core::crypto::sha256(given.as_bytes())
+            != flownet_core::crypto::sha256(token.as_bytes())
+        {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "metrics_token_required",
+                "this gateway's /metrics needs Authorization: Bearer <its metrics token>",
+            ));
+        }
+    }
     let counts = g.task_counts().await?;
     Ok((
         [(
@@ -217,12 +243,13 @@ fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
 /// Rate-limits the APIs per client IP.
 async fn limit_ip(State(g): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if path.starts_with("/api/") || path.starts_with("/v1/") {
+    if path.starts_with("/api/") || path.starts_with("/v1/") || path == "/metrics" {
         let ip = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-        if let Err(retry) = g.ip_limiter.check(&ip, g.config.ip_rate) {
+        let key = flownet_core::rate::client_key(ip);
+        if let Err(retry) = g.ip_limiter.check(&key, g.config.ip_rate) {
             g.metrics.rate_limited("ip");
             return ApiError::rate_limited("client address", retry).into_response();
         }
@@ -244,55 +271,6 @@ async fn timeout(State(g): State<Arc<Gateway>>, req: Request, next: Next) -> Res
         )
         .into_response(),
     }
-}
-
-/// Serves `app` on `listener` until `stop` resolves, then waits for the open
-/// connections to finish. Each request carries its client's `ConnectInfo<SocketAddr>`.
-/// It runs hyper's own connection loop rather than `axum::serve`, for the header
-/// timeout: a client that opens a connection and never finishes its headers is cut off
-/// after `header_timeout` instead of holding it (and a task) forever.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    header_timeout: Duration,
-    stop: impl Future<Output = ()> + Send,
-) -> Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut stop = std::pin::pin!(stop);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, don't spin.
-                    tracing::warn!("accepting a connection: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut stop => break,
-        };
-        // Event streams write small frames that must leave at once, not wait for
-        // Nagle's algorithm to batch them.
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-        let service = hyper_util::service::TowerToHyperService::new(
-            app.clone().layer(axum::Extension(ConnectInfo(peer))),
-        );
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {peer}: {e}");
-            }
-        });
-    }
-    graceful.shutdown().await;
-    Ok(())
 }
 
 /// Resolves once `stop` says true (or its sender is gone).

@@ -234,7 +234,9 @@ async fn accounts_route(State(s): State<Arc<AppState>>, req: Request) -> Respons
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+            flownet_core::rate::client_key(c.0.ip())
+        });
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return bad_request("bad_request", format!("reading the body: {e}")),
@@ -450,6 +452,8 @@ pub fn router_with_accounts(
         .route("/v1/sponsor/faucet", post(faucet_route))
         .route("/v1/sponsor/sign", post(sign_route))
         .route("/v1/sponsor/faucet/sign", post(faucet_sign_route))
+        // No sponsored transaction of FlowNet's comes near it; axum's default is 2 MB.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state))
 }
 
@@ -475,16 +479,22 @@ pub async fn service(
     router_with_accounts(sponsor, network, policy, accounts)
 }
 
-/// Serves the service's router on `listener` until the process is stopped.
+/// Serves the service's router on `listener` until the process is stopped, in the
+/// serving loop every FlowNet server shares (header and body timeouts, a connection
+/// cap; each request carries its client's address for the per-IP limits).
 pub async fn serve(listener: tokio::net::TcpListener, app: Router) -> Result<()> {
-    // Connect info gives the account route each client's IP address.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-    .map_err(Error::io("serving"))?;
-    Ok(())
+    serve_with(listener, app, flownet_node::HttpLimits::default()).await
+}
+
+/// [`serve`] under `limits`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: flownet_node::HttpLimits,
+) -> Result<()> {
+    flownet_node::serve(listener, app, limits, std::future::pending())
+        .await
+        .map_err(Error::io("serving"))
 }
 
 /// The client of a `flownet sponsor` service.
@@ -781,6 +791,47 @@ mod tests {
             .map(|v| v.to_str().unwrap().to_owned());
         let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
         (status, retry, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// A 100 KiB body is refused before it is parsed or any account looked up
+    /// (axum's default limit was 2 MB).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn large_bodies_are_refused() {
+        let network = Network::named("emulator")
+            .unwrap()
+            .with_flownet_at(Address([0, 0, 0, 0, 0, 0, 0, 7]));
+        let payer = flownet_chain::flow::FlowSigner::new(
+            Address([0, 0, 0, 0, 0, 0, 0, 9]),
+            0,
+            FlowKey::generate(SignatureAlgorithm::EcdsaP256, HashAlgorithm::Sha3_256),
+        );
+        let policy = SponsorPolicy::default();
+        let sponsor = Sponsor::new(
+            AccessClient::connect_lazy("http://127.0.0.1:1").unwrap(),
+            payer,
+            Whitelist::for_network(&network).unwrap(),
+            &policy,
+        );
+        let app = router(sponsor, &network, &policy).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, app));
+        let status = tokio::task::spawn_blocking(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let body = format!("{{\"script\": \"{}\"}}", "x".repeat(100 * 1024));
+            agent
+                .post(format!("http://{addr}/v1/sponsor"))
+                .header("content-type", "application/json")
+                .send(body.as_bytes())
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 413);
     }
 
     #[tokio::test]

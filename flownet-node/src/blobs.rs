@@ -5,7 +5,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use flownet_core::{BlobStore, Digest32, Error, OutputRef, Result, TaskId, crypto};
+use flownet_core::{
+    BlobStore, Digest32, Endpoint, Error, OutputRef, Result, TaskId, crypto, endpoint::Scheme,
+};
+
+use crate::fetch::{FETCH_TIMEOUT, FetchPolicy};
 
 /// Blobs in a directory, each file named by its SHA-256; the delivery journal in
 /// `deliveries/`. Writes go to a temporary file first and are renamed into place, so a
@@ -30,6 +34,16 @@ impl FsBlobStore {
     /// Where the blob `sha256` lives (whether or not it exists).
     pub fn path(&self, sha256: &Digest32) -> PathBuf {
         self.dir.join(sha256.to_hex())
+    }
+
+    /// Deletes the blob `sha256`, if there (a cache evicting what it fetched).
+    pub fn remove(&self, sha256: &Digest32) -> Result<()> {
+        match std::fs::remove_file(self.path(sha256)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::Blob(format!("cannot remove blob {sha256}: {e}")))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
@@ -86,63 +100,115 @@ impl BlobStore for FsBlobStore {
 }
 
 /// The bytes of a delivered output: from the local store when it has them (the embedded
-/// default shares one data dir), else over HTTP from the node's endpoint. Either way the
-/// bytes must hash to the SHA-256 on the ledger.
-pub fn fetch_output(output: &OutputRef, local: Option<&FsBlobStore>) -> Result<Vec<u8>> {
+/// default shares one data dir), else over HTTP from the node that wrote it, under
+/// `policy` (see [`FetchPolicy::agent`]: no redirects, addresses checked after DNS, a
+/// total timeout of [`FETCH_TIMEOUT`]). Only an output URI of the form
+/// `<endpoint>/blobs/<its sha256>` is fetched, rebuilt from its parsed parts. Either way
+/// the bytes must hash to the SHA-256 on the ledger, and no more than the size it states
+/// is read.
+pub fn fetch_output(
+    output: &OutputRef,
+    local: Option<&FsBlobStore>,
+    policy: FetchPolicy,
+) -> Result<Vec<u8>> {
+    fetch_output_within(output, local, policy, FETCH_TIMEOUT)
+}
+
+/// [`fetch_output`] ending after `total` instead of [`FETCH_TIMEOUT`] (a caller's own
+/// deadline).
+pub fn fetch_output_within(
+    output: &OutputRef,
+    local: Option<&FsBlobStore>,
+    policy: FetchPolicy,
+    total: std::time::Duration,
+) -> Result<Vec<u8>> {
     if let Some(bytes) = local.map(|s| s.get(&output.sha256)).transpose()?.flatten() {
         return Ok(bytes);
     }
-    if !output.uri.starts_with("http://") {
-        return Err(Error::Network(format!(
-            "cannot fetch {}: only http:// URIs are supported",
-            output.uri
-        )));
-    }
-    fetch_checked(&ureq::agent(), &output.uri, output, 64 * 1024 * 1024).map_err(|e| match e {
-        FetchError::Http(e) => Error::Network(format!("GET {}: {e}", output.uri)),
-        FetchError::Mismatch { got } => Error::Blob(format!(
-            "{} served bytes with sha256 {got}, the ledger says {}",
-            output.uri, output.sha256
-        )),
+    let not_delivered = || {
+        Error::Network(format!(
+            "the node did not deliver output sha256:{} (from {})",
+            output.sha256, output.uri
+        ))
+    };
+    let endpoint = Endpoint::of_blob_url(&output.uri, &output.sha256)
+        .filter(|e| e.scheme() == Scheme::Http)
+        .ok_or_else(|| {
+            Error::Network(format!(
+                "cannot fetch {}: only a node's http://…/blobs/<sha256> URL is fetched",
+                output.uri
+            ))
+        })?;
+    let url = endpoint.blob_url(&output.sha256);
+    fetch_checked(&policy.agent(total), &url, output, MAX_OUTPUT_BYTES).map_err(|e| {
+        tracing::debug!("fetching {url}: {e:?}");
+        not_delivered()
     })
 }
+
+/// Most bytes an output fetch reads, whatever size its reference states.
+pub const MAX_OUTPUT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why [`fetch_checked`] has no bytes.
 #[derive(Debug)]
 pub enum FetchError {
     /// The request failed or was not answered with 200 OK.
     Http(String),
-    /// The bytes fetched hash to `got`, not to the output's SHA-256.
-    Mismatch { got: Digest32 },
+    /// The bytes are not the output: they hash to something else, or there are more
+    /// of them than the output's size (reading stopped there).
+    Mismatch,
 }
 
-/// GETs `url` with `agent` (at most `limit` bytes) and checks the bytes against
-/// `output`'s SHA-256: the one place an output is fetched over HTTP.
+/// GETs `url` with `agent` and checks the bytes against `output` while reading them:
+/// at most `output.size` bytes (and never more than `limit`) are read and hashed, and
+/// the whole must hash to the output's SHA-256. The one place an output is fetched over
+/// HTTP.
 pub fn fetch_checked(
     agent: &ureq::Agent,
     url: &str,
     output: &OutputRef,
     limit: u64,
 ) -> std::result::Result<Vec<u8>, FetchError> {
+    use sha2::Digest as _;
+    use std::io::Read;
+    if output.size > limit {
+        return Err(FetchError::Http(format!(
+            "the output is {} bytes, more than the {limit} fetched",
+            output.size
+        )));
+    }
     let mut response = agent
         .get(url)
         .call()
         .map_err(|e| FetchError::Http(e.to_string()))?;
     if response.status() != 200 {
-        return Err(FetchError::Http(format!(
-            "{url} answered {}",
-            response.status()
-        )));
+        return Err(FetchError::Http(format!("answered {}", response.status())));
     }
-    let bytes = response
+    let mut reader = response
         .body_mut()
         .with_config()
-        .limit(limit)
-        .read_to_vec()
-        .map_err(|e| FetchError::Http(e.to_string()))?;
-    output
-        .check(&bytes)
-        .map_err(|got| FetchError::Mismatch { got })?;
+        .limit(u64::MAX)
+        .reader()
+        .take(output.size.saturating_add(1));
+    let mut bytes = Vec::with_capacity(output.size.min(1 << 20) as usize);
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| FetchError::Http(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        if (bytes.len() + n) as u64 > output.size {
+            return Err(FetchError::Mismatch);
+        }
+        hasher.update(&buf[..n]);
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    if Digest32(hasher.finalize().into()) != output.sha256 {
+        return Err(FetchError::Mismatch);
+    }
     Ok(bytes)
 }
 
@@ -179,6 +245,141 @@ mod tests {
         let again = FsBlobStore::open(dir.path()).unwrap();
         assert_eq!(again.delivery(7).unwrap(), Some(out));
         assert_eq!(again.delivery(8).unwrap(), None);
+    }
+
+    use std::{
+        io::{Read, Write},
+        net::{TcpListener, TcpStream},
+        sync::{
+            Arc,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::{Duration, Instant},
+    };
+
+    /// A loopback server answering every connection with `answer`; counts connections.
+    fn server(answer: impl Fn(&mut TcpStream) + Send + Sync + 'static) -> (u16, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut head = [0u8; 4096];
+                let _ = conn.read(&mut head);
+                answer(&mut conn);
+            }
+        });
+        (port, hits)
+    }
+
+    fn output_at(uri_base: &str, bytes: &[u8]) -> OutputRef {
+        let sha256 = crypto::sha256(bytes);
+        OutputRef {
+            sha256,
+            uri: format!("{uri_base}/blobs/{sha256}"),
+            mime: "text/plain".into(),
+            size: bytes.len() as u64,
+        }
+    }
+
+    #[test]
+    fn an_output_fetch_follows_no_redirect_to_an_internal_service() {
+        let (internal, internal_hits) = server(|c| {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecret");
+        });
+        let (node, _) = server(move |c| {
+            let _ = write!(
+                c,
+                "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{internal}/internal-secret\r\ncontent-length: 0\r\n\r\n"
+            );
+        });
+        let out = output_at(&format!("http://127.0.0.1:{node}"), b"the output");
+        let e = fetch_output(&out, None, FetchPolicy::LOOPBACK).unwrap_err();
+        assert!(e.to_string().contains("the node did not deliver"), "{e}");
+        assert!(!e.to_string().contains("302"), "{e}");
+        assert_eq!(internal_hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn an_output_uri_with_a_fragment_or_query_is_not_fetched() {
+        let (internal, hits) = server(|c| {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        });
+        for base in [
+            format!("http://127.0.0.1:{internal}/internal-secret#"),
+            format!("http://127.0.0.1:{internal}/admin/delete?confirm=yes&x="),
+            format!("http://x@127.0.0.1:{internal}"),
+        ] {
+            let out = output_at(&base, b"x");
+            assert!(
+                fetch_output(&out, None, FetchPolicy::ANY).is_err(),
+                "{base}"
+            );
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn loopback_is_refused_unless_allowed() {
+        let (node, hits) = server(|c| {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello");
+        });
+        let out = output_at(&format!("http://127.0.0.1:{node}"), b"hello");
+        assert!(fetch_output(&out, None, FetchPolicy::PUBLIC).is_err());
+        assert_eq!(hits.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            fetch_output(&out, None, FetchPolicy::LOOPBACK).unwrap(),
+            b"hello"
+        );
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn an_output_fetch_ends_at_its_deadline() {
+        let (node, _) = server(|c| {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nh");
+            std::thread::sleep(Duration::from_secs(20));
+        });
+        let out = output_at(&format!("http://127.0.0.1:{node}"), b"hello");
+        let started = Instant::now();
+        let e = fetch_output_within(&out, None, FetchPolicy::LOOPBACK, Duration::from_secs(1));
+        assert!(e.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// A node sending 40 MiB of wrong bytes for a 10-byte output: reading stops after
+    /// the stated size, so the node cannot write much more than the socket buffers.
+    #[test]
+    fn a_long_wrong_body_is_read_only_to_the_stated_size() {
+        let written = Arc::new(AtomicUsize::new(0));
+        let count = written.clone();
+        let (node, _) = server(move |c| {
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 41943040\r\n\r\n");
+            let chunk = [b'x'; 64 * 1024];
+            for _ in 0..640 {
+                if c.write_all(&chunk).is_err() {
+                    break;
+                }
+                count.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+        });
+        let out = output_at(&format!("http://127.0.0.1:{node}"), b"0123456789");
+        let agent = FetchPolicy::LOOPBACK.agent(Duration::from_secs(10));
+        let url = out.uri.clone();
+        assert!(matches!(
+            fetch_checked(&agent, &url, &out, MAX_OUTPUT_BYTES),
+            Err(FetchError::Mismatch)
+        ));
+        drop(agent);
+        std::thread::sleep(Duration::from_millis(500));
+        let sent = written.load(Ordering::SeqCst);
+        assert!(sent < 20 * 1024 * 1024, "the node wrote {sent} bytes");
     }
 
     #[test]

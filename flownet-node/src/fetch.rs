@@ -3,10 +3,7 @@
 //! host name resolves, so a requester cannot point a node at its own private network.
 //! The worker checks the bytes against the ledger's SHA-256 and size.
 
-use std::{
-    net::{IpAddr, SocketAddr, ToSocketAddrs},
-    time::Duration,
-};
+use std::{net::IpAddr, time::Duration};
 
 use async_trait::async_trait;
 use flownet_core::{Error, InputFetcher, Result};
@@ -24,31 +21,64 @@ pub struct FetchPolicy {
 }
 
 impl FetchPolicy {
+    /// Public addresses only: the default of every client that fetches from a node or
+    /// a requester it does not control.
+    pub const PUBLIC: Self = Self {
+        allow_loopback: false,
+        allow_private: false,
+    };
+    /// Public and loopback addresses: everything on one machine (the embedded
+    /// single-machine default, tests).
+    pub const LOOPBACK: Self = Self {
+        allow_loopback: true,
+        allow_private: false,
+    };
+    /// Every unicast address: an operator's own private network.
+    pub const ANY: Self = Self {
+        allow_loopback: true,
+        allow_private: true,
+    };
+
     /// The policy a node with `endpoint` gets by default: a node reached on loopback
     /// (one machine) fetches from loopback, one reached on a private address from its
     /// private network; a public node from public addresses only.
     pub fn for_endpoint(endpoint: &str) -> Self {
-        let host = host_port(endpoint).ok().and_then(|hp| {
-            let host = hp.rsplit_once(':').map_or(hp.as_str(), |(h, _)| h);
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            if host.eq_ignore_ascii_case("localhost") {
+        let host = flownet_core::Endpoint::parse(endpoint).ok().and_then(|e| {
+            if e.host() == "localhost" {
                 Some(IpAddr::from([127, 0, 0, 1]))
             } else {
-                host.parse::<IpAddr>().ok()
+                e.host().parse::<IpAddr>().ok()
             }
         });
         let strict = Self::default();
         match host {
-            Some(ip) if ip.is_loopback() => Self {
-                allow_loopback: true,
-                allow_private: false,
-            },
+            Some(ip) if ip.is_loopback() => Self::LOOPBACK,
             Some(ip) if !strict.allows(ip) => Self {
                 allow_loopback: false,
                 allow_private: true,
             },
             _ => strict,
         }
+    }
+
+    /// An HTTP client under this policy: every address a host name resolves to is
+    /// checked before it connects (so a name cannot resolve to one address for the
+    /// check and another for the connection), no redirect is followed, no proxy from
+    /// the environment is used, and the whole request, body included, ends after
+    /// `total`.
+    pub fn agent(self, total: Duration) -> ureq::Agent {
+        let config = ureq::Agent::config_builder()
+            .timeout_global(Some(total))
+            .timeout_connect(Some(total.min(Duration::from_secs(5))))
+            .max_redirects(0)
+            .proxy(None)
+            .http_status_as_error(false)
+            .build();
+        ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            CheckedResolver { policy: self },
+        )
     }
 
     /// Whether a fetch may connect to `ip`.
@@ -85,40 +115,61 @@ impl FetchPolicy {
 /// The most a fetch may take, from connecting to the last byte.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Resolves host names as ureq does, then refuses the connection when any address is
+/// one its [`FetchPolicy`] does not allow.
+#[derive(Debug)]
+struct CheckedResolver {
+    policy: FetchPolicy,
+}
+
+/// A host resolved to an address the policy does not allow.
+#[derive(Debug)]
+pub struct AddressRefused(pub IpAddr);
+
+impl std::fmt::Display for AddressRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is an address this client does not fetch from",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for AddressRefused {}
+
+impl ureq::unversioned::resolver::Resolver for CheckedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> std::result::Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let addrs = ureq::unversioned::resolver::DefaultResolver::default()
+            .resolve(uri, config, timeout)?;
+        if let Some(refused) = addrs.iter().find(|a| !self.policy.allows(a.ip())) {
+            return Err(ureq::Error::Other(Box::new(AddressRefused(refused.ip()))));
+        }
+        Ok(addrs)
+    }
+}
+
 /// Fetches inputs over `http://` under a [`FetchPolicy`].
 #[derive(Debug, Clone)]
 pub struct HttpFetcher {
-    policy: FetchPolicy,
     agent: ureq::Agent,
 }
 
 impl HttpFetcher {
     pub fn new(policy: FetchPolicy) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(FETCH_TIMEOUT))
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Self { policy, agent }
+        Self {
+            agent: policy.agent(FETCH_TIMEOUT),
+        }
     }
 
     fn fetch_blocking(&self, uri: &str, max_bytes: u64) -> Result<Vec<u8>> {
         let fail = |why: String| Error::Network(format!("cannot fetch the input {uri}: {why}"));
-        let authority = host_port(uri).map_err(fail)?;
-        let addrs: Vec<SocketAddr> = authority
-            .to_socket_addrs()
-            .map_err(|e| fail(format!("cannot resolve {authority}: {e}")))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(fail(format!("{authority} resolves to no address")));
-        }
-        if let Some(refused) = addrs.iter().find(|a| !self.policy.allows(a.ip())) {
-            return Err(fail(format!(
-                "{authority} resolves to {}, an address this node does not fetch from",
-                refused.ip()
-            )));
-        }
+        host_port(uri).map_err(fail)?;
         let mut response = self
             .agent
             .get(uri)
@@ -127,13 +178,25 @@ impl HttpFetcher {
         if response.status() != 200 {
             return Err(fail(format!("the holder answered {}", response.status())));
         }
-        response
-            .body_mut()
-            .with_config()
-            .limit(max_bytes)
-            .read_to_vec()
-            .map_err(|e| fail(e.to_string()))
+        read_limited(response.body_mut(), max_bytes).map_err(fail)
     }
+}
+
+/// Reads a body of at most `max_bytes`, failing as soon as it is longer: never more
+/// than `max_bytes + 1` bytes are held.
+pub fn read_limited(body: &mut ureq::Body, max_bytes: u64) -> std::result::Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(max_bytes.min(1 << 20) as usize);
+    body.with_config()
+        .limit(u64::MAX)
+        .reader()
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(format!("the body is longer than {max_bytes} bytes"));
+    }
+    Ok(bytes)
 }
 
 #[async_trait]
@@ -229,6 +292,19 @@ mod tests {
         let fetcher = HttpFetcher::new(FetchPolicy::default());
         let e = fetcher
             .fetch("http://127.0.0.1:9/blobs/x", 10)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("does not fetch from"), "{e}");
+    }
+
+    /// A host name is checked after it resolves: `localhost` is loopback.
+    #[tokio::test]
+    async fn names_are_checked_after_they_resolve() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fetcher = HttpFetcher::new(FetchPolicy::PUBLIC);
+        let e = fetcher
+            .fetch(&format!("http://localhost:{port}/blobs/x"), 10)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("does not fetch from"), "{e}");

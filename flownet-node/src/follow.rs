@@ -16,29 +16,27 @@ use std::{
 use flownet_core::{GenerationFold, Ledger, StreamChunk, TaskId, TaskStatus};
 use tokio::sync::mpsc;
 
+use crate::fetch::FetchPolicy;
+
 /// One line of a node's stream longer than this is not the node's stream.
 const MAX_LINE: usize = 1024 * 1024;
 /// A whole stream is never longer than this.
 const MAX_STREAM: u64 = 64 * 1024 * 1024;
 
-/// The URL of the node's stream of `task`, built from its registered endpoint only;
-/// `None` when the endpoint is not a plain `http://` base.
+/// The URL of the node's stream of `task`, built from the parts of its registered
+/// endpoint; `None` when the endpoint is not a valid plain `http://` endpoint.
 pub fn stream_url(endpoint: &str, task: TaskId) -> Option<String> {
-    let base = endpoint.trim_end_matches('/');
-    (base.starts_with("http://") && !base.contains(['?', '#', '@']))
-        .then(|| format!("{base}/tasks/{task}/stream"))
+    flownet_core::Endpoint::parse(endpoint)
+        .ok()
+        .filter(|e| e.scheme() == flownet_core::endpoint::Scheme::Http)
+        .map(|e| e.stream_url(task))
 }
 
-/// An agent for following streams: connects quickly, never follows redirects, and
-/// ends any stream after `total` (as long as a task may run).
-pub fn stream_agent(total: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(total))
-        .max_redirects(0)
-        .timeout_connect(Some(Duration::from_secs(5)))
-        .http_status_as_error(false)
-        .build()
-        .new_agent()
+/// An agent for following streams under `policy` (see [`FetchPolicy::agent`]: no
+/// redirects, addresses checked after DNS), ending any stream after `total` (as long
+/// as a task may run).
+pub fn stream_agent(policy: FetchPolicy, total: Duration) -> ureq::Agent {
+    policy.agent(total)
 }
 
 /// What the stream reader passes back.
@@ -222,6 +220,7 @@ mod tests {
             stream_url("http://127.0.0.1:7000/", 5).as_deref(),
             Some("http://127.0.0.1:7000/tasks/5/stream")
         );
+        assert_eq!(stream_url("http://h/x#", 5), None);
         assert_eq!(stream_url("http://h/x?y=", 5), None);
         assert_eq!(stream_url("http://u@h", 5), None);
         assert_eq!(stream_url("ftp://h", 5), None);

@@ -57,17 +57,21 @@ pub mod engine;
 mod error;
 pub mod fetch;
 pub mod follow;
+pub mod http;
 pub mod recount;
 pub mod server;
 pub mod streams;
 pub mod worker;
 
-pub use blobs::{FsBlobStore, fetch_output, sniff_mime};
+pub use blobs::{FsBlobStore, fetch_output, fetch_output_within, sniff_mime};
 pub use engine::{EngineSettings, load_engine, manifests};
 pub use error::{Error, Result};
 pub use fetch::{FetchPolicy, HttpFetcher};
+pub use http::{HttpLimits, serve};
 pub use recount::{UnitsCheck, check_units};
-pub use server::{node_router, router, spawn_blob_server, spawn_node_server};
+pub use server::{
+    node_router, router, spawn_blob_server, spawn_node_server, spawn_node_server_with,
+};
 pub use streams::StreamHub;
 pub use worker::{
     DEFAULT_ENDPOINT, RunningNode, ServeOptions, Worker, ensure_registered, log_event, run_node,

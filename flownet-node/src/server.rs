@@ -13,7 +13,7 @@ use flownet_core::{BlobStore, Digest32, Node};
 use tokio::sync::watch;
 
 use crate::{
-    Error, Result,
+    Error, HttpLimits, Result,
     blobs::{FsBlobStore, sniff_mime},
     streams::{Next, StreamHub},
 };
@@ -69,13 +69,25 @@ pub async fn spawn_blob_server(
     spawn_node_server(listen, blobs, info, StreamHub::new(), stop).await
 }
 
-/// Serves [`node_router`] on `listen` until `stop` turns true. Returns the bound
-/// address.
+/// Serves [`node_router`] on `listen` until `stop` turns true, under the default
+/// [`HttpLimits`]. Returns the bound address.
 pub async fn spawn_node_server(
     listen: SocketAddr,
     blobs: FsBlobStore,
     info: serde_json::Value,
     streams: Arc<StreamHub>,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    spawn_node_server_with(listen, blobs, info, streams, HttpLimits::default(), stop).await
+}
+
+/// [`spawn_node_server`] under `limits` (header and body timeouts, a connection cap).
+pub async fn spawn_node_server_with(
+    listen: SocketAddr,
+    blobs: FsBlobStore,
+    info: serde_json::Value,
+    streams: Arc<StreamHub>,
+    limits: HttpLimits,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let app = node_router(blobs, info, streams);
@@ -93,10 +105,7 @@ pub async fn spawn_node_server(
                 }
             }
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        if let Err(e) = crate::http::serve(listener, app, limits, shutdown).await {
             tracing::error!("blob server stopped: {e}");
         }
     });
@@ -199,4 +208,62 @@ async fn task_stream(State(s): State<AppState>, Path(id): Path<u64>) -> Response
         axum::body::Body::from_stream(events),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// 50 clients dribbling their headers: each is cut off at the header timeout,
+    /// and a client that asks properly is still served.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn header_dribblers_are_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let limits = HttpLimits {
+            header_timeout: Duration::from_secs(1),
+            ..HttpLimits::default()
+        };
+        let (addr, _) = spawn_node_server_with(
+            "127.0.0.1:0".parse().unwrap(),
+            FsBlobStore::open(dir.path()).unwrap(),
+            serde_json::json!({}),
+            StreamHub::new(),
+            limits,
+            stop,
+        )
+        .await
+        .unwrap();
+        let started = Instant::now();
+        let mut slow = Vec::new();
+        for _ in 0..50 {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            slow.push(c);
+        }
+        for mut c in slow {
+            let mut got = Vec::new();
+            let closed =
+                tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut got)).await;
+            assert!(closed.is_ok(), "a dribbling connection is still open");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = String::new();
+        c.read_to_string(&mut got).await.unwrap();
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    }
 }

@@ -48,6 +48,10 @@ impl Client {
                 Duration::from_millis(500)
             },
             data_dir: self.account.get().data_dir.clone(),
+            fetch: ledger.network().fetch_policy(
+                std::env::var_os("FLOWNET_ALLOW_PRIVATE_ENDPOINTS")
+                    .is_some_and(|v| !v.is_empty() && v != "0" && v != "false"),
+            ),
         }
     }
 }
@@ -289,6 +293,8 @@ pub struct Task {
     poll: Duration,
     /// Whose blob store to look in before fetching an output over HTTP.
     data_dir: PathBuf,
+    /// Which node addresses outputs and streams are fetched from.
+    fetch: flownet_node::FetchPolicy,
 }
 
 impl std::fmt::Debug for Task {
@@ -369,9 +375,10 @@ impl Task {
         };
         let data_dir = self.data_dir.clone();
         let fetched = output.clone();
+        let policy = self.fetch;
         let bytes = blocking(py, move || {
             let local = FsBlobStore::open(data_dir.join("blobs")).ok();
-            Ok(fetch_output(&fetched, local.as_ref())?)
+            Ok(fetch_output(&fetched, local.as_ref(), policy)?)
         })?;
         let mut metadata = serde_json::json!({
             "task": task.id,
@@ -430,7 +437,7 @@ impl Task {
         let limit = Duration::try_from_secs_f64(timeout.max(0.0))
             .unwrap_or(Duration::from_secs(86_400))
             .min(Duration::from_secs(86_400));
-        let (ledger, id, poll) = (self.ledger.clone(), self.id, self.poll);
+        let (ledger, id, poll, policy) = (self.ledger.clone(), self.id, self.poll, self.fetch);
         let rx = block_on(py, async move {
             let task = ledger
                 .task(id)
@@ -444,7 +451,7 @@ impl Task {
                 |url| {
                     flownet_node::follow::follow(
                         ledger.clone(),
-                        flownet_node::follow::stream_agent(limit),
+                        flownet_node::follow::stream_agent(policy, limit),
                         id,
                         url,
                         Instant::now() + limit,

@@ -466,6 +466,8 @@ impl Account {
             json: false,
             network,
             ledger_file: None,
+            allow_private_endpoints: std::env::var_os("FLOWNET_ALLOW_PRIVATE_ENDPOINTS")
+                .is_some_and(|v| !v.is_empty() && v != "0" && v != "false"),
         }
     }
 

@@ -81,6 +81,8 @@ export interface ModelView {
   name: string;
   prompt_mapping: string;
   size: string | null;
+  /** The MIME type the model's manifest declares for its outputs. */
+  output_mime?: string | null;
 }
 
 export interface Task {

@@ -80,3 +80,15 @@ export async function readChatStream(
   if (buffer.trim()) handle(buffer);
   return end;
 }
+
+/** The raster image types the page shows from a `blob:` URL. */
+const IMAGE_MIMES = new Set(["image/png", "image/jpeg", "image/webp", "image/gif"]);
+
+/**
+ * The type an output is shown as: only the output MIME the model's manifest declares,
+ * and only a raster image type, whatever the node wrote in the task's result (a node
+ * could say `image/svg+xml`, which is active content).
+ */
+export function displayMime(declared: string | null | undefined): string | null {
+  return declared && IMAGE_MIMES.has(declared) ? declared : null;
+}

@@ -15,7 +15,7 @@ import {
   blobUrl,
   flowConfig,
 } from "./api";
-import { type Message, conversationPrompt, meteredCost, readChatStream } from "./chat";
+import { type Message, conversationPrompt, displayMime, meteredCost, readChatStream } from "./chat";
 import { type Action, type InputRef, formatAmount, hex } from "./encoding";
 // FCL is loaded only on Flow: the embedded ledger's page stays small.
 type FlowModule = typeof import("./flow");
@@ -409,8 +409,9 @@ async function showResult(task: Task): Promise<void> {
   const got = await sha256Hex(bytes);
   const ok = got === out.sha256;
   let view: HTMLElement;
-  if (out.mime.startsWith("image/")) {
-    const url = URL.createObjectURL(new Blob([bytes], { type: out.mime }));
+  const mime = displayMime(state.models.get(task.model_id)?.output_mime);
+  if (mime) {
+    const url = URL.createObjectURL(new Blob([bytes], { type: mime }));
     view = el("img", { src: url, alt: `Output of task ${task.id} for the prompt “${task.prompt}”`, id: "result-image" });
   } else {
     view = el("pre", { class: "text-output" }, new TextDecoder().decode(bytes));

@@ -3,7 +3,7 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
 
-import { conversationPrompt, meteredCost, readChatStream } from "../src/chat.js";
+import { conversationPrompt, displayMime, meteredCost, readChatStream } from "../src/chat.js";
 
 function streamOf(parts: string[]): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
@@ -58,4 +58,12 @@ test("the conversation and the escrow are what the model and the ledger read", (
   // 0.02 FLOWNET per 1,000 tokens (2,000,000 units) for 32 tokens; rounded down.
   assert.equal(meteredCost(2_000_000, 32), 64_000);
   assert.equal(meteredCost(3, 100), 0);
+});
+
+test("outputs are shown only as the raster type the manifest declares", () => {
+  assert.equal(displayMime("image/png"), "image/png");
+  assert.equal(displayMime("image/svg+xml"), null);
+  assert.equal(displayMime("text/html"), null);
+  assert.equal(displayMime(null), null);
+  assert.equal(displayMime(undefined), null);
 });

@@ -79,6 +79,11 @@ pub const SPONSORED: [Template; 12] = [
     Template::CollectOutputs,
 ];
 
+/// Most authorizers a sponsored transaction may list (the account lookups it costs).
+pub const MAX_AUTHORIZERS: usize = 4;
+/// Most payload signatures a sponsored transaction may carry.
+pub const MAX_PAYLOAD_SIGNATURES: usize = 8;
+
 /// Why a sponsor refused a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SponsorError {
@@ -318,6 +323,13 @@ impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     pub fn take_key(&mut self, key: K, now: Instant) -> Result<(), u64> {
         let burst = f64::from(self.burst);
         let per_second = burst / self.period.as_secs_f64();
+        // Idle buckets are full and carry no information: drop them when the map
+        // grows, so the map stays bounded by the clients of one period.
+        if self.buckets.len() >= 10_000 && !self.buckets.contains_key(&key) {
+            let period = self.period;
+            self.buckets
+                .retain(|_, b| now.duration_since(b.last()) < period);
+        }
         self.buckets
             .entry(key)
             .or_insert_with(|| TokenBucket::full(burst, now))
@@ -847,6 +859,29 @@ impl Sponsor {
                 max: self.max_gas_limit,
             });
         }
+        // Bounds on what the account lookups cost: FlowNet's templates have one or
+        // two authorizers, each signing with a key or two.
+        if tx.authorizers.len() > MAX_AUTHORIZERS {
+            return Err(SponsorError::Transaction(format!(
+                "{} authorizers: FlowNet's transactions have at most {MAX_AUTHORIZERS}",
+                tx.authorizers.len()
+            )));
+        }
+        if tx.payload_signatures.len() > MAX_PAYLOAD_SIGNATURES {
+            return Err(SponsorError::Transaction(format!(
+                "{} payload signatures: at most {MAX_PAYLOAD_SIGNATURES} are checked",
+                tx.payload_signatures.len()
+            )));
+        }
+        // Every signer must have signed before its account is looked up.
+        for address in std::iter::once(tx.proposal_key.address).chain(tx.authorizers.clone()) {
+            if !tx.payload_signatures.iter().any(|s| s.address == address) {
+                return Err(SponsorError::BadPayloadSignature {
+                    address,
+                    reason: "no payload signature".into(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -1251,6 +1286,23 @@ mod tests {
         assert!(matches!(
             sponsor.sign_envelope(heavy).await.unwrap_err(),
             SponsorError::GasLimit { got: 10_000, .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn many_authorizers_or_missing_signatures_are_refused_before_any_lookup() {
+        let (user, payer) = (addr(1), FlowSigner::new(addr(9), 0, p256()));
+        let sponsor = sponsor_at(&payer, &SponsorPolicy::default());
+        let key = p256();
+        let mut crowd = submit_tx(user, payer.address);
+        crowd.authorizers = (10..60).map(addr).collect();
+        crowd.sign_payload(user, 0, &key).unwrap();
+        let err = sponsor.sign_envelope(crowd).await.unwrap_err();
+        assert!(err.to_string().contains("authorizers"), "{err}");
+        let unsigned = submit_tx(user, payer.address);
+        assert!(matches!(
+            sponsor.sign_envelope(unsigned).await.unwrap_err(),
+            SponsorError::BadPayloadSignature { address, .. } if address == user
         ));
     }
 

@@ -115,7 +115,7 @@ pub async fn run(ctx: &Ctx, a: ChatArgs) -> Result<()> {
         let heard = if ctx.json {
             String::new()
         } else {
-            print_stream(ledger.clone(), &s.node, s.id, timeout).await
+            print_stream(ctx, ledger.clone(), &s.node, s.id, timeout).await
         };
         let task = wait_for(ledger.as_ref(), s.id, timeout).await;
         if let Some((stop, server)) = s.holder {
@@ -132,9 +132,11 @@ pub async fn run(ctx: &Ctx, a: ChatArgs) -> Result<()> {
         };
         let local = ctx.blobs().ok();
         let fetched = output.clone();
-        let bytes =
-            tokio::task::spawn_blocking(move || blobs::fetch_output(&fetched, local.as_ref()))
-                .await??;
+        let policy = ctx.fetch_policy();
+        let bytes = tokio::task::spawn_blocking(move || {
+            blobs::fetch_output(&fetched, local.as_ref(), policy)
+        })
+        .await??;
         let answer = Generation::from_bytes(&bytes)?;
         let cost = task.price.checked_sub(task.refunded).unwrap_or_default();
         let units = task.units.unwrap_or_default();

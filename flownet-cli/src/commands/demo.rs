@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{EngineArgs, load_engine, node_lines, pick_node, task::wait_for};
 use crate::context::Ctx;
-use flownet_node::blobs;
+use flownet_node::{FetchPolicy, blobs};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -164,7 +164,10 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         .clone()
         .with_context(|| format!("task {id} ended {} without an output", task.status))?;
     let fetched = output.clone();
-    let image = tokio::task::spawn_blocking(move || blobs::fetch_output(&fetched, None)).await??;
+    let image = tokio::task::spawn_blocking(move || {
+        blobs::fetch_output(&fetched, None, FetchPolicy::LOOPBACK)
+    })
+    .await??;
     let png_path = args
         .out
         .clone()
@@ -203,8 +206,11 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
             .await?;
         let ctask = wait_for(ledger.as_ref(), cid, Duration::from_secs(120)).await?;
         if let Some(out) = ctask.result {
-            let json: serde_json::Value =
-                serde_json::from_slice(&blobs::fetch_output(&out, Some(&blob_store))?)?;
+            let json: serde_json::Value = serde_json::from_slice(&blobs::fetch_output(
+                &out,
+                Some(&blob_store),
+                FetchPolicy::LOOPBACK,
+            )?)?;
             let labels: Vec<String> = json["labels"]
                 .as_array()
                 .into_iter()

@@ -145,7 +145,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             let holder = s.holder;
             // A language model's answer is printed as the node writes it.
             let streamed = if wait && s.max_units > 0 && !ctx.json {
-                Some(print_stream(ledger.clone(), &s.node, id, Duration::from_secs(900)).await)
+                Some(print_stream(ctx, ledger.clone(), &s.node, id, Duration::from_secs(900)).await)
             } else {
                 None
             };
@@ -309,6 +309,7 @@ pub(crate) async fn wait_and_save(
     out: Option<PathBuf>,
     streamed: Option<&str>,
 ) -> Result<Task> {
+    let deadline = std::time::Instant::now() + timeout;
     let task = wait_for(ledger, id, timeout).await?;
     let Some(output) = task.result.clone() else {
         bail!(
@@ -318,8 +319,15 @@ pub(crate) async fn wait_and_save(
     };
     let local = ctx.blobs().ok();
     let fetched = output.clone();
-    let bytes = tokio::task::spawn_blocking(move || blobs::fetch_output(&fetched, local.as_ref()))
-        .await??;
+    // The fetch ends with the caller's --timeout too (at least a second to try).
+    let left = deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .clamp(Duration::from_secs(1), flownet_node::fetch::FETCH_TIMEOUT);
+    let policy = ctx.fetch_policy();
+    let bytes = tokio::task::spawn_blocking(move || {
+        blobs::fetch_output_within(&fetched, local.as_ref(), policy, left)
+    })
+    .await??;
     let path = out.unwrap_or_else(|| {
         ctx.data_dir.join("outputs").join(format!(
             "task-{id}.{}",
@@ -409,6 +417,7 @@ pub(crate) async fn wait_and_save(
 /// Follows the node's stream of task `id` and prints its text as it comes; returns
 /// what was printed.
 pub(crate) async fn print_stream(
+    ctx: &Ctx,
     ledger: std::sync::Arc<dyn Ledger>,
     node: &Node,
     id: u64,
@@ -421,7 +430,7 @@ pub(crate) async fn print_stream(
     };
     let mut texts = flownet_node::follow::follow(
         ledger,
-        flownet_node::follow::stream_agent(timeout),
+        flownet_node::follow::stream_agent(ctx.fetch_policy(), timeout),
         id,
         url,
         std::time::Instant::now() + timeout,

@@ -96,6 +96,27 @@ pub struct ServeArgs {
     /// Longest a client may take to send a request's headers, in seconds
     #[arg(long, default_value_t = 10)]
     pub header_timeout: u64,
+    /// Longest a client may take to send a request's body, in seconds
+    #[arg(long, default_value_t = 20)]
+    pub body_timeout: u64,
+    /// Most connections open at once
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Most event streams one client (an IPv4 address or IPv6 /64) holds open
+    #[arg(long, default_value_t = 16)]
+    pub max_streams_per_ip: usize,
+    /// Most bytes of outputs fetched from other machines' nodes kept in the data dir's
+    /// blob store (the oldest go first; 0 keeps none)
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_cache_bytes: u64,
+    /// Require `Authorization: Bearer TOKEN` on /metrics
+    #[arg(
+        long,
+        env = "FLOWNET_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
     /// Longest an OpenAI request waits for its tasks, in seconds
     #[arg(long, default_value_t = 120)]
     pub task_timeout: u64,
@@ -117,12 +138,25 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn config(&self, models_dir: &std::path::Path) -> GatewayConfig {
+    /// The gateway's settings; `fetch_policy` says which node addresses it fetches
+    /// from (`Ctx::fetch_policy`); metered answers are recounted with the GGUF models
+    /// in `models_dir`.
+    pub fn config(
+        &self,
+        fetch_policy: flownet_node::FetchPolicy,
+        models_dir: &std::path::Path,
+    ) -> GatewayConfig {
         GatewayConfig {
+            fetch_policy,
             models_dir: Some(models_dir.to_owned()),
             max_body_bytes: self.max_body,
             request_timeout: Duration::from_secs(self.request_timeout),
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout.max(1)),
+            max_connections: self.max_connections.max(1),
+            max_event_streams_per_ip: self.max_streams_per_ip,
+            max_cache_bytes: self.max_cache_bytes,
+            metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
             task_timeout: Duration::from_secs(self.task_timeout),
             ip_rate: self.ip_rate,
             cors_origins: self.cors_origins.clone(),
@@ -328,7 +362,7 @@ async fn open_gateway(
                 Some(blobs),
                 models,
                 Some(keys),
-                args.config(&ctx.models_dir),
+                args.config(ctx.fetch_policy(), &ctx.models_dir),
             )
             .await?);
         }
@@ -350,7 +384,7 @@ async fn open_gateway(
         Some(blobs),
         models,
         Some(keys),
-        args.config(&ctx.models_dir),
+        args.config(ctx.fetch_policy(), &ctx.models_dir),
     )
     .await?)
 }

@@ -177,6 +177,8 @@ impl Chat {
             GatewayConfig {
                 poll_interval: Duration::from_millis(20),
                 task_timeout: Duration::from_secs(20),
+                // The nodes of these tests run on loopback.
+                fetch_policy: flownet_node::FetchPolicy::LOOPBACK,
                 ..GatewayConfig::default()
             },
         )

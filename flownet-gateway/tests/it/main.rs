@@ -2,4 +2,5 @@
 //! browser signs them, a node worker beside it.
 
 mod chat;
+mod hostile;
 mod web;

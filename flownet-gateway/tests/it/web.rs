@@ -109,6 +109,8 @@ impl Default for Options {
             config: GatewayConfig {
                 poll_interval: Duration::from_millis(20),
                 task_timeout: Duration::from_secs(20),
+                // The nodes of these tests run on loopback.
+                fetch_policy: flownet_node::FetchPolicy::LOOPBACK,
                 ..GatewayConfig::default()
             },
             shared_blobs: true,
@@ -945,7 +947,7 @@ async fn outputs_are_fetched_from_the_node_and_checked_when_not_stored_here() {
     )
     .unwrap();
     let a = get(&w, &format!("/api/blobs/{sha}?task={id}")).await;
-    assert_eq!((a.status, a.code()), (502, "node_unreachable"));
+    assert_eq!((a.status, a.code()), (502, "node_did_not_deliver"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
