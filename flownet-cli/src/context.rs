@@ -299,7 +299,18 @@ fn read_key(path: &Path) -> Result<SigningKey> {
     let file = read_key_file(path)?;
     let bytes = decode_hex(&file.private_key)
         .with_context(|| format!("key file {}: private_key is not hex", path.display()))?;
-    Ok(SigningKey::from_bytes(&bytes)?)
+    let key = SigningKey::from_bytes(&bytes)
+        .with_context(|| format!("key file {}: private_key", path.display()))?;
+    // A file whose key is another account's must not sign as that account.
+    let derived = Address::derive(&key.public_key());
+    if derived != file.address || key.public_key().to_string() != file.public_key {
+        bail!(
+            "key file {}: its private key belongs to account {derived}, not to the address {}              (and public key) the file names; the file was edited or mixed up, so it is not used",
+            path.display(),
+            file.address
+        );
+    }
+    Ok(key)
 }
 
 fn write_key(path: &Path, key: &SigningKey) -> Result<()> {
@@ -378,5 +389,34 @@ mod tests {
             flow_addresses: BTreeMap::new(),
         };
         assert!(!format!("{file:?}").contains("secret-hex"));
+    }
+
+    #[test]
+    fn a_key_file_with_another_accounts_or_a_truncated_key_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("keys").join("k.json");
+        let key = SigningKey::generate();
+        write_key(&path, &key).unwrap();
+        assert_eq!(read_key(&path).unwrap().to_bytes(), key.to_bytes());
+        let original = std::fs::read_to_string(&path).unwrap();
+        let mut file: KeyFile = serde_json::from_str(&original).unwrap();
+
+        // Another account's private key under this file's address.
+        let other = SigningKey::generate();
+        file.private_key = encode_hex(&other.to_bytes());
+        std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+        let err = format!("{:#}", read_key(&path).unwrap_err());
+        assert!(err.contains("belongs to account"), "{err}");
+        assert!(
+            err.contains(&Address::derive(&other.public_key()).to_string()),
+            "{err}"
+        );
+
+        // The right key with its last two bytes cut off.
+        let mut file: KeyFile = serde_json::from_str(&original).unwrap();
+        file.private_key.truncate(60);
+        std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+        let err = format!("{:#}", read_key(&path).unwrap_err());
+        assert!(err.contains("32-byte") && err.contains("30 bytes"), "{err}");
     }
 }

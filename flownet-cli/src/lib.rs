@@ -94,13 +94,23 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
     let parsed = Cli::command()
         .version(hooks::version())
-        .try_get_matches_from(argv)
+        .try_get_matches_from(argv.clone())
         .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
+            // A script asked for JSON: a usage error is one JSON object on stdout too.
+            if e.use_stderr() && argv_wants_json(&argv) {
+                let message = e.render().to_string();
+                let message = message.trim().trim_start_matches("error: ");
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": { "kind": "invalid_input", "usage": true, "message": message } })
+                );
+            }
             let _ = e.print();
             return if e.use_stderr() { 2 } else { 0 };
         }
@@ -147,10 +157,23 @@ where
     }
 }
 
+/// Whether `--json` is among the arguments (before a `--`), for errors met before
+/// the arguments could be parsed.
+fn argv_wants_json(argv: &[OsString]) -> bool {
+    argv.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
+}
+
 /// Prints an error (also as JSON on stdout with `--json`) and returns exit code 1.
+/// Every JSON error has a kind: the core's when one is behind it, else `other`.
 fn report_error(json: bool, e: &anyhow::Error) -> i32 {
     if json {
-        let kind = error_kind(e);
+        let kind = error_kind(e).map_or_else(
+            || serde_json::json!("other"),
+            |k| serde_json::to_value(k).unwrap_or_else(|_| serde_json::json!("other")),
+        );
         let json = serde_json::json!({ "error": { "kind": kind, "message": format!("{e:#}") } });
         println!("{json}");
     }

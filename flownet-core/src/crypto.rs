@@ -247,6 +247,14 @@ impl SigningKey {
 
     /// The key from its 32-byte scalar.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        // Exactly 32: the curve library would also take a shorter scalar (zero-padded),
+        // so a truncated key would silently be another key.
+        if bytes.len() != 32 {
+            return Err(Error::InvalidInput(format!(
+                "private key must be a 32-byte P-256 scalar, got {} bytes",
+                bytes.len()
+            )));
+        }
         ecdsa::SigningKey::from_slice(bytes)
             .map(Self)
             .map_err(|_| Error::InvalidInput("private key must be a 32-byte P-256 scalar".into()))

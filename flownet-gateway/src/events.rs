@@ -66,13 +66,14 @@ impl Step {
 pub fn steps(state: &TaskState) -> Vec<Step> {
     let t = &state.task;
     let mut s = vec![Step::Submitted];
-    // The node runs a task only after its claim is on the ledger, so "running" from the
-    // node may arrive before the hub rereads the claim; it implies it.
-    if t.claimed_at.is_some() || state.running {
+    // The node runs a task only after its claim is on the ledger, but its "running"
+    // may arrive before the hub rereads the claim: both steps wait for the claim, so
+    // each event carries the task as it is after it (claimed, with claimed_at).
+    if t.claimed_at.is_some() {
         s.push(Step::Claimed);
-    }
-    if state.running {
-        s.push(Step::Running);
+        if state.running {
+            s.push(Step::Running);
+        }
     }
     let overdue = match t.status {
         TaskStatus::Open => state.now > t.claim_deadline,
@@ -212,6 +213,9 @@ impl TaskHub {
                 if let Some(w) = inner.watched.get(task) {
                     w.tx.send_if_modified(|s| !std::mem::replace(&mut s.running, true));
                 }
+                drop(inner);
+                // The claim is on the ledger by now: read it without waiting a tick.
+                self.wake.notify_one();
             }
             NodeEvent::Delivered {
                 task, inference_ms, ..
@@ -522,8 +526,12 @@ mod tests {
         );
         assert_eq!(
             steps(&st(TaskStatus::Open, false, true, 200)),
-            [Step::Submitted, Step::Claimed, Step::Running],
-            "running implies claimed, whichever the hub heard first"
+            [Step::Submitted],
+            "a running heard before the claim waits for the claim: events carry the task after them"
+        );
+        assert_eq!(
+            steps(&st(TaskStatus::Claimed, true, false, 200)),
+            [Step::Submitted, Step::Claimed]
         );
         assert_eq!(
             steps(&st(TaskStatus::Expired, false, false, 900)),

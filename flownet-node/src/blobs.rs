@@ -142,7 +142,15 @@ pub fn fetch_output_within(
     let url = endpoint.blob_url(&output.sha256);
     fetch_checked(&policy.agent(total), &url, output, MAX_OUTPUT_BYTES).map_err(|e| {
         tracing::debug!("fetching {url}: {e:?}");
-        not_delivered()
+        match e {
+            // The requester's own check: say that the bytes were wrong (never what
+            // they hashed to), so a cheating node is told from an absent one.
+            FetchError::Mismatch => Error::Blob(format!(
+                "the node did not deliver output sha256:{}: the bytes it served are not                  those (hash or size differs); nothing was accepted",
+                output.sha256
+            )),
+            FetchError::Http(_) => not_delivered(),
+        }
     })
 }
 

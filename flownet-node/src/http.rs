@@ -136,6 +136,16 @@ pub async fn serve(
             drop(slot);
         });
     }
-    graceful.shutdown().await;
+    // Open connections get a moment to finish; an event stream or a client that
+    // keeps its connection open does not hold the process past it.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("connections still open after {SHUTDOWN_GRACE:?}: closing them");
+    }
     Ok(())
 }
+
+/// How long [`serve`] waits for open connections once stopped.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

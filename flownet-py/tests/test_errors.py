@@ -115,7 +115,7 @@ def test_every_error_kind_arrives_as_its_own_exception_class(tmp_path: Path, che
         {
             "type": "fulfil",
             "task": cheated.id,
-            "result": {"sha256": "ab" * 32, "uri": f"{cheating_server}/blobs/x", "mime": "text/plain", "size": 21},
+            "result": {"sha256": "ab" * 32, "uri": f"{cheating_server}/blobs/{'ab' * 32}", "mime": "text/plain", "size": 21},
         }
     )
     expect(flownet.Blob, lambda: cheated.wait(timeout=10))

@@ -12,6 +12,40 @@ fn commands_without_a_ledger_or_key_say_what_to_do() {
     assert!(msg.contains("no key named \"bob\""), "{msg}");
     let out = f.run("alice", &["rate", "1", "9"]);
     assert_eq!(out.status.code(), Some(2), "a usage error exits 2");
+    // Under --json every error is one JSON object with a kind, usage errors included.
+    for args in [
+        &["rate", "1", "0"][..],
+        &["rate", "1", "6"],
+        &["account", "transfer", "0x0000000000000001", "-1"],
+        &["account", "transfer", "0x0000000000000001", "0.123456789"],
+    ] {
+        let out = f.cmd("alice").arg("--json").args(args).output().unwrap();
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        let kind = v["error"]["kind"].as_str().unwrap_or_default();
+        assert!(!kind.is_empty(), "{args:?}: {v}");
+        assert!(
+            !v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{v}"
+        );
+    }
+    // An error no core rule names still has a kind.
+    let out = f
+        .cmd("alice")
+        .arg("--json")
+        .args(["task", "show", "99"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["error"]["kind"].is_string(), "{v}");
 }
 
 #[test]
@@ -62,8 +96,8 @@ fn rejections_come_back_typed() {
             "hi",
         ],
     );
-    assert!(
-        kind.is_empty(),
+    assert_eq!(
+        kind, "other",
         "picking a node is the CLI's refusal, not a rule's"
     );
     let (kind, _) = f.fails("alice", &["task", "show", "42"]);

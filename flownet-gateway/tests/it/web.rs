@@ -390,6 +390,22 @@ async fn events_at(url: String) -> (Vec<String>, Value) {
                 names.push(name.to_owned());
             } else if let Some(data) = line.strip_prefix("data: ") {
                 last = serde_json::from_str(data).unwrap();
+                // Each event carries the task as it is after the event.
+                let status = last["task"]["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                match names.last().map(String::as_str) {
+                    Some("claimed" | "running") => {
+                        assert!(
+                            status != "open" && !last["task"]["claimed_at"].is_null(),
+                            "{:?} carries {last}",
+                            names.last()
+                        );
+                    }
+                    Some("delivered") => assert_eq!(status, "fulfilled", "{last}"),
+                    _ => {}
+                }
             }
         }
         (names, last)
