@@ -59,7 +59,7 @@ class Market:
             "--model", "mobilenet-v2=0.1", "--model", f"{CHAT}=0.2",
         )
         self.keys = {
-            "rich": self.flownet("alpine", "web", "keys", "create", "--label", "rich", "--max-price", "1", "--faucet")["key"],
+            "rich": self.flownet("alpine", "web", "keys", "create", "--label", "rich", "--max-price", "1", "--faucet", "--rate", "600/60")["key"],
             "poor": self.flownet("alpine", "web", "keys", "create", "--label", "poor", "--max-price", "1")["key"],
             "chat": self.flownet("alpine", "web", "keys", "create", "--label", "chat", "--max-price", "1", "--faucet", "--rate", "600/60")["key"],
             "stingy": self.flownet("alpine", "web", "keys", "create", "--label", "stingy", "--max-price", "0.1", "--faucet")["key"],
