@@ -343,11 +343,11 @@ impl Ledger for EmbeddedLedger {
         Ok(receipt)
     }
 
-    fn changed(&self) -> Option<flownet_core::LedgerChange> {
+    fn changed(&self) -> flownet_core::LedgerChange {
         let mut rx = self.inner.applied.subscribe();
-        Some(Box::pin(async move {
+        Box::pin(async move {
             let _ = rx.changed().await;
-        }))
+        })
     }
 
     async fn account(&self, address: Address) -> flownet_core::Result<Option<Account>> {

@@ -32,7 +32,8 @@ use std::{ffi::OsString, path::PathBuf};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 
 pub use commands::{
-    Command, Holder, SubmitReq, Submitted, hold_until_settled, node_json, pick_node, submit,
+    Command, Holder, SubmitReq, Submitted, conversation_prompt, hold_until_settled, input_label,
+    node_json, pick_node, submit,
 };
 use context::Ctx;
 

@@ -70,12 +70,12 @@ pub trait Ledger: Send + Sync {
 
     /// A future that resolves once this ledger has applied another envelope sent
     /// through it in this process: waiters (a node looking for tasks, a gateway
-    /// following one) wake at once instead of at their next poll. `None`, the default,
-    /// when the ledger cannot tell (Flow). A hint only: another process may write the
-    /// same ledger, so callers keep polling too. Subscribe before reading the state
-    /// the wait is about, so a change in between is not missed.
-    fn changed(&self) -> Option<LedgerChange> {
-        None
+    /// following one) wake at once instead of at their next poll. The default never
+    /// resolves, for ledgers that cannot tell (Flow). A hint only: another process may
+    /// write the same ledger, so callers keep polling too. Subscribe before reading the
+    /// state the wait is about, so a change in between is not missed.
+    fn changed(&self) -> LedgerChange {
+        Box::pin(std::future::pending())
     }
 
     /// How many tasks are in each status (every status listed, zeros included).

@@ -254,12 +254,6 @@ impl TaskHub {
             if let Err(e) = self.poll(&mut last_height).await {
                 tracing::warn!("watching tasks: {e}");
             }
-            let changed = async move {
-                match changed {
-                    Some(c) => c.await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = changed => {}

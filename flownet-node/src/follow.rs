@@ -139,12 +139,6 @@ async fn run(
             tokio::time::sleep(soon.min(poll).min(Duration::from_millis(200))).await;
             continue;
         }
-        let changed = async move {
-            match changed {
-                Some(c) => c.await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = tokio::time::sleep(poll.min(Duration::from_millis(200))) => {}
             _ = changed => {}

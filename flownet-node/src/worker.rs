@@ -70,12 +70,6 @@ pub async fn run_worker(
         if let Err(e) = worker.tick(&on_event).await {
             tracing::warn!("node tick failed: {e}");
         }
-        let changed = async move {
-            match changed {
-                Some(c) => c.await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
             _ = changed => {}

@@ -139,22 +139,13 @@ impl Client {
                 })
             })
             .transpose()?;
-        let as_blob = |bytes: Vec<u8>| {
-            let sha = flownet_core::crypto::sha256(&bytes);
-            (format!("sha256:{sha}"), Some(bytes))
-        };
         let (prompt, input_bytes) = if prompt.is_instance_of::<PyString>() {
             (prompt.extract::<String>()?, None)
         } else if prompt.is_instance_of::<pyo3::types::PyList>() {
-            // In the prompt while it fits the ledger; else an input blob named by hash.
-            let conversation = format!("{{\"messages\":{}}}", py_to_json(prompt)?);
-            if flownet_core::rules::check_prompt_size(&conversation).is_ok() {
-                (conversation, None)
-            } else {
-                as_blob(conversation.into_bytes())
-            }
+            flownet_cli::conversation_prompt(format!("{{\"messages\":{}}}", py_to_json(prompt)?))
         } else {
-            as_blob(prompt.extract::<Vec<u8>>()?)
+            let bytes = prompt.extract::<Vec<u8>>()?;
+            (flownet_cli::input_label(&bytes), Some(bytes))
         };
         let wallet = self.wallet();
         let data_dir = self.account.get().data_dir.clone();

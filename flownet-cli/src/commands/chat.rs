@@ -7,10 +7,10 @@ use std::{io::BufRead as _, time::Duration};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use flownet_core::{Address, Amount, Generation, rules};
+use flownet_core::{Address, Amount, Generation};
 use serde_json::json;
 
-use super::task::{SubmitReq, print_stream, submit, wait_for};
+use super::task::{SubmitReq, conversation_prompt, print_stream, submit, wait_for};
 use crate::context::Ctx;
 use flownet_node::blobs;
 
@@ -83,13 +83,7 @@ pub async fn run(ctx: &Ctx, a: ChatArgs) -> Result<()> {
         }
         messages.push(json!({ "role": "user", "content": question }));
         let conversation = json!({ "messages": messages }).to_string();
-        // In the prompt while it fits the ledger; else an input blob named by hash.
-        let (prompt, input_bytes) = if rules::check_prompt_size(&conversation).is_ok() {
-            (conversation, None)
-        } else {
-            let sha = flownet_core::crypto::sha256(conversation.as_bytes());
-            (format!("sha256:{sha}"), Some(conversation.into_bytes()))
-        };
+        let (prompt, input_bytes) = conversation_prompt(conversation);
         let s = submit(
             &ctx.data_dir,
             &wallet,

@@ -5,7 +5,9 @@ mod demo;
 mod ledger;
 mod node;
 mod task;
-pub use task::{Holder, SubmitReq, Submitted, hold_until_settled, submit};
+pub use task::{
+    Holder, SubmitReq, Submitted, conversation_prompt, hold_until_settled, input_label, submit,
+};
 mod web;
 
 use std::{path::PathBuf, sync::Arc};

@@ -112,7 +112,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             };
             let prompt = match (prompt, &input_bytes) {
                 (Some(p), _) => p,
-                (None, Some(bytes)) => format!("sha256:{}", flownet_core::crypto::sha256(bytes)),
+                (None, Some(bytes)) => input_label(bytes),
                 (None, None) => bail!("give a prompt, --input FILE, or --image for image models"),
             };
             let s = submit(
@@ -477,6 +477,25 @@ pub struct Submitted {
     pub holder: Option<Holder>,
     /// "task N: paid …", for people.
     pub paid_line: String,
+}
+
+/// The prompt that names an input blob: `sha256:<hex>` of its bytes.
+pub fn input_label(bytes: &[u8]) -> String {
+    format!("sha256:{}", flownet_core::crypto::sha256(bytes))
+}
+
+/// A conversation's JSON as a task's prompt while it fits the ledger's prompt limit,
+/// else as its input blob (the prompt then names it by hash): the prompt and the input
+/// bytes to give [`SubmitReq`].
+pub fn conversation_prompt(conversation: String) -> (String, Option<Vec<u8>>) {
+    if flownet_core::rules::check_prompt_size(&conversation).is_ok() {
+        (conversation, None)
+    } else {
+        (
+            input_label(conversation.as_bytes()),
+            Some(conversation.into_bytes()),
+        )
+    }
 }
 
 /// Keeps `holder` serving task `id`'s input until the task is final or can no longer
