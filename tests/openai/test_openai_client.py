@@ -41,6 +41,9 @@ class Market:
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="flownet-openai-")
         self.proc: subprocess.Popen[bytes] | None = None
+        # Every client made for the tests, closed with the market (their pooled
+        # keep-alive sockets would otherwise be left to the garbage collector).
+        self.clients: list[openai.OpenAI] = []
 
     def flownet(self, key: str, *args: str) -> dict:
         out = subprocess.run(
@@ -84,6 +87,8 @@ class Market:
         raise RuntimeError("the gateway did not start")
 
     def stop(self) -> None:
+        for c in self.clients:
+            c.close()
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -112,7 +117,9 @@ def market():
 
 def client(market: Market, key: str) -> openai.OpenAI:
     # No retries: an error must surface as the exception the client maps it to.
-    return openai.OpenAI(api_key=key, base_url=f"{market.url}/v1", max_retries=0, timeout=120)
+    c = openai.OpenAI(api_key=key, base_url=f"{market.url}/v1", max_retries=0, timeout=120)
+    market.clients.append(c)
+    return c
 
 
 def png_size(data: bytes) -> tuple[int, int]:
