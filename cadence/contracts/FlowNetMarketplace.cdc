@@ -42,6 +42,8 @@ access(all) contract FlowNetMarketplace {
     access(all) let maxModelIdBytes: Int
     access(all) let maxUriBytes: Int
     access(all) let maxMimeBytes: Int
+    /// Largest reason a node gives for declining a task, in bytes.
+    access(all) let maxDeclineReasonBytes: Int
     /// Largest input a task may name, in bytes.
     access(all) let maxInputBytes: UInt64
     /// Most units (output tokens) one metered task can ask for.
@@ -99,6 +101,7 @@ access(all) contract FlowNetMarketplace {
     access(all) event TaskClaimed(id: UInt64, node: Address, fulfilDeadline: UInt64)
     access(all) event TaskFulfilled(id: UInt64, node: Address, requester: Address, nft: UInt64, toNode: UFix64, toTreasury: UFix64, bounty: UFix64, outputSha256: String, units: UInt64?, refunded: UFix64)
     access(all) event TaskExpired(id: UInt64, requester: Address, refunded: UFix64, nodeMissed: Bool)
+    access(all) event TaskDeclined(id: UInt64, node: Address, requester: Address, refunded: UFix64, reason: String)
     access(all) event TaskRated(id: UInt64, rater: Address, stars: UInt8, byRequester: Bool, bounty: UFix64)
     access(all) event BountySwept(id: UInt64, amount: UFix64)
     access(all) event RefundsCollected(requester: Address, amount: UFix64)
@@ -111,6 +114,8 @@ access(all) contract FlowNetMarketplace {
         access(all) case fulfilled
         access(all) case cancelled
         access(all) case expired
+        /// The node said it cannot run the task; the requester was refunded at once.
+        access(all) case declined
     }
 
     access(all) struct OfferedModel {
@@ -137,10 +142,16 @@ access(all) contract FlowNetMarketplace {
         access(all) var models: [OfferedModel]
         access(all) var active: Bool
         access(all) var fulfilled: UInt64
+        /// Expired on the node: claimed and not fulfilled in time, or never claimed.
         access(all) var missed: UInt64
+        /// Declined by the node (the requester refunded at once).
+        access(all) var declined: UInt64
         /// Ratings by the requesters who paid: the only ones that move the score.
         access(all) var ratingsCount: UInt64
         access(all) var ratingsSum: UInt64
+        /// What the rated tasks cost their payers, and the same weighted by stars.
+        access(all) var ratedPaid: UFix64
+        access(all) var ratedPaidStars: UFix64
         /// Ratings by everyone else: the community score.
         access(all) var communityCount: UInt64
         access(all) var communitySum: UInt64
@@ -154,8 +165,11 @@ access(all) contract FlowNetMarketplace {
             self.active = true
             self.fulfilled = 0
             self.missed = 0
+            self.declined = 0
             self.ratingsCount = 0
             self.ratingsSum = 0
+            self.ratedPaid = 0.0
+            self.ratedPaidStars = 0.0
             self.communityCount = 0
             self.communitySum = 0
             self.registeredAt = registeredAt
@@ -170,9 +184,11 @@ access(all) contract FlowNetMarketplace {
             return nil
         }
 
-        /// Bayesian reputation over the payers' ratings: (5 * 3.0 + sum) / (5 + n).
+        /// Reputation: the payers' stars weighted by what each rated task cost, with
+        /// a prior of 3 stars weighing as much as 1.0 of paid tasks:
+        /// (3 * 1.0 + sum(cost * stars)) / (1.0 + sum(cost)).
         access(all) view fun score(): UFix64 {
-            return UFix64(self.ratingsSum + 15) / UFix64(self.ratingsCount + 5)
+            return (3.0 + self.ratedPaidStars) / (1.0 + self.ratedPaid)
         }
 
         /// fulfilled / (fulfilled + missed), or nil before the first task ends.
@@ -211,10 +227,18 @@ access(all) contract FlowNetMarketplace {
             self.missed = self.missed + 1
         }
 
-        access(contract) fun recordRating(stars: UInt8, byRequester: Bool) {
+        access(contract) fun recordDeclined() {
+            self.declined = self.declined + 1
+        }
+
+        /// `paid` is what the task cost its payer; it weighs a payer's stars.
+        access(contract) fun recordRating(stars: UInt8, byRequester: Bool, paid: UFix64) {
             if byRequester {
                 self.ratingsCount = self.ratingsCount + 1
                 self.ratingsSum = self.ratingsSum + UInt64(stars)
+                // Saturating, as the core's rules are, so no rating can abort on it.
+                self.ratedPaid = self.ratedPaid.saturatingAdd(paid)
+                self.ratedPaidStars = self.ratedPaidStars.saturatingAdd(paid.saturatingMultiply(UFix64(stars)))
             } else {
                 self.communityCount = self.communityCount + 1
                 self.communitySum = self.communitySum + UInt64(stars)
@@ -284,6 +308,8 @@ access(all) contract FlowNetMarketplace {
         access(all) var bountyShare: UFix64
         /// How many raters have been paid from the bounty.
         access(all) var bountyPaid: UInt8
+        /// Why the node declined the task, when it did.
+        access(all) var declinedReason: String?
 
         init(
             id: UInt64,
@@ -324,6 +350,7 @@ access(all) contract FlowNetMarketplace {
             self.bountyPool = 0.0
             self.bountyShare = 0.0
             self.bountyPaid = 0
+            self.declinedReason = nil
         }
 
         access(contract) fun setStatus(_ status: TaskStatus) {
@@ -334,6 +361,12 @@ access(all) contract FlowNetMarketplace {
         access(contract) fun markRefunded(_ status: TaskStatus) {
             self.status = status
             self.refunded = self.price
+        }
+
+        access(contract) fun markDeclined(reason: String) {
+            self.status = TaskStatus.declined
+            self.refunded = self.price
+            self.declinedReason = reason
         }
 
         access(contract) fun markClaimed(at: UInt64, deadline: UInt64) {
@@ -532,6 +565,12 @@ access(all) contract FlowNetMarketplace {
 
         access(Operate) fun claim(task: UInt64) {
             FlowNetMarketplace.claim(node: self.node, id: task)
+        }
+
+        /// Says the node cannot run an open or claimed task (before its deadline),
+        /// with a reason; the requester gets the whole escrow back at once.
+        access(Operate) fun decline(task: UInt64, reason: String) {
+            FlowNetMarketplace.decline(node: self.node, id: task, reason: reason)
         }
 
         /// Delivers the output; the node's owner is paid 90 % of its cost (the
@@ -845,8 +884,63 @@ access(all) contract FlowNetMarketplace {
         return nftId
     }
 
-    /// Anyone refunds a task whose deadline has passed. A claimed task that
-    /// was not fulfilled in time counts as missed by its node.
+    /// The addressed node says it cannot run an open or claimed task, before its
+    /// deadline (past it, the task is the node's miss, which `expire` records).
+    /// The requester gets the whole escrow back at once; a requester without
+    /// FlowNet's own vault is owed it instead, so it cannot block the decline.
+    access(contract) fun decline(node: Address, id: UInt64, reason: String) {
+        pre {
+            FlowNetMarketplace.isValidDeclineReason(reason):
+                "invalid input: a decline's reason must be 1 to ".concat(FlowNetMarketplace.maxDeclineReasonBytes.toString())
+                    .concat(" bytes, not all spaces, with no control characters")
+            FlowNetMarketplace.tasks[id] != nil: "not found: task ".concat(id.toString())
+            FlowNetMarketplace.tasks[id]!.node == node:
+                "wrong node: task ".concat(id.toString()).concat(" is addressed to node ").concat(FlowNetMarketplace.tasks[id]!.node.toString())
+            FlowNetMarketplace.tasks[id]!.status == TaskStatus.open
+                || FlowNetMarketplace.tasks[id]!.status == TaskStatus.claimed:
+                FlowNetMarketplace.invalidState(id, "decline")
+            FlowNetMarketplace.now() <= FlowNetMarketplace.currentDeadline(id):
+                "deadline passed: task ".concat(id.toString()).concat(" could be declined until ")
+                    .concat(FlowNetMarketplace.currentDeadline(id).toString()).concat("; expire it instead")
+        }
+        // Checks, effects, interactions: the task is final and the node's count
+        // raised before any vault is touched.
+        let task = self.tasks[id]!
+        task.markDeclined(reason: reason)
+        self.tasks[id] = task
+        let nodeInfo = self.nodes[task.node]!
+        nodeInfo.recordDeclined()
+        self.nodes[task.node] = nodeInfo
+        emit TaskDeclined(id: id, node: node, requester: task.requester, refunded: task.price, reason: reason)
+        if let vault = self.receiver(task.requester) {
+            vault.deposit(from: <-self.escrow.withdraw(amount: task.price))
+        } else {
+            // The escrow stays where it is, owed to the requester.
+            self.owedRefunds[task.requester] = (self.owedRefunds[task.requester] ?? 0.0) + task.price
+        }
+    }
+
+    /// A decline's reason: 1 to maxDeclineReasonBytes bytes, not all spaces, and no
+    /// ASCII control characters (the core's rule, byte for byte).
+    access(all) view fun isValidDeclineReason(_ reason: String): Bool {
+        let bytes = reason.utf8
+        if bytes.length < 1 || bytes.length > self.maxDeclineReasonBytes {
+            return false
+        }
+        var blank = true
+        for b in bytes {
+            if b < 32 || b == 127 {
+                return false
+            }
+            if b != 32 {
+                blank = false
+            }
+        }
+        return !blank
+    }
+
+    /// Anyone refunds a task whose deadline has passed; its node missed it,
+    /// whether it claimed the task or never did.
     access(all) fun expire(id: UInt64): UFix64 {
         pre {
             FlowNetMarketplace.tasks[id] != nil: "not found: task ".concat(id.toString())
@@ -861,12 +955,12 @@ access(all) contract FlowNetMarketplace {
                 "not found: account ".concat(FlowNetMarketplace.tasks[id]!.requester.toString())
         }
         let task = self.tasks[id]!
-        let missed = task.status == TaskStatus.claimed
-        if missed {
-            let nodeInfo = self.nodes[task.node]!
-            nodeInfo.recordMissed()
-            self.nodes[task.node] = nodeInfo
-        }
+        // Claimed and not delivered, or never claimed: either way the node missed
+        // it (a live node claims, or declines, at once).
+        let missed = true
+        let nodeInfo = self.nodes[task.node]!
+        nodeInfo.recordMissed()
+        self.nodes[task.node] = nodeInfo
         task.markRefunded(TaskStatus.expired)
         self.tasks[id] = task
         self.receiver(task.requester)!.deposit(from: <-self.escrow.withdraw(amount: task.price))
@@ -889,7 +983,8 @@ access(all) contract FlowNetMarketplace {
         let task = self.tasks[id]!
         let byRequester = rater == task.requester
         let nodeInfo = self.nodes[task.node]!
-        nodeInfo.recordRating(stars: stars, byRequester: byRequester)
+        // What the payer paid (the escrow less what came back) weighs its stars.
+        nodeInfo.recordRating(stars: stars, byRequester: byRequester, paid: task.price - task.refunded)
         self.nodes[task.node] = nodeInfo
 
         let inWindow = now <= (task.fulfilledAt ?? 0) + self.bountyWindow
@@ -1063,6 +1158,8 @@ access(all) contract FlowNetMarketplace {
                 return "fulfilled"
             case TaskStatus.cancelled:
                 return "cancelled"
+            case TaskStatus.declined:
+                return "declined"
         }
         return "expired"
     }
@@ -1752,6 +1849,7 @@ access(all) contract FlowNetMarketplace {
         self.maxModelIdBytes = 64
         self.maxUriBytes = 1024
         self.maxMimeBytes = 128
+        self.maxDeclineReasonBytes = 256
         self.maxInputBytes = 16777216
         self.maxTaskUnits = 1048576
         self.bountyRaters = 3

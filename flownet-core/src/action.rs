@@ -67,6 +67,9 @@ pub enum Action {
     },
     /// Anyone refunds a task whose deadline has passed.
     Expire { task: TaskId },
+    /// The addressed node's owner says it cannot run an open or claimed task (before
+    /// its deadline), with a reason; the requester is refunded at once.
+    Decline { task: TaskId, reason: String },
     /// Rates a fulfilled task, 1 to 5 stars.
     Rate { task: TaskId, stars: u8 },
     /// Anyone moves an old task's unclaimed bounty to the treasury.
@@ -87,6 +90,7 @@ impl Action {
             Self::Claim { .. } => "claim",
             Self::Fulfil { .. } => "fulfil",
             Self::Expire { .. } => "expire",
+            Self::Decline { .. } => "decline",
             Self::Rate { .. } => "rate",
             Self::Sweep { .. } => "sweep",
         }
@@ -173,6 +177,7 @@ impl Action {
             Self::Expire { task } => e.tag(10).u64(*task),
             Self::Rate { task, stars } => e.tag(11).u64(*task).u8(*stars),
             Self::Sweep { task } => e.tag(12).u64(*task),
+            Self::Decline { task, reason } => e.tag(13).u64(*task).str(reason),
         };
     }
 }

@@ -40,6 +40,7 @@ mod ports;
 pub mod rate;
 pub mod rules;
 mod types;
+pub mod waiting;
 mod wallet;
 
 pub use action::{Action, Envelope, LedgerId, SignedEnvelope};
@@ -64,7 +65,7 @@ pub fn rank_nodes(nodes: &mut [Node]) {
     let min_price = |n: &Node| n.models.iter().map(|m| m.price).min().unwrap_or_default();
     nodes.sort_by(|a, b| {
         b.stats
-            .cmp_score(&a.stats)
+            .cmp_rank(&a.stats)
             .then_with(|| min_price(a).cmp(&min_price(b)))
             .then_with(|| a.owner.cmp(&b.owner))
     });

@@ -341,7 +341,8 @@ impl BlobStore for MemoryBlobs {
 }
 
 /// An [`Engine`] whose one model echoes the prompt, or fails when the prompt is
-/// `"fail"`; counts its calls.
+/// `"fail"` (a failure that may pass) or `"bad input"` (one that cannot); counts its
+/// calls.
 #[derive(Debug)]
 pub struct EchoEngine {
     pub model: ModelInfo,
@@ -375,6 +376,9 @@ impl Engine for EchoEngine {
         *self.calls.lock().unwrap() += 1;
         if req.prompt == "fail" {
             return Err(Error::Inference("the echo model was asked to fail".into()));
+        }
+        if req.prompt == "bad input" {
+            return Err(Error::InvalidInput("the echo model cannot read this input".into()));
         }
         Ok(InferenceOutput {
             bytes: req.prompt.into_bytes(),

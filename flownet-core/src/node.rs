@@ -62,6 +62,11 @@ pub enum NodeEvent {
         task: TaskId,
         reason: String,
     },
+    /// The node declined the task (it cannot run it); the requester was refunded.
+    Declined {
+        task: TaskId,
+        reason: String,
+    },
 }
 
 /// One node's worker. Calls to [`tick`](Self::tick) must not overlap.
@@ -197,14 +202,14 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
         // is (tasks are numbered in order, so none older can appear later).
         self.raise_floor(live.map_or(seen, |id| id - 1), seen);
         for task in open {
-            if let Err(reason) = self.can_serve(&task) {
-                on_event(&NodeEvent::Skipped {
-                    task: task.id,
-                    reason,
-                });
+            if ledger.info().await?.now > task.claim_deadline {
                 continue;
             }
-            if ledger.info().await?.now > task.claim_deadline {
+            // A task this node cannot run (a model it does not serve, or weights it
+            // no longer runs) is declined at once: the requester gets the escrow
+            // back now rather than at the deadline.
+            if let Err(reason) = self.can_serve(&task) {
+                self.decline(&task, &reason, on_event).await?;
                 continue;
             }
             match self.wallet.claim(task.id).await {
@@ -273,10 +278,7 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
         on_event: &(dyn Fn(&NodeEvent) + Send + Sync),
     ) -> Result<bool> {
         if let Err(reason) = self.can_serve(task) {
-            on_event(&NodeEvent::Skipped {
-                task: task.id,
-                reason,
-            });
+            self.decline(task, &reason, on_event).await?;
             return Ok(false);
         }
         let attempts = self.attempts_used(task.id);
@@ -294,16 +296,26 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
                 match self.run_model(task).await {
                     Ok(output) => (output, started.elapsed().as_millis() as u64),
                     Err(e) => {
-                        let n = attempts + 1;
+                        // Bad input fails the same way every time: decline at once.
+                        // Anything else may pass; after the last try, decline too.
+                        let n = if matches!(e, Error::InvalidInput(_)) {
+                            MAX_ATTEMPTS
+                        } else {
+                            attempts + 1
+                        };
                         self.attempts
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(task.id, n);
+                        let will_retry = n < MAX_ATTEMPTS;
                         on_event(&NodeEvent::Failed {
                             task: task.id,
                             error: e.to_string(),
-                            will_retry: n < MAX_ATTEMPTS,
+                            will_retry,
                         });
+                        if !will_retry {
+                            self.decline(task, &e.to_string(), on_event).await?;
+                        }
                         return Ok(false);
                     }
                 }
@@ -318,6 +330,7 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
                     error: e.to_string(),
                     will_retry: false,
                 });
+                self.decline(task, &e.to_string(), on_event).await?;
                 return Ok(false);
             }
         };
@@ -399,6 +412,35 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
         entry.0 += 1;
         entry.1 = now.saturating_add(fulfil_backoff_s(entry.0));
         entry.0 < MAX_FULFIL_TRIES
+    }
+
+    /// Declines `task` with `reason` (the requester is refunded at once) and gives it
+    /// up. A rejection (the task was cancelled, or its deadline passed, in the
+    /// meantime) is reported and the tick goes on; only other errors propagate.
+    async fn decline(
+        &self,
+        task: &Task,
+        reason: &str,
+        on_event: &(dyn Fn(&NodeEvent) + Send + Sync),
+    ) -> Result<()> {
+        self.give_up(task.id);
+        match self.wallet.decline(task.id, reason).await {
+            Ok(_) => {
+                on_event(&NodeEvent::Declined {
+                    task: task.id,
+                    reason: crate::rules::decline_reason(reason),
+                });
+                Ok(())
+            }
+            Err(e) if e.is_rejection() => {
+                on_event(&NodeEvent::Skipped {
+                    task: task.id,
+                    reason: format!("could not decline: {e}"),
+                });
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// This worker will not act on `task` again (in this process).

@@ -61,7 +61,8 @@ pub trait Ledger: Send + Sync {
     async fn send(&self, envelope: SignedEnvelope) -> Result<Receipt>;
     async fn account(&self, address: Address) -> Result<Option<Account>>;
     async fn node(&self, owner: Address) -> Result<Option<Node>>;
-    /// Every node, best first: score, then lowest price of any offer, then address.
+    /// Every node, best first ([`crate::rank_nodes`]): rank key (the score times the
+    /// reliability's lower bound), then lowest price of any offer, then address.
     async fn nodes(&self) -> Result<Vec<Node>>;
     async fn task(&self, id: TaskId) -> Result<Option<Task>>;
     async fn tasks(&self, query: TaskQuery) -> Result<Vec<Task>>;

@@ -162,6 +162,8 @@ pub const MAX_MODEL_ID_BYTES: usize = 64;
 pub const MAX_URI_BYTES: usize = 1024;
 /// Largest MIME type, in bytes.
 pub const MAX_MIME_BYTES: usize = 128;
+/// Largest reason a node gives for declining a task, in bytes.
+pub const MAX_DECLINE_REASON_BYTES: usize = 256;
 /// How many raters share a task's bounty.
 pub const BOUNTY_RATERS: u8 = 3;
 /// The node owner's share of a fulfilled task's price, in per mille.
@@ -354,6 +356,7 @@ pub fn apply(
         Action::Expire { task } => expire(store, *task, now),
         Action::Rate { task, stars } => rate(store, config, signer, *task, *stars, now),
         Action::Sweep { task } => sweep(store, config, *task, now),
+        Action::Decline { task, reason } => decline(store, signer, *task, reason, now),
     }
 }
 
@@ -592,6 +595,7 @@ fn submit(
         max_units,
         units: None,
         refunded: Amount::ZERO,
+        declined_reason: None,
         status: TaskStatus::Open,
         submitted_at: now,
         claim_deadline: now.saturating_add(config.claim_window_s),
@@ -772,7 +776,13 @@ fn fulfil(
 fn expire(store: &mut impl StateStore, id: TaskId, now: Timestamp) -> Result<Outcome> {
     let mut task = load_task(store, id)?;
     match task.status {
-        TaskStatus::Open if now > task.claim_deadline => {}
+        // A node that never claims a task addressed to it misses it as surely as one
+        // that claims and never delivers: a live node claims, or declines, at once.
+        TaskStatus::Open if now > task.claim_deadline => {
+            let mut node = load_node(store, task.node)?;
+            node.stats.missed += 1;
+            store.put_node(&node)?;
+        }
         TaskStatus::Claimed if now > task.fulfil_deadline.unwrap_or(0) => {
             let mut node = load_node(store, task.node)?;
             node.stats.missed += 1;
@@ -798,6 +808,87 @@ fn expire(store: &mut impl StateStore, id: TaskId, now: Timestamp) -> Result<Out
         }
     }
     refund(store, &mut task, TaskStatus::Expired)?;
+    Ok(Outcome {
+        task: Some(id),
+        ..Outcome::default()
+    })
+}
+
+/// Checks a decline's reason: 1 to [`MAX_DECLINE_REASON_BYTES`] bytes, not all spaces,
+/// with no ASCII control characters, so every listing can show it as it is (byte
+/// rules, which the Cadence contract applies alike).
+pub fn check_decline_reason(reason: &str) -> Result<()> {
+    let bytes = reason.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > MAX_DECLINE_REASON_BYTES
+        || bytes.iter().all(|&b| b == b' ')
+        || bytes.iter().any(|&b| b < 0x20 || b == 0x7f)
+    {
+        return Err(Error::InvalidInput(format!(
+            "a decline's reason must be 1 to {MAX_DECLINE_REASON_BYTES} bytes, not all \
+             spaces, with no control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Any text made a valid decline reason: control characters become spaces, the text is
+/// cut at a character boundary to [`MAX_DECLINE_REASON_BYTES`], and an empty result
+/// says only that the node declined.
+pub fn decline_reason(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().map(|c| if c.is_ascii_control() { ' ' } else { c }) {
+        if out.len() + c.len_utf8() > MAX_DECLINE_REASON_BYTES {
+            break;
+        }
+        out.push(c);
+    }
+    let out = out.trim().to_owned();
+    if out.is_empty() {
+        "the node declined the task".to_owned()
+    } else {
+        out
+    }
+}
+
+fn decline(
+    store: &mut impl StateStore,
+    signer: Address,
+    id: TaskId,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Outcome> {
+    check_decline_reason(reason)?;
+    let mut task = load_task(store, id)?;
+    if task.node != signer {
+        return Err(Error::WrongNode {
+            task: id,
+            node: task.node,
+        });
+    }
+    // Before its deadline only: past it the task is the node's miss, which `expire`
+    // records; a node cannot turn a miss into a decline.
+    let deadline = match task.status {
+        TaskStatus::Open => task.claim_deadline,
+        TaskStatus::Claimed => task.fulfil_deadline.unwrap_or(0),
+        status => {
+            return Err(Error::InvalidState {
+                task: id,
+                status,
+                action: "decline",
+            });
+        }
+    };
+    if now > deadline {
+        return Err(Error::DeadlinePassed(format!(
+            "task {id} could be declined until {deadline}; expire it instead"
+        )));
+    }
+    let mut node = load_node(store, signer)?;
+    node.stats.declined += 1;
+    store.put_node(&node)?;
+    task.declined_reason = Some(reason.to_owned());
+    refund(store, &mut task, TaskStatus::Declined)?;
     Ok(Outcome {
         task: Some(id),
         ..Outcome::default()
@@ -837,8 +928,15 @@ fn rate(
     let mut node = load_node(store, task.node)?;
     let by_requester = rater == task.requester;
     if by_requester {
+        // What the payer paid weighs its stars (the escrow less what came back).
+        let paid = task.price.checked_sub(task.refunded)?.0;
         node.stats.ratings_count += 1;
         node.stats.ratings_sum += u64::from(stars);
+        node.stats.rated_paid = node.stats.rated_paid.saturating_add(paid);
+        node.stats.rated_paid_stars = node
+            .stats
+            .rated_paid_stars
+            .saturating_add(paid.saturating_mul(u64::from(stars)));
     } else {
         node.stats.community_count += 1;
         node.stats.community_sum += u64::from(stars);

@@ -144,20 +144,36 @@ impl fmt::Display for PriceUnit {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStats {
     pub fulfilled: u64,
+    /// Tasks that expired on the node: claimed and not fulfilled in time, or never
+    /// claimed at all.
     pub missed: u64,
+    /// Tasks the node declined (the requester was refunded at once).
+    #[serde(default)]
+    pub declined: u64,
     /// Ratings by the requesters who paid: the only ones that move the score.
     pub ratings_count: u64,
     pub ratings_sum: u64,
+    /// What the rated tasks cost their payers, in base units, and the same weighted by
+    /// stars (`Σ cost·stars`): the score weighs each payer's rating by what it paid.
+    #[serde(default)]
+    pub rated_paid: u64,
+    #[serde(default)]
+    pub rated_paid_stars: u64,
     /// Ratings by everyone else: the community score.
     pub community_count: u64,
     pub community_sum: u64,
 }
 
 impl NodeStats {
-    /// Bayesian reputation: `(5·3.0 + Σ stars) / (5 + n)` over the payers' ratings.
+    /// Reputation: the payers' stars weighted by what each rated task cost, with a prior
+    /// of 3 stars weighing as much as [`PRIOR_PAID`] of paid tasks:
+    /// `(3·P + Σ cost·stars) / (P + Σ cost)`. Moving the score costs in proportion to
+    /// the move: a node's owner rating its own node through fresh accounts pays for
+    /// every rating (the fees are the part lost) and lifts the score only as far as the
+    /// money outweighs the prior and the honest payers.
     pub fn score(&self) -> f64 {
-        ((PRIOR_WEIGHT * PRIOR_STARS) as f64 + self.ratings_sum as f64)
-            / (PRIOR_WEIGHT + self.ratings_count) as f64
+        (PRIOR_PAID as f64 * PRIOR_STARS as f64 + self.rated_paid_stars as f64)
+            / (PRIOR_PAID as f64 + self.rated_paid as f64)
     }
 
     /// `fulfilled / (fulfilled + missed)`, or `None` before the first task ends.
@@ -166,25 +182,49 @@ impl NodeStats {
         (total > 0).then(|| self.fulfilled as f64 / total as f64)
     }
 
+    /// The lower bound of the 95 % Wilson interval of the node's reliability: 0 with no
+    /// history, so a node that never delivered cannot outrank one with a record, and
+    /// closer to the observed rate the longer the record.
+    pub fn reliability_bound(&self) -> f64 {
+        wilson_lower_bound(self.fulfilled, self.fulfilled + self.missed)
+    }
+
+    /// What listings rank by: the score scaled by the reliability bound.
+    pub fn rank_key(&self) -> f64 {
+        self.score() * self.reliability_bound()
+    }
+
     /// Mean stars of non-payers' ratings, or `None` without any.
     pub fn community_score(&self) -> Option<f64> {
         (self.community_count > 0).then(|| self.community_sum as f64 / self.community_count as f64)
     }
 
-    /// Compares scores exactly (cross-multiplied integers), so every ledger sorts nodes
-    /// the same way whatever its floating point does.
-    pub fn cmp_score(&self, other: &Self) -> std::cmp::Ordering {
-        let num = |s: &Self| u128::from(PRIOR_WEIGHT * PRIOR_STARS + s.ratings_sum);
-        let den = |s: &Self| u128::from(PRIOR_WEIGHT + s.ratings_count);
-        (num(self) * den(other)).cmp(&(num(other) * den(self)))
+    /// Compares rank keys; every ledger's listing goes through this one function (IEEE
+    /// arithmetic with a correctly rounded square root), so they sort nodes alike.
+    pub fn cmp_rank(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank_key().total_cmp(&other.rank_key())
     }
 }
 
-/// The prior of the reputation score: as if every node started with this many
-/// ratings …
-const PRIOR_WEIGHT: u64 = 5;
-/// … of this many stars each.
-const PRIOR_STARS: u64 = 3;
+/// The lower bound of the Wilson score interval (z = 1.96) for `successes` of `trials`.
+pub fn wilson_lower_bound(successes: u64, trials: u64) -> f64 {
+    if trials == 0 {
+        return 0.0;
+    }
+    const Z: f64 = 1.96;
+    let n = trials as f64;
+    let p = successes.min(trials) as f64 / n;
+    let z2 = Z * Z;
+    let centre = p + z2 / (2.0 * n);
+    let margin = Z * ((p * (1.0 - p) + z2 / (4.0 * n)) / n).sqrt();
+    ((centre - margin) / (1.0 + z2 / n)).max(0.0)
+}
+
+/// The prior of the reputation score: as if every node started with this much paid for
+/// rated tasks (1 FLOWNET, in base units) …
+pub const PRIOR_PAID: u64 = 100_000_000;
+/// … rated this many stars.
+pub const PRIOR_STARS: u64 = 3;
 
 /// A node: an account that serves models for pay. A node is identified by its owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,16 +255,19 @@ pub enum TaskStatus {
     Fulfilled,
     Cancelled,
     Expired,
+    /// The node said it cannot run the task; the requester was refunded at once.
+    Declined,
 }
 
 impl TaskStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Open,
         Self::Claimed,
         Self::Fulfilled,
         Self::Cancelled,
         Self::Expired,
+        Self::Declined,
     ];
 
     /// The lowercase name.
@@ -235,12 +278,16 @@ impl TaskStatus {
             Self::Fulfilled => "fulfilled",
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
+            Self::Declined => "declined",
         }
     }
 
     /// Whether the task can no longer change status.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Fulfilled | Self::Cancelled | Self::Expired)
+        matches!(
+            self,
+            Self::Fulfilled | Self::Cancelled | Self::Expired | Self::Declined
+        )
     }
 }
 
@@ -345,6 +392,9 @@ pub struct Task {
     /// metered task's unused units at fulfilment.
     #[serde(default)]
     pub refunded: Amount,
+    /// Why the node declined the task, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declined_reason: Option<String>,
     pub status: TaskStatus,
     pub submitted_at: Timestamp,
     pub claim_deadline: Timestamp,

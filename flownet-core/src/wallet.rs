@@ -223,6 +223,14 @@ impl<L: Ledger + ?Sized> Wallet<L> {
         .await
     }
 
+    /// Declines a task addressed to this account's node (open, or claimed by it, before
+    /// its deadline): the requester is refunded at once. The reason is cut to the
+    /// ledger's limit and its control characters replaced, so any error text fits.
+    pub async fn decline(&self, task: TaskId, reason: &str) -> Result<Receipt> {
+        let reason = crate::rules::decline_reason(reason);
+        self.send(Action::Decline { task, reason }).await
+    }
+
     pub async fn expire(&self, task: TaskId) -> Result<Receipt> {
         self.send(Action::Expire { task }).await
     }

@@ -42,6 +42,8 @@ pub enum Step {
     Delivered,
     Expired,
     Cancelled,
+    /// The node declined the task (it cannot run it); the escrow came back at once.
+    Declined,
 }
 
 impl Step {
@@ -54,11 +56,15 @@ impl Step {
             Self::Delivered => "delivered",
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
+            Self::Declined => "declined",
         }
     }
 
     fn is_final(self) -> bool {
-        matches!(self, Self::Delivered | Self::Expired | Self::Cancelled)
+        matches!(
+            self,
+            Self::Delivered | Self::Expired | Self::Cancelled | Self::Declined
+        )
     }
 }
 
@@ -87,6 +93,7 @@ pub fn steps(state: &TaskState) -> Vec<Step> {
         TaskStatus::Fulfilled => s.push(Step::Delivered),
         TaskStatus::Expired => s.push(Step::Expired),
         TaskStatus::Cancelled => s.push(Step::Cancelled),
+        TaskStatus::Declined => s.push(Step::Declined),
         TaskStatus::Open | TaskStatus::Claimed => {}
     }
     s
@@ -476,6 +483,7 @@ mod tests {
             max_units: 0,
             units: None,
             refunded: Amount::ZERO,
+            declined_reason: None,
             status,
             submitted_at: 100,
             claim_deadline: 400,

@@ -47,6 +47,9 @@ pub fn log_event(event: &NodeEvent) {
             )
         }
         NodeEvent::Skipped { task, reason } => tracing::debug!("skipping task {task}: {reason}"),
+        NodeEvent::Declined { task, reason } => {
+            tracing::warn!("declined task {task} (its requester is refunded): {reason}")
+        }
     }
 }
 

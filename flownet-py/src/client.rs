@@ -48,6 +48,7 @@ impl Client {
                 Duration::from_millis(500)
             },
             data_dir: self.account.get().data_dir.clone(),
+            wallet: self.wallet(),
             fetch: ledger.network().fetch_policy(
                 std::env::var_os("FLOWNET_ALLOW_PRIVATE_ENDPOINTS")
                     .is_some_and(|v| !v.is_empty() && v != "0" && v != "false"),
@@ -286,6 +287,8 @@ pub struct Task {
     data_dir: PathBuf,
     /// Which node addresses outputs and streams are fetched from.
     fetch: flownet_node::FetchPolicy,
+    /// Expires the task once its deadline passes, so a waiter's escrow comes back.
+    wallet: Arc<flownet_core::Wallet<dyn flownet_core::Ledger>>,
 }
 
 impl std::fmt::Debug for Task {
@@ -298,7 +301,7 @@ impl std::fmt::Debug for Task {
 
 enum Waited {
     Final(Box<flownet_core::Task>),
-    Pending(TaskStatus),
+    Pending(TaskStatus, u64),
 }
 
 #[pymethods]
@@ -332,37 +335,38 @@ impl Task {
             .unwrap_or(self.poll);
         let task = loop {
             let ledger = self.ledger.clone();
+            let wallet = self.wallet.clone();
             let id = self.id;
             let polled = block_on(py, async move {
-                let task = ledger
-                    .task(id)
-                    .await?
-                    .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
-                if task.status.is_final() {
-                    return Ok(Waited::Final(Box::new(task)));
+                use flownet_core::waiting::{Look, look};
+                // Past its deadline the task is expired here, refunding the escrow.
+                match look(ledger.as_ref(), Some(wallet.as_ref()), id).await? {
+                    Look::Final(task) => Ok(Waited::Final(task)),
+                    Look::Pending { task, secs_left } => {
+                        tokio::time::sleep(poll).await;
+                        Ok(Waited::Pending(task.status, secs_left))
+                    }
                 }
-                tokio::time::sleep(poll).await;
-                Ok(Waited::Pending(task.status))
             })?;
             match polled {
                 Waited::Final(task) => break *task,
-                Waited::Pending(status) if started.elapsed() >= limit => {
+                Waited::Pending(status, left) if started.elapsed() >= limit => {
                     return Err(PyTimeoutError::new_err(format!(
-                        "task {} is still {status} after {timeout} s (it can be expired once its deadline passes)",
+                        "task {} is still {status} after {timeout} s; its deadline is {left} s away, \
+                         and waiting past it expires the task and refunds the escrow",
                         self.id
                     )));
                 }
                 // Between polls Python runs: Ctrl-C interrupts the wait.
-                Waited::Pending(_) => py.check_signals()?,
+                Waited::Pending(..) => py.check_signals()?,
             }
         };
         let Some(output) = task.result.clone() else {
-            return Err(FlowError::Core(Error::InvalidState {
-                task: task.id,
-                status: task.status,
-                action: "get an output",
-            })
-            .into());
+            // Declined, expired or cancelled: the escrow came back; say which and why.
+            return Err(crate::errors::to_py_err(
+                Some(flownet_core::ErrorKind::InvalidState),
+                flownet_core::waiting::ended_without_output(&task),
+            ));
         };
         let data_dir = self.data_dir.clone();
         let fetched = output.clone();

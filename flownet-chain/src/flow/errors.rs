@@ -8,7 +8,9 @@
 use flownet_core::{Address, Amount, Error, TaskStatus};
 
 /// The actions `Error::InvalidState` names.
-const ACTIONS: [&str; 6] = ["cancel", "claim", "fulfil", "expire", "rate", "sweep"];
+const ACTIONS: [&str; 7] = [
+    "cancel", "claim", "fulfil", "expire", "decline", "rate", "sweep",
+];
 
 /// The rule's message inside a Flow execution error, if there is one.
 pub fn rule_message(error_message: &str) -> Option<&str> {

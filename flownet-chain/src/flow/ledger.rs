@@ -607,6 +607,10 @@ impl FlowLedger {
                 ],
             ),
             Action::Expire { task } => (Template::Expire, vec![V::uint64(*task)]),
+            Action::Decline { task, reason } => (
+                Template::Decline,
+                vec![V::uint64(*task), V::string(reason.as_str())],
+            ),
             Action::Rate { task, stars } => {
                 (Template::Rate, vec![V::uint64(*task), V::uint8(*stars)])
             }
@@ -776,8 +780,11 @@ fn node_from(v: &Value) -> Result<Node, Error> {
         stats: NodeStats {
             fulfilled: u64_of(v, "fulfilled")?,
             missed: u64_of(v, "missed")?,
+            declined: u64_of(v, "declined")?,
             ratings_count: u64_of(v, "ratingsCount")?,
             ratings_sum: u64_of(v, "ratingsSum")?,
+            rated_paid: amount_of(v, "ratedPaid")?.0,
+            rated_paid_stars: amount_of(v, "ratedPaidStars")?.0,
             community_count: u64_of(v, "communityCount")?,
             community_sum: u64_of(v, "communitySum")?,
         },
@@ -821,6 +828,10 @@ fn task_from(v: &Value) -> Result<Task, Error> {
         max_units: u64_of(v, "maxUnits")?,
         units: opt_u64(v, "units")?,
         refunded: amount_of(v, "refunded")?,
+        declined_reason: match v.opt_field("declinedReason").map_err(|e| corrupt("task", e))? {
+            None => None,
+            Some(r) => Some(r.as_str().map_err(|e| corrupt("task", e))?.to_owned()),
+        },
         status: status_of(v)?,
         submitted_at: u64_of(v, "submittedAt")?,
         claim_deadline: u64_of(v, "claimDeadline")?,

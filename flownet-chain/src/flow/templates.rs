@@ -41,6 +41,7 @@ pub enum Template {
     Claim,
     Fulfil,
     Expire,
+    Decline,
     Rate,
     Sweep,
     CollectOutputs,
@@ -60,7 +61,7 @@ pub enum Template {
 
 impl Template {
     /// Every template.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::CreateAccount,
         Self::SetupAccount,
         Self::Faucet,
@@ -72,6 +73,7 @@ impl Template {
         Self::Claim,
         Self::Fulfil,
         Self::Expire,
+        Self::Decline,
         Self::Rate,
         Self::Sweep,
         Self::CollectOutputs,
@@ -103,6 +105,7 @@ impl Template {
             Self::Claim => cdc!("transactions/claim.cdc"),
             Self::Fulfil => cdc!("transactions/fulfil.cdc"),
             Self::Expire => cdc!("transactions/expire.cdc"),
+            Self::Decline => cdc!("transactions/decline.cdc"),
             Self::Rate => cdc!("transactions/rate.cdc"),
             Self::Sweep => cdc!("transactions/sweep.cdc"),
             Self::CollectOutputs => cdc!("transactions/collect_outputs.cdc"),

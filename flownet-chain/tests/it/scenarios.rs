@@ -373,6 +373,10 @@ impl Run<'_> {
             "sweep" => Action::Sweep {
                 task: self.task(&step["task"]),
             },
+            "decline" => Action::Decline {
+                task: self.task(&step["task"]),
+                reason: s("reason"),
+            },
             other => panic!("unknown action {other}"),
         }
     }
@@ -508,6 +512,7 @@ impl Run<'_> {
                     "max_units" => t.max_units.to_string(),
                     "units" => t.units.map_or("null".into(), |n| n.to_string()),
                     "refunded" => t.refunded.to_string(),
+                    "declined_reason" => t.declined_reason.clone().unwrap_or("null".into()),
                     "unit_price" => t.unit_price.map_or("null".into(), |p| p.to_string()),
                     "input_size" => t
                         .input
@@ -537,6 +542,9 @@ impl Run<'_> {
                     "endpoint" => n.endpoint.clone(),
                     "fulfilled" => n.stats.fulfilled.to_string(),
                     "missed" => n.stats.missed.to_string(),
+                    "declined" => n.stats.declined.to_string(),
+                    "rated_paid" => flownet_core::Amount(n.stats.rated_paid).to_string(),
+                    "score" => format!("{:.4}", n.stats.score()),
                     "ratings_count" => n.stats.ratings_count.to_string(),
                     "ratings_sum" => n.stats.ratings_sum.to_string(),
                     "community_count" => n.stats.community_count.to_string(),
@@ -548,6 +556,27 @@ impl Run<'_> {
                     .map_or_else(|| want.to_string(), str::to_owned);
                 assert_eq!(got, want, "{ctx}: node {actor}.{k}");
             }
+        }
+        if let Some(want) = check.get("ranking").and_then(Json::as_array) {
+            // The listing's order, best first, of the named actors' nodes.
+            let named: Vec<(String, flownet_core::Address)> = want
+                .iter()
+                .map(|a| {
+                    let a = a.as_str().unwrap().to_owned();
+                    let addr = self.harness.wallet(&a).address();
+                    (a, addr)
+                })
+                .collect();
+            let got: Vec<String> = ledger
+                .nodes()
+                .await
+                .unwrap()
+                .iter()
+                .filter_map(|n| named.iter().find(|(_, a)| *a == n.owner))
+                .map(|(name, _)| name.clone())
+                .collect();
+            let want: Vec<String> = named.into_iter().map(|(n, _)| n).collect();
+            assert_eq!(got, want, "{ctx}: ranking");
         }
         for (actor, want) in check
             .get("nfts")

@@ -111,18 +111,15 @@ pub async fn run(ctx: &Ctx, a: ChatArgs) -> Result<()> {
         } else {
             print_stream(ctx, ledger.clone(), &s.node, s.id, timeout).await
         };
-        let task = wait_for(ledger.as_ref(), s.id, timeout).await;
+        let waiter = ctx.wallet().await.ok();
+        let task = wait_for(ledger.as_ref(), waiter.as_ref(), s.id, timeout).await;
         if let Some((stop, server)) = s.holder {
             let _ = stop.send(true);
             let _ = server.await;
         }
         let task = task?;
         let Some(output) = task.result.clone() else {
-            bail!(
-                "task {} ended {} without an answer (its escrow went back to you)",
-                task.id,
-                task.status
-            );
+            bail!("{}", flownet_core::waiting::ended_without_output(&task));
         };
         let local = ctx.blobs().ok();
         let fetched = output.clone();

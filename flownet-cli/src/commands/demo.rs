@@ -158,7 +158,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
     let id = alice
         .submit(node.owner, &t2i.id, &args.prompt, "{}", offer.price)
         .await?;
-    let task = wait_for(ledger.as_ref(), id, Duration::from_secs(120)).await?;
+    let task = wait_for(ledger.as_ref(), None, id, Duration::from_secs(120)).await?;
     let output = task
         .result
         .clone()
@@ -204,7 +204,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
                 coffer.price,
             )
             .await?;
-        let ctask = wait_for(ledger.as_ref(), cid, Duration::from_secs(120)).await?;
+        let ctask = wait_for(ledger.as_ref(), None, cid, Duration::from_secs(120)).await?;
         if let Some(out) = ctask.result {
             let json: serde_json::Value = serde_json::from_slice(&blobs::fetch_output(
                 &out,

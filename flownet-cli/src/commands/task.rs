@@ -261,34 +261,38 @@ fn task_line(t: &Task) -> String {
     )
 }
 
-/// Polls the ledger until the task is final, showing its progress where a person
-/// watches, then fetches the output.
-pub async fn wait_for(ledger: &dyn Ledger, id: u64, timeout: Duration) -> Result<Task> {
+/// Polls the ledger until the task is final, showing its progress and the time its
+/// current deadline has left where a person watches. Once that deadline passes, the
+/// waiter expires the task itself when it has a wallet (anyone may), so the escrow
+/// comes back without a separate `task expire`.
+pub async fn wait_for(
+    ledger: &dyn Ledger,
+    wallet: Option<&flownet_core::Wallet<dyn Ledger>>,
+    id: u64,
+    timeout: Duration,
+) -> Result<Task> {
+    use flownet_core::waiting::{Look, look};
     let bar = indicatif::ProgressBar::new_spinner();
     bar.enable_steady_tick(Duration::from_millis(120));
     let started = std::time::Instant::now();
-    let mut last = None;
     loop {
-        let task = ledger
-            .task(id)
-            .await?
-            .ok_or_else(|| flownet_core::Error::NotFound(format!("task {id}")))?;
-        if last != Some(task.status) {
-            bar.set_message(format!(
-                "task {id}: {} ({:.1} s)",
-                task.status,
-                started.elapsed().as_secs_f32()
-            ));
-            last = Some(task.status);
-        }
-        if task.status.is_final() {
-            bar.finish_and_clear();
-            return Ok(task);
-        }
+        let (task, left) = match look(ledger, wallet, id).await? {
+            Look::Final(task) => {
+                bar.finish_and_clear();
+                return Ok(*task);
+            }
+            Look::Pending { task, secs_left } => (task, secs_left),
+        };
+        bar.set_message(format!(
+            "task {id}: {} ({:.1} s; {left} s left before its deadline)",
+            task.status,
+            started.elapsed().as_secs_f32()
+        ));
         if started.elapsed() > timeout {
             bar.finish_and_clear();
             bail!(
-                "task {id} is still {} after {} s (it can be expired once its deadline passes)",
+                "task {id} is still {} after {} s; its deadline is {left} s away, and once it \
+                 passes `flownet task expire {id}` refunds it (waiting again does it too)",
                 task.status,
                 timeout.as_secs()
             );
@@ -310,12 +314,10 @@ pub(crate) async fn wait_and_save(
     streamed: Option<&str>,
 ) -> Result<Task> {
     let deadline = std::time::Instant::now() + timeout;
-    let task = wait_for(ledger, id, timeout).await?;
+    let wallet = ctx.wallet().await.ok();
+    let task = wait_for(ledger, wallet.as_ref(), id, timeout).await?;
     let Some(output) = task.result.clone() else {
-        bail!(
-            "task {id} ended {} without an output (its escrow went back to the requester)",
-            task.status
-        );
+        bail!("{}", flownet_core::waiting::ended_without_output(&task));
     };
     let local = ctx.blobs().ok();
     let fetched = output.clone();

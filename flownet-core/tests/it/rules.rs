@@ -444,14 +444,80 @@ fn fulfil_after_the_deadline_is_refused_and_the_task_expires_as_missed() {
 }
 
 #[test]
-fn an_unclaimed_task_expires_without_a_miss() {
+fn an_unclaimed_task_that_expires_is_its_nodes_miss() {
     let mut w = World::new();
     let node = w.node(Amount::tokens(2));
     let user = w.funded();
     let id = w.submit(&user, &node, Amount::tokens(2)).unwrap();
     w.now += 301;
     w.act(&user, Action::Expire { task: id }).unwrap();
-    assert_eq!(w.store.state.nodes[&node.address].stats.missed, 0);
+    assert_eq!(w.store.state.nodes[&node.address].stats.missed, 1);
+    assert_eq!(
+        w.store.state.nodes[&node.address].stats.reliability(),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn a_node_declines_before_the_deadline_and_the_requester_is_refunded_at_once() {
+    let mut w = World::new();
+    let node = w.node(Amount::tokens(2));
+    let other = w.node(Amount::tokens(2));
+    let user = w.funded();
+    let start = w.balance(&user);
+    let decline = |task, reason: &str| Action::Decline {
+        task,
+        reason: reason.into(),
+    };
+    let id = w.submit(&user, &node, Amount::tokens(2)).unwrap();
+    assert_eq!(
+        kind(w.act(&other, decline(id, "not mine"))),
+        ErrorKind::WrongNode
+    );
+    assert_eq!(kind(w.act(&user, decline(id, "no"))), ErrorKind::WrongNode);
+    for bad in ["", "  ", "tab\there", &"x".repeat(257)] {
+        assert_eq!(
+            kind(w.act(&node, decline(id, bad))),
+            ErrorKind::InvalidInput,
+            "{bad:?}"
+        );
+    }
+    w.act(&node, decline(id, "the input is not an image")).unwrap();
+    let t = &w.store.state.tasks[&id];
+    assert_eq!(t.status, TaskStatus::Declined);
+    assert_eq!(t.refunded, Amount::tokens(2));
+    assert_eq!(t.declined_reason.as_deref(), Some("the input is not an image"));
+    assert_eq!(w.balance(&user), start);
+    assert_eq!(w.store.state.globals.escrowed, Amount::ZERO);
+    let stats = &w.store.state.nodes[&node.address].stats;
+    assert_eq!((stats.declined, stats.missed, stats.fulfilled), (1, 0, 0));
+    assert_eq!(
+        kind(w.act(&node, decline(id, "again"))),
+        ErrorKind::InvalidState
+    );
+    // Claimed, before the fulfil deadline: still declinable.
+    let id = w.submit(&user, &node, Amount::tokens(2)).unwrap();
+    w.act(&node, Action::Claim { task: id }).unwrap();
+    w.act(&node, decline(id, "out of memory")).unwrap();
+    assert_eq!(w.balance(&user), start);
+    // Past the deadline a decline would hide a miss: refused.
+    let id = w.submit(&user, &node, Amount::tokens(2)).unwrap();
+    w.now += 301;
+    assert_eq!(
+        kind(w.act(&node, decline(id, "late"))),
+        ErrorKind::DeadlinePassed
+    );
+}
+
+#[test]
+fn any_text_becomes_a_valid_decline_reason() {
+    use flownet_core::rules::{check_decline_reason, decline_reason};
+    for text in ["", "   ", "line\nbreak", &"é".repeat(300), "ok"] {
+        let r = decline_reason(text);
+        check_decline_reason(&r).unwrap();
+        assert!(r.len() <= flownet_core::rules::MAX_DECLINE_REASON_BYTES);
+    }
+    assert_eq!(decline_reason("a\nb"), "a b");
 }
 
 #[test]
@@ -551,8 +617,10 @@ fn reputation_counts_only_the_payers_rating() {
     }
     let g = &w.store.state.nodes[&good.address].stats;
     let b = &w.store.state.nodes[&bad.address].stats;
-    assert!((g.score() - 20.0 / 6.0).abs() < 1e-12);
-    assert!((b.score() - 16.0 / 6.0).abs() < 1e-12);
+    // Each payer's stars weigh what it paid (1 token here) against a prior of 3 stars
+    // weighing 1 token: (3 + 5) / 2 and (3 + 1) / 2.
+    assert!((g.score() - 4.0).abs() < 1e-12);
+    assert!((b.score() - 2.0).abs() < 1e-12);
     assert_eq!(b.community_score(), Some(5.0));
     assert_eq!(g.reliability(), Some(1.0));
     let mut nodes: Vec<_> = w.store.state.nodes.values().cloned().collect();
@@ -720,4 +788,34 @@ fn sha2_accounts_sign_with_sha2_only() {
     let sha2 = sign(&w, 1, Action::Faucet, HashAlgo::Sha2_256);
     flownet_core::rules::execute(&mut w.store, &w.config, &w.ledger, &sha2, w.now).unwrap();
     assert_eq!(w.balance(&a), w.config.faucet_amount);
+}
+
+#[test]
+fn a_cheap_rating_moves_the_score_less_than_a_dear_one() {
+    let mut w = World::new();
+    let cheap = w.node(Amount::tokens(1).mul_div(1, 100));
+    let dear = w.node(Amount::tokens(10));
+    let user = w.funded();
+    let t1 = w.fulfilled(&user, &cheap);
+    let t2 = w.fulfilled(&user, &dear);
+    w.act(&user, Action::Rate { task: t1, stars: 5 }).unwrap();
+    w.act(&user, Action::Rate { task: t2, stars: 5 }).unwrap();
+    let c = w.store.state.nodes[&cheap.address].stats.score();
+    let d = w.store.state.nodes[&dear.address].stats.score();
+    assert!(c < 3.1, "a 0.01 rating moved the score to {c}");
+    assert!(d > 4.8, "a 10-token rating moved the score only to {d}");
+}
+
+#[test]
+fn a_node_without_a_record_ranks_below_one_with_a_record_however_cheap() {
+    let mut w = World::new();
+    let proven = w.node(Amount::tokens(2));
+    let fresh = w.node(Amount::tokens(1));
+    let user = w.funded();
+    w.fulfilled(&user, &proven);
+    let mut nodes: Vec<_> = w.store.state.nodes.values().cloned().collect();
+    flownet_core::rank_nodes(&mut nodes);
+    assert_eq!(nodes[0].owner, proven.address);
+    assert_eq!(nodes[1].owner, fresh.address);
+    assert_eq!(nodes[1].stats.reliability_bound(), 0.0);
 }

@@ -131,7 +131,7 @@ async fn a_restarted_worker_resumes_a_claimed_task_without_rerunning_the_model()
 }
 
 #[tokio::test]
-async fn a_failing_model_is_retried_then_left_to_expire() {
+async fn a_failing_model_is_retried_then_declined_and_refunded() {
     let s = setup().await;
     let id = s
         .user
@@ -159,11 +159,36 @@ async fn a_failing_model_is_retried_then_left_to_expire() {
         .filter(|e| matches!(e, NodeEvent::Failed { .. }))
         .count();
     assert_eq!(failures, flownet_core::node::MAX_ATTEMPTS as usize);
-    assert_eq!(
-        s.ledger.task(id).await.unwrap().unwrap().status,
-        TaskStatus::Claimed
+    let task = s.ledger.task(id).await.unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Declined);
+    assert!(
+        task.declined_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("asked to fail")),
+        "{:?}",
+        task.declined_reason
     );
-    s.ledger.advance(601);
+    assert_eq!(task.refunded, Amount::tokens(1));
+    let stats = s
+        .ledger
+        .node(s.node.address())
+        .await
+        .unwrap()
+        .unwrap()
+        .stats;
+    assert_eq!((stats.declined, stats.missed), (1, 0));
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, NodeEvent::Declined { task, .. } if *task == id))
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_declined_at_the_first_try() {
+    let s = setup().await;
     let before = s
         .ledger
         .account(s.user.address())
@@ -171,7 +196,22 @@ async fn a_failing_model_is_retried_then_left_to_expire() {
         .unwrap()
         .unwrap()
         .balance;
-    s.user.expire(id).await.unwrap();
+    let id = s
+        .user
+        .submit(s.node.address(), "echo", "bad input", "{}", Amount::tokens(1))
+        .await
+        .unwrap();
+    let worker = NodeWorker::new(
+        s.node.clone(),
+        s.engine.clone(),
+        s.blobs.clone(),
+        "http://n",
+    );
+    let (_events, sink) = collect();
+    assert_eq!(worker.tick(&sink).await.unwrap(), 0);
+    assert_eq!(*s.engine.calls.lock().unwrap(), 1);
+    let task = s.ledger.task(id).await.unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Declined);
     let after = s
         .ledger
         .account(s.user.address())
@@ -179,21 +219,11 @@ async fn a_failing_model_is_retried_then_left_to_expire() {
         .unwrap()
         .unwrap()
         .balance;
-    assert_eq!(after.0 - before.0, Amount::tokens(1).0);
-    assert_eq!(
-        s.ledger
-            .node(s.node.address())
-            .await
-            .unwrap()
-            .unwrap()
-            .stats
-            .missed,
-        1
-    );
+    assert_eq!(after, before, "the escrow came back at once");
 }
 
 #[tokio::test]
-async fn the_worker_skips_tasks_for_weights_it_does_not_run() {
+async fn the_worker_declines_tasks_for_weights_it_does_not_run() {
     let s = setup().await;
     // The node re-registers the model with other weights than its engine has.
     s.node
@@ -222,16 +252,16 @@ async fn the_worker_skips_tasks_for_weights_it_does_not_run() {
     );
     let (events, sink) = collect();
     assert_eq!(worker.tick(&sink).await.unwrap(), 0);
-    assert_eq!(
-        s.ledger.task(id).await.unwrap().unwrap().status,
-        TaskStatus::Open
-    );
+    let task = s.ledger.task(id).await.unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Declined);
+    assert!(task.declined_reason.unwrap().contains("weights"));
+    assert_eq!(*s.engine.calls.lock().unwrap(), 0, "the model ran");
     assert!(
         events
             .lock()
             .unwrap()
             .iter()
-            .any(|e| matches!(e, NodeEvent::Skipped { .. }))
+            .any(|e| matches!(e, NodeEvent::Declined { .. }))
     );
 }
 
