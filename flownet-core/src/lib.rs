@@ -104,14 +104,30 @@ pub fn best_offer<'a>(
     model: &str,
     max_price: Option<Amount>,
 ) -> std::result::Result<(&'a Node, &'a OfferedModel), NoOffer> {
+    offers_within(nodes, model, max_price).map(|mut all| all.remove(0))
+}
+
+/// Every offer of `model` at or under `max_price` by an active node, best first (the
+/// order of `nodes`): the best one and those to fall back on when it does not claim.
+/// Never empty: without one, why.
+pub fn offers_within<'a>(
+    nodes: &'a [Node],
+    model: &str,
+    max_price: Option<Amount>,
+) -> std::result::Result<Vec<(&'a Node, &'a OfferedModel)>, NoOffer> {
     let mut cheapest: Option<Amount> = None;
+    let mut within = Vec::new();
     for node in nodes.iter().filter(|n| n.active) {
         if let Some(offer) = node.offer(model) {
             if max_price.is_none_or(|max| offer.price <= max) {
-                return Ok((node, offer));
+                within.push((node, offer));
+            } else {
+                cheapest = Some(cheapest.map_or(offer.price, |c| c.min(offer.price)));
             }
-            cheapest = Some(cheapest.map_or(offer.price, |c| c.min(offer.price)));
         }
+    }
+    if !within.is_empty() {
+        return Ok(within);
     }
     Err(
         cheapest.map_or(NoOffer::Unoffered, |cheapest| NoOffer::AboveMax {

@@ -378,7 +378,9 @@ impl Engine for EchoEngine {
             return Err(Error::Inference("the echo model was asked to fail".into()));
         }
         if req.prompt == "bad input" {
-            return Err(Error::InvalidInput("the echo model cannot read this input".into()));
+            return Err(Error::InvalidInput(
+                "the echo model cannot read this input".into(),
+            ));
         }
         Ok(InferenceOutput {
             bytes: req.prompt.into_bytes(),

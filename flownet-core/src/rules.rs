@@ -837,7 +837,10 @@ pub fn check_decline_reason(reason: &str) -> Result<()> {
 /// says only that the node declined.
 pub fn decline_reason(text: &str) -> String {
     let mut out = String::new();
-    for c in text.chars().map(|c| if c.is_ascii_control() { ' ' } else { c }) {
+    for c in text
+        .chars()
+        .map(|c| if c.is_ascii_control() { ' ' } else { c })
+    {
         if out.len() + c.len_utf8() > MAX_DECLINE_REASON_BYTES {
             break;
         }

@@ -74,7 +74,10 @@ async fn read(ledger: &dyn Ledger, id: TaskId) -> Result<Task> {
 
 /// What a task that ended without an output means for its requester, in one sentence.
 pub fn ended_without_output(task: &Task) -> String {
-    let back = format!("its escrow of {} FLOWNET came back to the requester", task.refunded);
+    let back = format!(
+        "its escrow of {} FLOWNET came back to the requester",
+        task.refunded
+    );
     match task.status {
         TaskStatus::Declined => format!(
             "task {} was declined by its node ({}): {back}",

@@ -80,6 +80,11 @@ pub fn node_json(g: &Gateway, n: &Node) -> Value {
         "community_ratings": n.stats.community_count,
         "fulfilled": n.stats.fulfilled,
         "missed": n.stats.missed,
+        "declined": n.stats.declined,
+        // What the payers' rated tasks cost in all: what the score's weight rests on.
+        "rated_paid": flownet_core::Amount(n.stats.rated_paid).to_string(),
+        "reliability_bound": n.stats.reliability_bound(),
+        "rank_key": n.stats.rank_key(),
         "models": n.models.iter().map(|m| {
             let meta = g.models.get(&m.model_id);
             json!({

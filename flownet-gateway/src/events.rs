@@ -363,13 +363,27 @@ impl TaskHub {
         task: Task,
         now: Timestamp,
         timeout: Duration,
+        closing: watch::Receiver<bool>,
+    ) -> TaskState {
+        self.wait_until(task, now, timeout, closing, |t| t.status.is_final())
+            .await
+    }
+
+    /// Waits until `done` holds for the task, `timeout` passes or `closing` turns true;
+    /// returns the last state seen.
+    pub async fn wait_until(
+        &self,
+        task: Task,
+        now: Timestamp,
+        timeout: Duration,
         mut closing: watch::Receiver<bool>,
+        done: impl Fn(&Task) -> bool,
     ) -> TaskState {
         let mut rx = self.subscribe(task, now);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let state = rx.borrow_and_update().clone();
-            if state.task.status.is_final() || *closing.borrow() {
+            if done(&state.task) || *closing.borrow() {
                 return state;
             }
             tokio::select! {

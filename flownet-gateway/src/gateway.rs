@@ -54,6 +54,10 @@ pub struct GatewayConfig {
     pub request_timeout: Duration,
     /// Longest an OpenAI request waits for its tasks to be delivered.
     pub task_timeout: Duration,
+    /// How long an OpenAI request's task waits to be claimed before it is cancelled
+    /// (refunded) and paid to the next-ranked node offering the model, if there is
+    /// one; a node that declines hands the task on at once.
+    pub claim_wait: Duration,
     /// Requests per client IP to the APIs (`/api`, `/v1`).
     pub ip_rate: Rate,
     /// Origins allowed to call the APIs from other sites' pages; none by default.
@@ -106,6 +110,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             task_timeout: Duration::from_secs(120),
+            claim_wait: Duration::from_secs(10),
             ip_rate: Rate::new(1200, 200),
             cors_origins: Vec::new(),
             allowed_hosts: Vec::new(),
@@ -239,6 +244,8 @@ pub struct Gateway {
     pub(crate) key_limiter: RateLimiter<String>,
     pub(crate) account_limiter: RateLimiter<IpAddr>,
     wallets: Mutex<HashMap<Address, Arc<Wallet<dyn Ledger>>>>,
+    /// Answers of paid requests kept for replay (`Idempotency-Key`, SDK retries).
+    pub(crate) idempotency: Arc<crate::idempotency::Idempotency>,
     /// The ledger's network name: `embedded`, `emulator`, `testnet`, `mainnet`.
     pub(crate) network: String,
     /// On Flow: the FlowLedger behind `ledger` and who pays.
@@ -338,6 +345,7 @@ impl Gateway {
             key_limiter: RateLimiter::default(),
             account_limiter: RateLimiter::default(),
             wallets: Mutex::default(),
+            idempotency: Arc::default(),
             network: info.network,
             #[cfg(feature = "flow")]
             flow,

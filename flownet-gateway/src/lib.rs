@@ -70,6 +70,7 @@ pub mod events;
 #[cfg(feature = "flow")]
 pub mod flow;
 pub mod gateway;
+pub mod idempotency;
 pub mod keys;
 pub mod limits;
 pub mod metrics;

@@ -42,8 +42,10 @@ pub(crate) async fn require_key(
 ) -> Response {
     match authenticate(&g, req.headers()) {
         Ok(key) => {
+            let owner = key.address;
             req.extensions_mut().insert(key);
-            next.run(req).await
+            // Once per Idempotency-Key or SDK retry: a retry joins the first run.
+            crate::idempotency::run(g.idempotency.clone(), owner, req, next).await
         }
         Err(e) => e.into_response(),
     }
@@ -162,15 +164,19 @@ fn model_not_found(id: &str) -> ApiError {
     .with_param("model")
 }
 
-/// Picks the model (or the best one of `kind`) and the best node for it within the
-/// key's max price.
+/// The active nodes offering one model within a key's max price, best first: the
+/// first is paid, the others are fallen back on when it does not claim or declines.
+type Candidates = Vec<(Node, OfferedModel)>;
+
+/// Picks the model (or the best one of `kind`) and the nodes for it within the key's
+/// max price, best first.
 async fn choose(
     g: &Gateway,
     key: &ApiKey,
     model: Option<&str>,
     kind: TaskKind,
     endpoint: &str,
-) -> ApiResult<(ModelMeta, Node, OfferedModel)> {
+) -> ApiResult<(ModelMeta, Candidates)> {
     let nodes: Vec<Node> = g
         .ledger
         .nodes()
@@ -217,8 +223,14 @@ async fn choose(
             found.ok_or_else(|| no_model_of_kind(kind, endpoint))?
         }
     };
-    let cheapest = match flownet_core::best_offer(&nodes, &meta.id, Some(key.max_price)) {
-        Ok((node, offer)) => return Ok((meta, node.clone(), offer.clone())),
+    let cheapest = match flownet_core::offers_within(&nodes, &meta.id, Some(key.max_price)) {
+        Ok(all) => {
+            let all = all
+                .into_iter()
+                .map(|(n, o)| (n.clone(), o.clone()))
+                .collect();
+            return Ok((meta, all));
+        }
         Err(flownet_core::NoOffer::AboveMax { cheapest }) => cheapest,
         Err(flownet_core::NoOffer::Unoffered) => Amount::ZERO,
     };
@@ -295,27 +307,33 @@ impl<'a> Job<'a> {
     }
 }
 
-/// Pays for one task per `params`, waits for all and fetches their outputs. Tasks
-/// still open when the wait ends are cancelled (their escrow comes back).
+/// Pays for one task per `params` to the best of `candidates`, waits for all and
+/// fetches their outputs. A task its node has not claimed after the claim wait is
+/// cancelled (refunded) and paid to the next candidate, as is one its node declines,
+/// so a dead node costs a few seconds, never a second payment. Tasks still open when
+/// the wait ends are cancelled (their escrow comes back).
 async fn run_tasks(
     g: &Gateway,
     key: &ApiKey,
-    node: &Node,
-    offer: &OfferedModel,
+    candidates: &[(Node, OfferedModel)],
     job: Job<'_>,
     params: Vec<String>,
 ) -> ApiResult<Vec<Delivered>> {
+    let Some((node, offer)) = candidates.first() else {
+        return Err(ApiError::internal("choosing a node", "no candidate node"));
+    };
     let wallet = g.wallet(key.address, &key.key);
-    // Each task's escrow and cap, known before anything is paid.
-    let mut quotes = Vec::with_capacity(params.len());
-    for p in &params {
+    let quote_for = |offer: &OfferedModel, p: &str| {
         let map = match serde_json::from_str(p) {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
         };
-        let quote = rules::quote(offer, job.max_units, &map, None)
-            .map_err(|e| ApiError::from_core_openai(&e))?;
-        quotes.push(quote);
+        rules::quote(offer, job.max_units, &map, None).map_err(|e| ApiError::from_core_openai(&e))
+    };
+    // Each task's escrow and cap, known before anything is paid.
+    let mut quotes = Vec::with_capacity(params.len());
+    for p in &params {
+        quotes.push(quote_for(offer, p)?);
     }
     let needed = quotes
         .iter()
@@ -336,43 +354,97 @@ async fn run_tasks(
         ));
     }
     let started = Instant::now();
-    let mut submitted: Vec<(Task, u64)> = Vec::new();
-    for (p, (max_units, _, max_price)) in params.iter().zip(quotes) {
-        match wallet
-            .submit_action(flownet_core::Action::Submit {
-                node: node.owner,
-                model_id: offer.model_id.clone(),
-                prompt: job.prompt.to_owned(),
-                params: p.clone(),
-                max_price,
-                input: job.input.clone(),
-                max_units,
-            })
-            .await
-        {
-            Ok(id) => {
-                let task = g.ledger.task(id).await?.ok_or_else(|| {
-                    ApiError::internal("reading a task", "just submitted task is missing")
-                })?;
-                let now = task.submitted_at;
-                g.hub.track_submit(task.clone(), now, started);
-                submitted.push((task, now));
-            }
+    let submit = |node: Node, offer: OfferedModel, p: String, quote: (u64, Amount, Amount)| {
+        let wallet = &wallet;
+        let job = &job;
+        async move {
+            let (max_units, _, max_price) = quote;
+            let id = wallet
+                .submit_action(flownet_core::Action::Submit {
+                    node: node.owner,
+                    model_id: offer.model_id.clone(),
+                    prompt: job.prompt.to_owned(),
+                    params: p,
+                    max_price,
+                    input: job.input.clone(),
+                    max_units,
+                })
+                .await
+                .map_err(|e| ApiError::from_core_openai(&e))?;
+            let task = g.ledger.task(id).await?.ok_or_else(|| {
+                ApiError::internal("reading a task", "just submitted task is missing")
+            })?;
+            let now = task.submitted_at;
+            g.hub.track_submit(task.clone(), now, started);
+            Ok::<_, ApiError>((task, now))
+        }
+    };
+    // (task, ledger time read, its params, which candidate it went to)
+    let mut submitted: Vec<(Task, u64, String, usize)> = Vec::new();
+    for (p, quote) in params.iter().zip(quotes) {
+        match submit(node.clone(), offer.clone(), p.clone(), quote).await {
+            Ok((task, now)) => submitted.push((task, now, p.clone(), 0)),
             Err(e) => {
-                cancel_open(&wallet, submitted.iter().map(|(t, _)| t.id)).await;
-                return Err(ApiError::from_core_openai(&e));
+                cancel_open(&wallet, submitted.iter().map(|s| s.0.id)).await;
+                return Err(e);
             }
         }
     }
     let deadline = started + g.config.task_timeout;
     let mut out = Vec::new();
     let mut failure = None;
-    for (task, now) in &submitted {
+    let mut ids: Vec<u64> = submitted.iter().map(|s| s.0.id).collect();
+    for (mut task, mut now, p, mut at) in submitted {
+        // Claimed (or final) within the claim wait, or handed to the next candidate.
+        while at + 1 < candidates.len() {
+            let claim_by = (Instant::now() + g.config.claim_wait).min(deadline);
+            let state = g
+                .hub
+                .wait_until(
+                    task.clone(),
+                    now,
+                    claim_by.saturating_duration_since(Instant::now()),
+                    g.closing(),
+                    |t| t.status != TaskStatus::Open,
+                )
+                .await;
+            let handed_on = match state.task.status {
+                TaskStatus::Open => wallet.cancel(task.id).await.is_ok(),
+                TaskStatus::Declined => true,
+                _ => false,
+            };
+            if !handed_on || Instant::now() >= deadline {
+                break;
+            }
+            at += 1;
+            let (next, next_offer) = &candidates[at];
+            tracing::info!(
+                "task {} was not taken by node {} ({}): paying node {} instead",
+                task.id,
+                state.task.node,
+                state.task.status,
+                next.owner
+            );
+            let quote = match quote_for(next_offer, &p) {
+                Ok(q) => q,
+                Err(e) => {
+                    failure = failure.or(Some(e));
+                    break;
+                }
+            };
+            match submit(next.clone(), next_offer.clone(), p.clone(), quote).await {
+                Ok((t, n)) => {
+                    ids.push(t.id);
+                    (task, now) = (t, n);
+                }
+                Err(e) => {
+                    failure = failure.or(Some(e));
+                    break;
+                }
+            }
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        let state = g
-            .hub
-            .wait_final(task.clone(), *now, left, g.closing())
-            .await;
+        let state = g.hub.wait_final(task.clone(), now, left, g.closing()).await;
         let t = state.task;
         match (t.status, t.result.clone()) {
             (TaskStatus::Fulfilled, Some(result)) => match fetch_from_node(g, &t, &result).await {
@@ -384,17 +456,25 @@ async fn run_tasks(
                     StatusCode::BAD_GATEWAY,
                     "task_not_delivered",
                     format!(
-                        "task {} ended {status}: node {} did not deliver and the escrow went back to the account",
-                        t.id, t.node
+                        "node {} did not deliver: {}",
+                        t.node,
+                        flownet_core::waiting::ended_without_output(&t)
                     ),
                 )));
             }
             (status, _) => {
+                // A claimed task past its deadline is expired here: its escrow comes
+                // back now rather than when someone else notices.
+                if let Ok(flownet_core::waiting::Look::Final(_)) =
+                    flownet_core::waiting::look(g.ledger.as_ref(), Some(&wallet), t.id).await
+                {
+                    tracing::info!("expired overdue task {}", t.id);
+                }
                 failure = failure.or(Some(ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
                     "task_timeout",
                     format!(
-                        "task {} is still {status} after {} s: open tasks are cancelled and refunded; a claimed one is refunded if its node misses its deadline",
+                        "task {} is still {status} after {} s: open tasks are cancelled and refunded; a claimed one is refunded when its node misses its deadline",
                         t.id,
                         g.config.task_timeout.as_secs()
                     ),
@@ -403,7 +483,7 @@ async fn run_tasks(
         }
     }
     if let Some(e) = failure {
-        cancel_open(&wallet, submitted.iter().map(|(t, _)| t.id)).await;
+        cancel_open(&wallet, ids.into_iter()).await;
         return Err(e);
     }
     Ok(out)
@@ -520,7 +600,7 @@ pub async fn images(
             .with_param("response_format"));
         }
     };
-    let (meta, node, offer) = choose(
+    let (meta, candidates) = choose(
         &g,
         &key,
         req.model.as_deref(),
@@ -566,7 +646,7 @@ pub async fn images(
             i => json!({ "seed": base.wrapping_add(i) }).to_string(),
         })
         .collect();
-    let delivered = run_tasks(&g, &key, &node, &offer, Job::prompt(&prompt), params).await?;
+    let delivered = run_tasks(&g, &key, &candidates, Job::prompt(&prompt), params).await?;
     let base_url = base_url(&g, &headers);
     let data: Vec<Value> = delivered
         .iter()
@@ -757,7 +837,7 @@ async fn generate(
     params: Map<String, Value>,
     max_units: Option<u64>,
 ) -> ApiResult<(ModelMeta, Delivered, flownet_core::Generation)> {
-    let (meta, node, offer) = choose(g, key, model, TaskKind::TextGeneration, endpoint).await?;
+    let (meta, candidates) = choose(g, key, model, TaskKind::TextGeneration, endpoint).await?;
     let (prompt, input) = hold_input(g, headers, source).await?;
     let job = Job {
         prompt: &prompt,
@@ -765,7 +845,7 @@ async fn generate(
         max_units,
     };
     let params = vec![Value::Object(params).to_string()];
-    let d = run_tasks(g, key, &node, &offer, job, params)
+    let d = run_tasks(g, key, &candidates, job, params)
         .await?
         .into_iter()
         .next()
@@ -1019,7 +1099,8 @@ async fn chat_stream(
     max_units: Option<u64>,
     include_usage: bool,
 ) -> Result<Response, ApiError> {
-    let (meta, node, offer) = choose(
+    // A stream relays one node's own stream: it is paid to the best node only.
+    let (meta, candidates) = choose(
         g,
         key,
         model,
@@ -1027,6 +1108,10 @@ async fn chat_stream(
         "/v1/chat/completions",
     )
     .await?;
+    let (node, offer) = candidates
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("choosing a node", "no candidate node"))?;
     let (prompt, input) = hold_input(g, headers, conversation).await?;
     let (max_units, escrow, max_price) = rules::quote(&offer, max_units, &params, None)
         .map_err(|e| ApiError::from_core_openai(&e))?;
@@ -1145,7 +1230,7 @@ pub async fn embeddings(
         }
     };
     check_prompt(&input, "input")?;
-    let (meta, node, offer) = choose(
+    let (meta, candidates) = choose(
         &g,
         &key,
         req.model.as_deref(),
@@ -1156,8 +1241,7 @@ pub async fn embeddings(
     let delivered = run_tasks(
         &g,
         &key,
-        &node,
-        &offer,
+        &candidates,
         Job::prompt(&input),
         vec!["{}".into()],
     )

@@ -111,6 +111,25 @@ impl Classifier {
     }
 }
 
+/// Checks, from its header alone, that `bytes` is a PNG or JPEG image this pipeline
+/// decodes (at most 16,384 pixels a side): what a requester checks before paying.
+pub fn check_image(bytes: &[u8]) -> Result<(u32, u32)> {
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::InvalidInput(format!("the input is not an image this model reads: {e}"))
+    };
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| bad(&e))?;
+    if reader.format().is_none() {
+        return Err(bad(&"not a PNG or JPEG file"));
+    }
+    let (w, h) = reader.into_dimensions().map_err(|e| bad(&e))?;
+    if w > MAX_SIDE || h > MAX_SIDE || w == 0 || h == 0 {
+        return Err(bad(&format!("{w}×{h} pixels; at most {MAX_SIDE} a side")));
+    }
+    Ok((w, h))
+}
+
 /// Decodes PNG or JPEG bytes into RGB.
 fn decode(bytes: &[u8]) -> Result<RgbImage> {
     let bad = |e: &dyn std::fmt::Display| {

@@ -80,7 +80,7 @@ pub mod rng;
 mod runtime;
 pub mod terrain;
 
-pub use classify::{DEFAULT_TOP_K, Prediction};
+pub use classify::{DEFAULT_TOP_K, Prediction, check_image};
 pub use engine::{
     EngineOptions, ExecutionProvider, FLOWNET_MODELS, OnnxEngine, RawTensor, default_models_dir,
 };

@@ -59,3 +59,42 @@ pub async fn load_engine(models_dir: &Path, settings: &EngineSettings) -> Result
         })?;
     Ok(Arc::new(engine))
 }
+
+/// What a requester checks before paying for `model_id`, from the model's manifest in
+/// `models_dir` when it is there (else nothing can be known here): a text-to-image
+/// model takes no input file, an image classifier needs an image it can decode
+/// (checked from the header), within its size limits.
+pub fn precheck(
+    models_dir: &Path,
+    model_id: &str,
+    prompt: &str,
+    input: Option<&[u8]>,
+) -> std::result::Result<(), flownet_core::Error> {
+    use flownet_core::{Error as E, TaskKind};
+    let Ok(all) = manifests(models_dir) else {
+        return Ok(());
+    };
+    let Some(m) = all.iter().find(|m| m.id == model_id) else {
+        return Ok(());
+    };
+    match (m.kind, input) {
+        (TaskKind::TextToImage, Some(_)) => Err(E::InvalidInput(format!(
+            "model {model_id} makes an image from a text prompt: it takes no input file"
+        ))),
+        (TaskKind::ImageClassification, None) if !prompt.starts_with("sha256:") => {
+            Err(E::InvalidInput(format!(
+                "model {model_id} classifies an image: give one (--image FILE)"
+            )))
+        }
+        (TaskKind::ImageClassification, Some(bytes)) => {
+            flownet_infer::check_image(bytes).map(|_| ()).map_err(|e| {
+                E::InvalidInput(
+                    e.to_string()
+                        .trim_start_matches("invalid input: ")
+                        .to_owned(),
+                )
+            })
+        }
+        _ => Ok(()),
+    }
+}

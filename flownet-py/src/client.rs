@@ -165,6 +165,7 @@ impl Client {
                     node,
                     max_price,
                     params,
+                    models_dir: Some(flownet_infer::default_models_dir()),
                 },
             )
             .await

@@ -236,9 +236,14 @@ fn call_python_streaming(
                     "the handler of model {id} raised:\n{}",
                     format_traceback(py, &err)
                 );
-                Err(Error::Inference(format!(
-                    "the handler of {id} raised {err}"
-                )))
+                // A ValueError (flownet.InvalidInput is one) says the input is bad,
+                // which no retry mends: the node declines the task at once.
+                let message = format!("the handler of {id} raised {err}");
+                if err.is_instance_of::<pyo3::exceptions::PyValueError>(py) {
+                    Err(Error::InvalidInput(message))
+                } else {
+                    Err(Error::Inference(message))
+                }
             }
         }
     })

@@ -139,3 +139,29 @@ def test_nodes_are_ranked_by_score_then_price_and_submit_picks_within_max_price(
     with pytest.raises(flownet.FlowNetError, match="no node offers echo at or under your max price"):
         client.submit("again", "echo", max_price="0.1")
     assert client.nodes(model="nothing") == []
+
+
+def test_a_handler_that_says_the_input_is_bad_declines_and_the_escrow_comes_back_at_once(ledger: flownet.Ledger, endpoint: str) -> None:
+    node_account = flownet.Account.create(ledger, "node")
+    alice = flownet.Account.create(ledger, "alice")
+    node = flownet.Node(ledger, node_account, name="picky node", endpoint=endpoint)
+
+    @node.model("picky", price="2", kind="text-generation")
+    def picky(prompt: str, params: Dict[str, Any]) -> str:
+        if prompt != "please":
+            raise ValueError("only 'please' is understood")
+        return "thank you"
+
+    node.register()
+    client = flownet.Client(ledger, alice)
+    before = alice.balance()
+    task = client.submit("now", "picky")
+    assert alice.balance() == before - Decimal("2")
+    assert node.serve(once=True) == 0
+    with pytest.raises(flownet.InvalidState, match=r"declined by its node \(.*only 'please' is understood\).*escrow of 2 FLOWNET came back"):
+        task.wait(timeout=10)
+    assert alice.balance() == before
+    shown = client.task(task.id)
+    assert shown["status"] == "declined"
+    (listed,) = client.nodes(model="picky")
+    assert listed["stats"]["declined"] == 1 if "stats" in listed else listed["declined"] == 1

@@ -67,6 +67,9 @@ class Market:
             "chat": self.flownet("alpine", "web", "keys", "create", "--label", "chat", "--max-price", "1", "--faucet", "--rate", "600/60")["key"],
             "stingy": self.flownet("alpine", "web", "keys", "create", "--label", "stingy", "--max-price", "0.1", "--faucet")["key"],
         }
+        retry = self.flownet("alpine", "web", "keys", "create", "--label", "retry", "--max-price", "1", "--faucet", "--rate", "600/60")
+        self.keys["retry"] = retry["key"]
+        self.retry_address = retry["address"]
         self.proc = subprocess.Popen(
             [BIN, "--data-dir", self.dir, "--key", "alpine", "--models-dir", MODELS,
              "web", "--listen", f"127.0.0.1:{port}", "--node", "--threads", "1"],
@@ -311,3 +314,36 @@ def test_bad_chat_requests_are_refused_before_payment(market):
     with pytest.raises(openai.BadRequestError) as e:
         c.chat.completions.create(model=CHAT, messages=QUESTION, n=2)
     assert e.value.param or e.value.code
+
+
+def test_the_sdks_retries_of_a_timed_out_request_pay_once(market):
+    # The SDK's own retries (x-stainless-retry-count) of a call that times out every
+    # time: the gateway runs the first try to the end and the retries join it.
+    impatient = openai.OpenAI(api_key=market.keys["retry"], base_url=f"{market.url}/v1", max_retries=2, timeout=0.05)
+    market.clients.append(impatient)
+    # (A retry that arrives after the first run ended is answered at once from what it
+    # kept, so the call may also succeed; either way it is paid once.)
+    try:
+        impatient.images.generate(model=MODEL, prompt="a patient glacier", size="128x128", response_format="b64_json")
+    except openai.APITimeoutError:
+        pass
+    tasks_of = lambda: json.loads(market.get(f"/api/tasks?requester={market.retry_address}"))["tasks"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(t["status"] == "fulfilled" for t in tasks_of()):
+        time.sleep(0.2)
+    tasks = tasks_of()
+    assert len(tasks) == 1, f"the retries paid again: {tasks}"
+    assert tasks[0]["status"] == "fulfilled"
+    # The same call with an Idempotency-Key, repeated: one more task, the same answer.
+    patient = client(market, market.keys["retry"])
+    first = patient.images.generate(
+        model=MODEL, prompt="a patient glacier", size="128x128", response_format="b64_json",
+        extra_headers={"Idempotency-Key": "glacier-1"},
+    )
+    again = patient.images.with_raw_response.generate(
+        model=MODEL, prompt="a patient glacier", size="128x128", response_format="b64_json",
+        extra_headers={"Idempotency-Key": "glacier-1"},
+    )
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.parse().data[0].b64_json == first.data[0].b64_json
+    assert len(tasks_of()) == 2

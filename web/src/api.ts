@@ -70,6 +70,15 @@ export interface NodeView {
   score: number;
   ratings: number;
   reliability: number | null;
+  /** The lower bound of the reliability (0 with no record) and the score times it,
+   * which the ledger's listing ranks by. */
+  reliability_bound?: number;
+  rank_key?: number;
+  fulfilled?: number;
+  missed?: number;
+  declined?: number;
+  /** What the payers' rated tasks cost in all, in FLOWNET. */
+  rated_paid?: string;
   community_score: number | null;
   community_ratings: number;
   models: NodeOffer[];
@@ -100,7 +109,10 @@ export interface Task {
   max_units?: number;
   units?: number | null;
   refunded?: number;
-  status: "open" | "claimed" | "fulfilled" | "cancelled" | "expired";
+  status: "open" | "claimed" | "fulfilled" | "cancelled" | "expired" | "declined";
+  claimed_at?: number | null;
+  /** Why the node declined the task, when it did. */
+  declined_reason?: string | null;
   submitted_at: number;
   claim_deadline: number;
   fulfil_deadline: number | null;

@@ -234,8 +234,10 @@ const pct = (x: number | null) => (x === null ? "none yet" : `${Math.round(x * 1
 function renderNodes(): void {
   const rows: { node: NodeView; offer: NodeView["models"][number] }[] = [];
   for (const node of state.nodes) for (const offer of node.models) rows.push({ node, offer });
-  // Best score first, then the lowest price (the ledger's own ranking of nodes).
-  rows.sort((a, b) => b.node.score - a.node.score || a.offer.price_units - b.offer.price_units);
+  // The ledger's own ranking (the score times the reliability's lower bound, then the
+  // lowest price), as the gateway lists nodes; a stable sort keeps that order.
+  const rank = new Map(state.nodes.map((n, i) => [n.owner, i]));
+  rows.sort((a, b) => (rank.get(a.node.owner) ?? 0) - (rank.get(b.node.owner) ?? 0));
   const body = $("node-rows");
   body.replaceChildren();
   if (rows.length === 0) {
@@ -254,8 +256,10 @@ function renderNodes(): void {
           el("span", {}, offer.model_id, offer.kind ? el("span", { class: "small" }, ` ${offer.kind}`) : null)),
         el("td", { class: "num", "data-label": "Price" }, el("span", {}, `${offer.price} FLOWNET${offer.unit === "thousand_tokens" ? " per 1,000 tokens" : ""}`)),
         el("td", { class: "num", "data-label": "Score" },
-          el("span", {}, `${node.score.toFixed(2)}`, el("span", { class: "small" }, ` (${node.ratings} ${node.ratings === 1 ? "rating" : "ratings"})`))),
-        el("td", { class: "num", "data-label": "Reliability" }, el("span", {}, pct(node.reliability))),
+          el("span", {}, `${node.score.toFixed(2)}`, el("span", { class: "small" }, ` (${node.ratings} ${node.ratings === 1 ? "rating" : "ratings"}, ${node.rated_paid ?? "0"} FLOWNET paid)`))),
+        el("td", { class: "num", "data-label": "Reliability" },
+          el("span", {}, pct(node.reliability),
+            el("span", { class: "small" }, ` (${node.fulfilled ?? 0} delivered, ${node.missed ?? 0} missed, ${node.declined ?? 0} declined)`))),
         el("td", { class: "num", "data-label": "Community" },
           el("span", {}, node.community_score === null ? "none yet" : `${node.community_score.toFixed(2)} (${node.community_ratings})`)),
       ),
@@ -371,25 +375,56 @@ function follow(taskId: number): void {
     es.close();
     void act(null, () => showResult(data(e).task));
   });
-  for (const end of ["expired", "cancelled"]) {
-    es.addEventListener(end, () => {
+  for (const end of ["expired", "cancelled", "declined"]) {
+    es.addEventListener(end, (e) => {
       es.close();
-      $("task-end").textContent = `The task was ${end}: your escrow is back in your balance.`;
+      stopCountdown();
+      const t = data(e).task;
+      const why = end === "declined" ? ` by its node: ${t.declined_reason ?? "no reason given"}` : "";
+      $("task-end").textContent = `The task was ${end}${why}. Your escrow of ${t.refunded ?? t.price} FLOWNET is back in your balance.`;
       void refreshAccount();
     });
   }
+  for (const step of ["submitted", "claimed", "running"]) es.addEventListener(step, (e) => startCountdown(data(e).task));
+  es.addEventListener("delivered", () => stopCountdown());
   es.addEventListener("overdue", (e) => {
+    // The deadline passed: this waiter expires the task itself (anyone may), so the
+    // escrow comes back without a click; the button stays for a failed try.
     const t = data(e).task;
+    stopCountdown();
     const end = $("task-end");
-    end.replaceChildren(`The node missed its deadline. `);
+    end.replaceChildren(`The node missed its deadline: getting your escrow back… `);
     const b = el("button", { type: "button" }, "Get my escrow back") as HTMLButtonElement;
-    b.addEventListener("click", () =>
+    const expire = () =>
       act(b, async () => {
         await send({ type: "expire", task: t.id });
-      }),
-    );
+      });
+    b.addEventListener("click", () => void expire());
     end.append(b);
+    void expire();
   });
+}
+
+let countdown: ReturnType<typeof setInterval> | undefined;
+
+function stopCountdown(): void {
+  if (countdown !== undefined) clearInterval(countdown);
+  countdown = undefined;
+  $("task-timer").textContent = "";
+}
+
+/** Shows the seconds left before the task's current deadline (claim while open,
+ * fulfil once claimed), by this browser's clock. */
+function startCountdown(t: Task): void {
+  stopCountdown();
+  const deadline = t.status === "claimed" || t.claimed_at ? t.fulfil_deadline : t.claim_deadline;
+  if (deadline === null || deadline === undefined) return;
+  const tick = () => {
+    const left = Math.max(0, Math.round(deadline - Date.now() / 1000));
+    $("task-timer").textContent = `${t.claimed_at ? "The node has" : "A node has"} ${left} s left to ${t.claimed_at ? "deliver" : "claim the task"}; past that your escrow comes back.`;
+  };
+  tick();
+  countdown = setInterval(tick, 1000);
 }
 
 async function sha256Hex(bytes: ArrayBuffer): Promise<string> {

@@ -828,7 +828,10 @@ fn task_from(v: &Value) -> Result<Task, Error> {
         max_units: u64_of(v, "maxUnits")?,
         units: opt_u64(v, "units")?,
         refunded: amount_of(v, "refunded")?,
-        declined_reason: match v.opt_field("declinedReason").map_err(|e| corrupt("task", e))? {
+        declined_reason: match v
+            .opt_field("declinedReason")
+            .map_err(|e| corrupt("task", e))?
+        {
             None => None,
             Some(r) => Some(r.as_str().map_err(|e| corrupt("task", e))?.to_owned()),
         },

@@ -348,7 +348,7 @@ async fn task_counts_by_status_match_the_task_lists() {
             (TaskStatus::Fulfilled, 1),
             (TaskStatus::Cancelled, 1),
             (TaskStatus::Expired, 0),
-                    (TaskStatus::Declined, 0),
+            (TaskStatus::Declined, 0),
         ]
     );
 }

@@ -97,6 +97,7 @@ pub async fn run(ctx: &Ctx, a: ChatArgs) -> Result<()> {
                 node: a.node,
                 max_price: a.max_price,
                 params: a.params.clone(),
+                models_dir: Some(ctx.models_dir.clone()),
             },
         )
         .await?;

@@ -399,6 +399,10 @@ pub fn node_json(n: &Node) -> serde_json::Value {
         "community_ratings": n.stats.community_count,
         "fulfilled": n.stats.fulfilled,
         "missed": n.stats.missed,
+        "declined": n.stats.declined,
+        "rated_paid": flownet_core::Amount(n.stats.rated_paid).to_string(),
+        "reliability_bound": n.stats.reliability_bound(),
+        "rank_key": n.stats.rank_key(),
     })
 }
 
@@ -412,12 +416,16 @@ pub fn node_lines(n: &Node) -> String {
         format!("{c:.2} ({})", n.stats.community_count)
     });
     let mut s = format!(
-        "{} {:?}{} score {:.2} ({} ratings) reliability {reliability} community {community}\n    {}",
+        "{} {:?}{} score {:.2} ({} ratings, {} FLOWNET paid) reliability {reliability} ({} delivered, {} missed, {} declined) community {community}\n    {}",
         n.owner,
         n.name,
         if n.active { "" } else { " [paused]" },
         n.stats.score(),
         n.stats.ratings_count,
+        flownet_core::Amount(n.stats.rated_paid),
+        n.stats.fulfilled,
+        n.stats.missed,
+        n.stats.declined,
         n.endpoint
     );
     for m in &n.models {

@@ -128,6 +128,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
                     node,
                     max_price,
                     params,
+                    models_dir: Some(ctx.models_dir.clone()),
                 },
             )
             .await?;
@@ -459,6 +460,8 @@ pub struct SubmitReq {
     pub node: Option<Address>,
     pub max_price: Option<Amount>,
     pub params: String,
+    /// Where the model's manifest may be, to check the request against it before paying.
+    pub models_dir: Option<std::path::PathBuf>,
 }
 
 /// A blob server holding a task's input until it is stopped.
@@ -555,7 +558,12 @@ pub async fn submit(
         node,
         max_price,
         params,
+        models_dir,
     } = req;
+    // What the model's manifest says it takes, checked before anything is paid.
+    if let Some(dir) = &models_dir {
+        flownet_node::engine::precheck(dir, &model, &prompt, input_bytes.as_deref())?;
+    }
     let ledger = wallet.ledger().clone();
     let params_map = match serde_json::from_str(&params) {
         Ok(serde_json::Value::Object(map)) => map,

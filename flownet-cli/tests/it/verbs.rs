@@ -171,7 +171,92 @@ fn unclaimed_tasks_can_be_cancelled_or_expired_for_a_refund() {
     assert_eq!(statuses, ["cancelled", "expired"]);
     let out = f.run("alice", &["task", "wait", &t2, "--timeout", "1"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("without an output"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("never claimed it") && err.contains("came back"),
+        "{err}"
+    );
+    // A waiter whose task's deadline passes expires it itself: nobody runs `expire`.
+    let t3 = f.json(
+        "alice",
+        &[
+            "task",
+            "submit",
+            "--model",
+            "terrain-diffusion-128",
+            "three",
+        ],
+    )["task"]
+        .to_string();
+    assert_eq!(f.json("alice", &["account", "balance"])["balance"], "998");
+    let out = f.run("alice", &["task", "wait", &t3, "--timeout", "10"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("expired") && err.contains("escrow of 2 FLOWNET came back"),
+        "{err}"
+    );
+    assert_eq!(f.json("alice", &["account", "balance"])["balance"], "1000");
+    assert_eq!(f.json("alice", &["task", "show", &t3])["status"], "expired");
+}
+
+#[test]
+fn what_the_model_cannot_take_is_refused_before_paying() {
+    let f = Flownet::new();
+    f.json("admin", &["ledger", "init"]);
+    f.json("node", &["init"]);
+    f.json("alice", &["init"]);
+    let endpoint = format!("http://127.0.0.1:{}", free_port());
+    f.json(
+        "node",
+        &[
+            "node",
+            "register",
+            "--name",
+            "n",
+            "--endpoint",
+            &endpoint,
+            "--model",
+            "terrain-diffusion-128=2",
+            "--model",
+            "mobilenet-v2=1",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "not an image at all").unwrap();
+    let (kind, msg) = f.fails(
+        "alice",
+        &[
+            "task",
+            "submit",
+            "--model",
+            "mobilenet-v2",
+            "--image",
+            text.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(kind, "invalid_input", "{msg}");
+    assert!(msg.contains("not an image"), "{msg}");
+    let (kind, msg) = f.fails(
+        "alice",
+        &["task", "submit", "--model", "mobilenet-v2", "a cat"],
+    );
+    assert_eq!(kind, "invalid_input", "{msg}");
+    let (kind, msg) = f.fails(
+        "alice",
+        &[
+            "task",
+            "submit",
+            "--model",
+            "terrain-diffusion-128",
+            "--image",
+            text.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(kind, "invalid_input", "{msg}");
+    assert!(msg.contains("takes no input"), "{msg}");
+    assert_eq!(f.json("alice", &["account", "balance"])["balance"], "1000");
 }
 
 #[test]

@@ -482,11 +482,15 @@ fn a_node_declines_before_the_deadline_and_the_requester_is_refunded_at_once() {
             "{bad:?}"
         );
     }
-    w.act(&node, decline(id, "the input is not an image")).unwrap();
+    w.act(&node, decline(id, "the input is not an image"))
+        .unwrap();
     let t = &w.store.state.tasks[&id];
     assert_eq!(t.status, TaskStatus::Declined);
     assert_eq!(t.refunded, Amount::tokens(2));
-    assert_eq!(t.declined_reason.as_deref(), Some("the input is not an image"));
+    assert_eq!(
+        t.declined_reason.as_deref(),
+        Some("the input is not an image")
+    );
     assert_eq!(w.balance(&user), start);
     assert_eq!(w.store.state.globals.escrowed, Amount::ZERO);
     let stats = &w.store.state.nodes[&node.address].stats;

@@ -198,7 +198,13 @@ async fn bad_input_is_declined_at_the_first_try() {
         .balance;
     let id = s
         .user
-        .submit(s.node.address(), "echo", "bad input", "{}", Amount::tokens(1))
+        .submit(
+            s.node.address(),
+            "echo",
+            "bad input",
+            "{}",
+            Amount::tokens(1),
+        )
         .await
         .unwrap();
     let worker = NodeWorker::new(

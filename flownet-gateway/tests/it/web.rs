@@ -47,6 +47,10 @@ impl Engine for PictureEngine {
         vec![self.0.clone()]
     }
     async fn infer(&self, req: InferenceRequest) -> flownet_core::Result<InferenceOutput> {
+        // "slow …" prompts take a second, for clients that time out and retry.
+        if req.prompt.starts_with("slow ") {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
         let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
         bytes.extend_from_slice(req.prompt.as_bytes());
         bytes.extend_from_slice(format!("{:?}", req.params.get("seed")).as_bytes());
@@ -1332,4 +1336,230 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     );
     // A client that sends its request in time is served meanwhile.
     assert_eq!(get(&w, "/healthz").await.bytes, b"ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_ranked_first_is_skipped_after_the_claim_wait_and_paid_nothing() {
+    let w = World::with(Options {
+        config: GatewayConfig {
+            claim_wait: Duration::from_millis(500),
+            ..Options::default().config
+        },
+        ..Options::default()
+    })
+    .await;
+    // A node that never runs, cheaper than the live one: with no record on either,
+    // the cheaper ranks first, so the gateway pays it first.
+    let dead = Wallet::new(w.ledger.clone() as Arc<dyn Ledger>, SigningKey::generate());
+    dead.ensure_funded().await.unwrap();
+    dead.register_node(
+        "dead node",
+        "http://127.0.0.1:9",
+        vec![OfferedModel {
+            model_id: "picture".into(),
+            weights_sha256: crypto::sha256(b"picture weights"),
+            price: "0.4".parse().unwrap(),
+            unit: flownet_core::PriceUnit::Task,
+        }],
+    )
+    .await
+    .unwrap();
+    let nodes = w.ledger.nodes().await.unwrap();
+    assert_eq!(nodes[0].owner, dead.address(), "the dead node ranks first");
+    let token = api_key(&w, Amount::tokens(1), true).await;
+    let a = post_json(
+        &w,
+        "/v1/images/generations",
+        &json!({ "prompt": "hills", "response_format": "b64_json" }),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let first = w.ledger.task(1).await.unwrap().unwrap();
+    assert_eq!(first.node, dead.address());
+    assert_eq!(first.status, flownet_core::TaskStatus::Cancelled);
+    assert_eq!(first.refunded, first.price);
+    let second = w.ledger.task(2).await.unwrap().unwrap();
+    assert_eq!(second.node, w.node);
+    assert_eq!(second.status, flownet_core::TaskStatus::Fulfilled);
+    // Paid once: the live node's price, the dead node's escrow back.
+    let requester = w.ledger.account(first.requester).await.unwrap().unwrap();
+    assert_eq!(
+        requester.balance,
+        Amount::tokens(1000).checked_sub(second.price).unwrap()
+    );
+    // The dead node is now below: its unclaimed task is not a miss (it was cancelled),
+    // but the live node has a record.
+    let nodes = w.ledger.nodes().await.unwrap();
+    assert_eq!(nodes[0].owner, w.node);
+}
+
+/// A POST that may time out on the client's side (`None` then), with extra headers.
+async fn post_within(
+    w: &World,
+    path: &str,
+    body: &Value,
+    headers: Vec<(&'static str, String)>,
+    timeout: Duration,
+) -> Option<(u16, Option<String>, Value)> {
+    let url = w.url(path);
+    let body = serde_json::to_vec(body).unwrap();
+    tokio::task::spawn_blocking(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(timeout))
+            .build()
+            .into();
+        let mut r = agent.post(&url).header("content-type", "application/json");
+        for (k, v) in &headers {
+            r = r.header(*k, v);
+        }
+        let mut resp = r.send(body).ok()?;
+        let replayed = resp
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .ok()?;
+        Some((
+            resp.status().as_u16(),
+            replayed,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    })
+    .await
+    .unwrap()
+}
+
+async fn task_count(w: &World) -> u64 {
+    w.ledger.info().await.unwrap().globals.task_count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_the_same_idempotency_key_pays_once_and_gets_the_first_answer() {
+    let w = World::new().await;
+    let token = api_key(&w, Amount::tokens(1), true).await;
+    let auth = ("authorization", format!("Bearer {token}"));
+    let body = json!({ "prompt": "slow hills", "response_format": "b64_json" });
+    let with_key = |k: &str| vec![auth.clone(), ("idempotency-key", k.to_owned())];
+    // The client gives up before the node delivers; the run goes on without it.
+    let first = post_within(
+        &w,
+        "/v1/images/generations",
+        &body,
+        with_key("k1"),
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(first.is_none(), "the first call should time out: {first:?}");
+    let (status, replayed, answer) = post_within(
+        &w,
+        "/v1/images/generations",
+        &body,
+        with_key("k1"),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(replayed.as_deref(), Some("true"));
+    assert_eq!(task_count(&w).await, 1, "the retry paid again");
+    // Again later: the same answer, still one task.
+    let (_, _, again) = post_within(
+        &w,
+        "/v1/images/generations",
+        &body,
+        with_key("k1"),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again["data"], answer["data"]);
+    assert_eq!(task_count(&w).await, 1);
+    // The same key for another request is refused; a new key is a new request.
+    let other = json!({ "prompt": "slow lakes", "response_format": "b64_json" });
+    let (status, _, refused) = post_within(
+        &w,
+        "/v1/images/generations",
+        &other,
+        with_key("k1"),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+    let (status, replayed, _) = post_within(
+        &w,
+        "/v1/images/generations",
+        &other,
+        with_key("k2"),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!((status, replayed), (200, None));
+    assert_eq!(task_count(&w).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_own_retries_of_a_timed_out_request_pay_once() {
+    let w = World::new().await;
+    let token = api_key(&w, Amount::tokens(1), true).await;
+    let auth = ("authorization", format!("Bearer {token}"));
+    let body = json!({ "prompt": "slow dunes", "response_format": "b64_json" });
+    let attempt = |n: u32| vec![auth.clone(), ("x-stainless-retry-count", n.to_string())];
+    // As the openai SDKs send them: the first try says 0, each retry its number.
+    assert!(
+        post_within(
+            &w,
+            "/v1/images/generations",
+            &body,
+            attempt(0),
+            Duration::from_millis(300)
+        )
+        .await
+        .is_none()
+    );
+    assert!(
+        post_within(
+            &w,
+            "/v1/images/generations",
+            &body,
+            attempt(1),
+            Duration::from_millis(300)
+        )
+        .await
+        .is_none()
+    );
+    let (status, replayed, _) = post_within(
+        &w,
+        "/v1/images/generations",
+        &body,
+        attempt(2),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!((status, replayed.as_deref()), (200, Some("true")));
+    assert_eq!(task_count(&w).await, 1, "a retry paid again");
+    // A new first try with the same body is a new request: it pays.
+    let (status, replayed, _) = post_within(
+        &w,
+        "/v1/images/generations",
+        &body,
+        attempt(0),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    assert_eq!((status, replayed), (200, None));
+    assert_eq!(task_count(&w).await, 2);
 }
