@@ -94,7 +94,8 @@ fn a_node_process_serves_a_user_process_on_one_ledger_file() {
     let status = f.json("node", &["node", "status"]);
     assert_eq!(status["fulfilled"], 2);
     assert_eq!(status["ratings"], 1);
-    assert!((status["score"].as_f64().unwrap() - 20.0 / 6.0).abs() < 1e-9);
+    // (3 stars weighing 1 FLOWNET + 5 stars weighing the 0.5 paid) / 1.5
+    assert!((status["score"].as_f64().unwrap() - 5.5 / 1.5).abs() < 1e-9);
     let earnings = f.json("node", &["node", "earnings"]);
     assert_eq!(earnings["earned"], "0.54");
     let nfts = f.json("alice", &["nft", "list"]);
