@@ -24,11 +24,14 @@
 //! ```
 
 mod clock;
+mod digest;
 mod embedded;
 mod error;
 #[cfg(feature = "flow")]
 pub mod flow;
+mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use embedded::{EmbeddedLedger, EnvelopeRecord};
-pub use error::{Error, Result};
+pub use error::{Error, Mismatch, Result};
+pub use verify::VerifyReport;
