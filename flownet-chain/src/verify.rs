@@ -124,7 +124,11 @@ impl EmbeddedLedger {
             Digest32::from_hex(&meta("ledger_id")?).map_err(|e| Error::Ledger(e.to_string()))?;
         let config: LedgerConfig = serde_json::from_str(&meta("config")?)?;
         let mut replay = Replay::new(&tx, path, id, config);
-        let mismatch = replay.run().err();
+        let mismatch = match replay.run() {
+            Ok(()) => None,
+            Err(Found::Mismatch(m)) => Some(m),
+            Err(Found::Error(e)) => return Err(e),
+        };
         Ok(replay.report(mismatch))
     }
 }
@@ -176,11 +180,7 @@ impl<'c> Replay<'c> {
         }
     }
 
-    fn run(&mut self) -> std::result::Result<(), Mismatch> {
-        let unreadable = |e: Error| Mismatch::Head {
-            height: 0,
-            reason: format!("the ledger cannot be read: {e}"),
-        };
+    fn run(&mut self) -> Checked {
         let genesis = read_head(self.conn, "genesis").map_err(|e| Mismatch::Genesis {
             height: 0,
             reason: e.to_string(),
@@ -188,16 +188,14 @@ impl<'c> Replay<'c> {
         self.genesis_height = genesis.height;
         self.check_genesis(&genesis)?;
 
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT height, hash, signer, sequence, action, envelope, error, at, state, chain
-                 FROM envelopes ORDER BY height",
-            )
-            .map_err(|e| unreadable(e.into()))?;
-        let mut rows = stmt.query([]).map_err(|e| unreadable(e.into()))?;
+        let conn = self.conn;
+        let mut stmt = conn.prepare(
+            "SELECT height, hash, signer, sequence, action, envelope, error, at, state, chain
+             FROM envelopes ORDER BY height",
+        )?;
+        let mut rows = stmt.query([])?;
         let mut last = 0u64;
-        while let Some(r) = rows.next().map_err(|e| unreadable(e.into()))? {
+        while let Some(r) = rows.next()? {
             let stored = (|| {
                 Ok::<_, rusqlite::Error>(Stored {
                     height: r.get(0)?,
@@ -221,18 +219,18 @@ impl<'c> Replay<'c> {
                 reason: format!("its row cannot be read: {e}"),
             })?;
             if stored.height as u64 != last + 1 {
-                return Err(stored.mismatch(format!(
+                return Err(Found::Mismatch(stored.mismatch(format!(
                     "it follows envelope {last}: an envelope of the log is missing"
-                )));
+                ))));
             }
             last = stored.height as u64;
             self.envelope(&stored, &genesis)?;
         }
         if last < genesis.height {
-            return Err(Mismatch::Genesis {
+            return Err(Found::Mismatch(Mismatch::Genesis {
                 height: genesis.height,
                 reason: format!("the chain starts after the last envelope ({last})"),
-            });
+            }));
         }
 
         let head = read_head(self.conn, "head").map_err(|e| Mismatch::Head {
@@ -240,61 +238,58 @@ impl<'c> Replay<'c> {
             reason: e.to_string(),
         })?;
         if head != self.head {
-            return Err(Mismatch::Head {
+            return Err(Found::Mismatch(Mismatch::Head {
                 height: head.height,
                 reason: format!(
                     "it is not the replay's (height {}, state {}, link {})",
                     self.head.height, self.head.state, self.head.chain
                 ),
-            });
+            }));
         }
-        self.compare_rows().map_err(|e| match e {
-            Compare::Differs(m) => m,
-            Compare::Unreadable(e) => unreadable(e),
-        })
+        self.compare_rows()
     }
 
     /// A fresh ledger's chain starts from its parameters alone; a migrated one's at
     /// its last envelope then, checked once the replay gets there.
-    fn check_genesis(&self, genesis: &Head) -> std::result::Result<(), Mismatch> {
+    fn check_genesis(&self, genesis: &Head) -> Checked {
         if Head::genesis(&self.id, genesis.height, genesis.state) != *genesis {
-            return Err(Mismatch::Genesis {
+            return Err(Found::Mismatch(Mismatch::Genesis {
                 height: genesis.height,
                 reason: "its link is not the hash of its height and state".into(),
-            });
+            }));
         }
         if genesis.height == 0 && genesis.state != self.store.digest {
-            return Err(Mismatch::Genesis {
+            return Err(Found::Mismatch(Mismatch::Genesis {
                 height: 0,
                 reason: format!(
                     "its state {} is not the one the ledger's parameters make ({})",
                     genesis.state, self.store.digest
                 ),
-            });
+            }));
         }
         Ok(())
     }
 
-    fn envelope(&mut self, stored: &Stored, genesis: &Head) -> std::result::Result<(), Mismatch> {
+    fn envelope(&mut self, stored: &Stored, genesis: &Head) -> Checked {
         let env: SignedEnvelope = serde_json::from_str(&stored.envelope)
             .map_err(|e| stored.mismatch(format!("its stored envelope does not parse: {e}")))?;
         let hash = env.hash();
         if hash.to_hex() != stored.hash {
-            return Err(stored.mismatch(format!(
+            return Err(Found::Mismatch(stored.mismatch(format!(
                 "its stored envelope hashes to {hash}, not to its recorded hash"
-            )));
+            ))));
         }
         let e = &env.envelope;
         if e.signer.to_string() != stored.signer
             || e.sequence as i64 != stored.sequence
             || e.action.name() != stored.action
         {
-            return Err(stored.mismatch(format!(
+            return Err(Found::Mismatch(stored.mismatch(format!(
                 "its columns disagree with its envelope ({} by {}, sequence {})",
                 e.action.name(),
                 e.signer,
                 e.sequence
-            )));
+            ))));
         }
         let at = u64::try_from(stored.at)
             .map_err(|_| stored.mismatch(format!("its time {} is negative", stored.at)))?;
@@ -314,26 +309,33 @@ impl<'c> Replay<'c> {
             .map(|a| a.sequence);
         self.envelopes += 1;
         if let Err(err @ flownet_core::Error::Storage(_)) = &result {
-            return Err(stored.mismatch(format!("the replay failed: {err}")));
+            return Err(Found::Error(Error::Ledger(format!(
+                "the replay of envelope {} failed: {err}",
+                stored.height
+            ))));
         }
         if after == before {
             let why = result.err().map(|e| e.to_string()).unwrap_or_default();
-            return Err(stored.mismatch(format!("it does not authenticate on replay ({why})")));
+            return Err(Found::Mismatch(
+                stored.mismatch(format!("it does not authenticate on replay ({why})")),
+            ));
         }
         let replayed = result.err().map(|e| e.to_string());
         if replayed != stored.error {
-            return Err(stored.mismatch(match (&stored.error, &replayed) {
-                (None, Some(r)) => {
-                    format!("it is recorded as accepted, the replay rejects it: {r}")
-                }
-                (Some(s), None) => {
-                    format!("it is recorded as rejected ({s}), the replay accepts it")
-                }
-                (Some(s), Some(r)) => format!(
-                    "it is recorded as rejected ({s}), the replay rejects it otherwise: {r}"
-                ),
-                (None, None) => unreachable!("outcomes differ"),
-            }));
+            return Err(Found::Mismatch(stored.mismatch(
+                match (&stored.error, &replayed) {
+                    (None, Some(r)) => {
+                        format!("it is recorded as accepted, the replay rejects it: {r}")
+                    }
+                    (Some(s), None) => {
+                        format!("it is recorded as rejected ({s}), the replay accepts it")
+                    }
+                    (Some(s), Some(r)) => format!(
+                        "it is recorded as rejected ({s}), the replay rejects it otherwise: {r}"
+                    ),
+                    (None, None) => unreachable!("outcomes differ"),
+                },
+            )));
         }
 
         let height = stored.height as u64;
@@ -343,39 +345,39 @@ impl<'c> Replay<'c> {
         }
         if height == genesis.height {
             if state != genesis.state {
-                return Err(Mismatch::Genesis {
+                return Err(Found::Mismatch(Mismatch::Genesis {
                     height,
                     reason: format!(
                         "the log replays to the state {state} there, the chain starts from {}",
                         genesis.state
                     ),
-                });
+                }));
             }
             self.head = *genesis;
             return Ok(());
         }
         if stored.state.as_deref() != Some(&*state.to_hex()) {
-            return Err(stored.mismatch(format!(
+            return Err(Found::Mismatch(stored.mismatch(format!(
                 "its stored state digest {} is not the replay's {state}",
                 stored.state.as_deref().unwrap_or("(none)")
-            )));
+            ))));
         }
         let next = self
             .head
             .next(height, &hash, at, stored.error.as_deref(), state);
         if stored.chain.as_deref() != Some(&*next.chain.to_hex()) {
-            return Err(stored.mismatch(format!(
+            return Err(Found::Mismatch(stored.mismatch(format!(
                 "its stored chain link {} is not the replay's {}",
                 stored.chain.as_deref().unwrap_or("(none)"),
                 next.chain
-            )));
+            ))));
         }
         self.head = next;
         Ok(())
     }
 
     /// Every stored row against the replayed state, in table then key order.
-    fn compare_rows(&mut self) -> std::result::Result<(), Compare> {
+    fn compare_rows(&mut self) -> Checked {
         type Rows = BTreeMap<(usize, Vec<Cell>), Row>;
         fn insert(rows: &mut Rows, row: Row) {
             rows.insert((digest::table_rank(row.table), row.key().to_vec()), row);
@@ -384,8 +386,7 @@ impl<'c> Replay<'c> {
         digest::for_each_stored_row(self.conn, |row| {
             insert(&mut stored, row);
             Ok(())
-        })
-        .map_err(Compare::Unreadable)?;
+        })?;
         let mut replayed = Rows::new();
         let s = &self.store.store.state;
         let typed = meta_rows(&self.id, &self.config, &self.store.store)
@@ -399,7 +400,7 @@ impl<'c> Replay<'c> {
         for row in typed {
             insert(
                 &mut replayed,
-                row.map_err(|e| Compare::Unreadable(Error::Ledger(e.to_string())))?,
+                row.map_err(|e| Error::Ledger(e.to_string()))?,
             );
         }
         let keys: BTreeSet<_> = stored.keys().chain(replayed.keys()).collect();
@@ -408,7 +409,7 @@ impl<'c> Replay<'c> {
             if a.map(|r| &r.cells) != b.map(|r| &r.cells) {
                 let row = a.or(b).expect("the key is in one of the maps");
                 let show = |r: Option<&Row>| r.map(|r| r.cells.iter().map(Cell::display).collect());
-                return Err(Compare::Differs(Mismatch::Row {
+                return Err(Found::Mismatch(Mismatch::Row {
                     table: row.table.into(),
                     key: row.key_string(),
                     stored: show(a),
@@ -421,9 +422,30 @@ impl<'c> Replay<'c> {
     }
 }
 
-enum Compare {
-    Differs(Mismatch),
-    Unreadable(Error),
+/// Why a check stopped: the first mismatch, or a file it cannot read.
+enum Found {
+    Mismatch(Mismatch),
+    Error(Error),
+}
+
+type Checked = std::result::Result<(), Found>;
+
+impl From<Mismatch> for Found {
+    fn from(m: Mismatch) -> Self {
+        Self::Mismatch(m)
+    }
+}
+
+impl From<Error> for Found {
+    fn from(e: Error) -> Self {
+        Self::Error(e)
+    }
+}
+
+impl From<rusqlite::Error> for Found {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Error(e.into())
+    }
 }
 
 /// The meta rows that are state, as the replay holds them.
