@@ -4,6 +4,11 @@
 //! Each envelope is applied inside one `BEGIN IMMEDIATE` transaction, so writers from
 //! different processes are serialised by SQLite's lock and readers see only committed
 //! state (WAL). Records are stored as JSON beside the columns queries filter on.
+//!
+//! Each envelope's record also stores the state digest after it and a link of a hash
+//! chain through the log (see `digest`); the head of that chain is checked against the
+//! stored rows whenever the file is opened, and `EmbeddedLedger::verify` replays the
+//! whole log.
 
 use std::{
     path::{Path, PathBuf},
@@ -19,9 +24,14 @@ use flownet_core::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{Clock, Error, Result, SystemClock};
+use crate::{
+    Clock, Error, Result, SystemClock,
+    digest::{self, Digesting, Head},
+};
 
-const SCHEMA_VERSION: &str = "1";
+/// Version 2 added the state digests and the chain; a version 1 file is migrated when
+/// it is opened (`migrate_from_1`).
+pub(crate) const SCHEMA_VERSION: &str = "2";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,7 +47,8 @@ CREATE TABLE IF NOT EXISTS nfts (id INTEGER PRIMARY KEY, owner TEXT NOT NULL, da
 CREATE INDEX IF NOT EXISTS nfts_by_owner ON nfts (owner, id);
 CREATE TABLE IF NOT EXISTS envelopes (
     height INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, signer TEXT NOT NULL, sequence INTEGER NOT NULL,
-    action TEXT NOT NULL, envelope TEXT NOT NULL, error TEXT, at INTEGER NOT NULL);
+    action TEXT NOT NULL, envelope TEXT NOT NULL, error TEXT, at INTEGER NOT NULL,
+    state TEXT, chain TEXT);
 ";
 
 /// One applied envelope, accepted or rejected after authentication.
@@ -141,6 +152,7 @@ impl EmbeddedLedger {
                 params![k, v],
             )?;
         }
+        start_chain(&tx, &id, 0)?;
         tx.commit()?;
         drop(conn);
         Self::open(path)
@@ -181,14 +193,20 @@ impl EmbeddedLedger {
                 })
         };
         let version = meta("schema_version")?;
-        if version != SCHEMA_VERSION {
-            return Err(Error::Ledger(format!(
-                "ledger schema {version} is not supported (expected {SCHEMA_VERSION})"
-            )));
-        }
         let id =
             Digest32::from_hex(&meta("ledger_id")?).map_err(|e| Error::Ledger(e.to_string()))?;
         let config: LedgerConfig = from_json(&meta("config")?)?;
+        let mut conn = conn;
+        match version.as_str() {
+            SCHEMA_VERSION => {}
+            "1" => migrate_from_1(&mut conn, &id)?,
+            _ => {
+                return Err(Error::Ledger(format!(
+                    "ledger schema {version} is not supported (expected {SCHEMA_VERSION})"
+                )));
+            }
+        }
+        check_head(&conn)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
@@ -262,7 +280,8 @@ impl EmbeddedLedger {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::from)?;
         let now = inner.clock.now();
-        let mut store = SqlStore { conn: &tx };
+        let head = read_head(&tx, "head")?;
+        let mut store = Digesting::new(SqlStore { conn: &tx }, head.state);
         let signer = env.envelope.signer;
         let sequence_before = store.account(signer)?.map(|a| a.sequence);
         let result = rules::execute(&mut store, &inner.config, &inner.id, env, now);
@@ -276,20 +295,27 @@ impl EmbeddedLedger {
         let mut height = 0;
         if consumed {
             let hash = env.hash();
+            let error = result.as_ref().err().map(ToString::to_string);
+            height = head.height + 1;
+            let next = head.next(height, &hash, now, error.as_deref(), store.digest);
             tx.execute(
-                "INSERT INTO envelopes (hash, signer, sequence, action, envelope, error, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO envelopes (height, hash, signer, sequence, action, envelope, error, at, state, chain)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
+                    height as i64,
                     hash.to_hex(),
                     signer.to_string(),
                     env.envelope.sequence as i64,
                     env.envelope.action.name(),
                     to_json(env)?,
-                    result.as_ref().err().map(ToString::to_string),
-                    now as i64
+                    error,
+                    now as i64,
+                    next.state.to_hex(),
+                    next.chain.to_hex(),
                 ],
             )
             .map_err(Error::from)?;
-            height = tx.last_insert_rowid() as u64;
+            write_meta(&tx, "head", &to_json(&next)?)?;
         }
         tx.commit().map_err(Error::from)?;
         let outcome = result?;
@@ -445,6 +471,179 @@ impl Ledger for EmbeddedLedger {
         })
         .await
     }
+}
+
+fn write_meta(c: &Connection, key: &str, value: &str) -> Result<()> {
+    c.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+        .execute(params![key, value])?;
+    Ok(())
+}
+
+/// The chain's `head` or `genesis` from meta.
+pub(crate) fn read_head(c: &Connection, key: &str) -> Result<Head> {
+    let value: Option<String> = c
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?;
+    let value = value.ok_or_else(|| {
+        Error::Tampered(format!(
+            "the ledger has no chain {key} (it was removed from meta)"
+        ))
+    })?;
+    serde_json::from_str(&value)
+        .map_err(|e| Error::Tampered(format!("the chain {key} in meta is not readable: {e}")))
+}
+
+/// Starts the chain at `height` from the state stored now: its genesis and head.
+fn start_chain(c: &Connection, id: &LedgerId, height: u64) -> Result<()> {
+    let (state, _) = digest::stored_digest(c)?;
+    let genesis = to_json(&Head::genesis(id, height, state))?;
+    write_meta(c, "genesis", &genesis)?;
+    write_meta(c, "head", &genesis)
+}
+
+/// Refuses a file whose rows are not the state its log's head says they are, or whose
+/// head is not its last envelope's: the file was edited outside the ledger's code.
+fn check_head(conn: &Connection) -> Result<()> {
+    // One read transaction: a consistent snapshot while other processes write.
+    let tx = conn.unchecked_transaction()?;
+    let head = read_head(&tx, "head")?;
+    let genesis = read_head(&tx, "genesis")?;
+    let (state, _) = digest::stored_digest(&tx)?;
+    if state != head.state {
+        return Err(Error::Tampered(format!(
+            "its rows digest to {state}, its log's head says {}",
+            head.state
+        )));
+    }
+    let last: Option<(i64, Option<String>, Option<String>)> = tx
+        .query_row(
+            "SELECT height, state, chain FROM envelopes ORDER BY height DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let last_height = last.as_ref().map_or(0, |l| l.0 as u64);
+    let consistent = if head.height == genesis.height {
+        head == genesis && last_height == genesis.height
+    } else {
+        last.is_some_and(|(h, s, c)| {
+            h as u64 == head.height
+                && s.as_deref() == Some(&*head.state.to_hex())
+                && c.as_deref() == Some(&*head.chain.to_hex())
+        })
+    };
+    if !consistent {
+        return Err(Error::Tampered(format!(
+            "its log's head (height {}) is not its last envelope (height {last_height})",
+            head.height
+        )));
+    }
+    Ok(())
+}
+
+/// Migrates a version 1 file (no digests) to version 2: the records are rewritten in
+/// this version's encoding and the chain starts from the state stored now, after the
+/// last envelope. What happened before is trusted as found (`verify` still replays it
+/// and compares the result with the state the chain starts from).
+fn migrate_from_1(conn: &mut Connection, id: &LedgerId) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: String = tx.query_row(
+        "SELECT value FROM meta WHERE key = 'schema_version'",
+        [],
+        |r| r.get(0),
+    )?;
+    if version == SCHEMA_VERSION {
+        // Another process migrated it while this one waited for the lock.
+        return Ok(());
+    }
+    tx.execute_batch(
+        "ALTER TABLE envelopes ADD COLUMN state TEXT; ALTER TABLE envelopes ADD COLUMN chain TEXT;",
+    )?;
+    rewrite_records(&tx)?;
+    let height: i64 = tx.query_row("SELECT COALESCE(MAX(height), 0) FROM envelopes", [], |r| {
+        r.get(0)
+    })?;
+    start_chain(&tx, id, height as u64)?;
+    write_meta(&tx, "schema_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    tracing::info!(
+        height,
+        "migrated the ledger file to schema {SCHEMA_VERSION}: its chain starts here"
+    );
+    Ok(())
+}
+
+/// Rewrites every record as this version writes it (fields added since with their
+/// defaults), so the rows hash as the rulebook's writes and a replay would.
+fn rewrite_records(c: &Connection) -> Result<()> {
+    fn each<T: DeserializeOwned>(
+        c: &Connection,
+        sql: &str,
+        mut f: impl FnMut(i64, T) -> Result<()>,
+    ) -> Result<()> {
+        let rows: Vec<(i64, String)> = c
+            .prepare(sql)?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.into_iter()
+            .try_for_each(|(rowid, data)| f(rowid, from_json(&data)?))
+    }
+    each(
+        c,
+        "SELECT rowid, data FROM accounts",
+        |rowid, a: Account| {
+            c.execute(
+                "UPDATE accounts SET data = ?2 WHERE rowid = ?1",
+                params![rowid, to_json(&a)?],
+            )?;
+            Ok(())
+        },
+    )?;
+    each(c, "SELECT rowid, data FROM nodes", |rowid, n: Node| {
+        c.execute(
+            "UPDATE nodes SET data = ?2 WHERE rowid = ?1",
+            params![rowid, to_json(&n)?],
+        )?;
+        Ok(())
+    })?;
+    each(c, "SELECT id, data FROM tasks", |id, t: Task| {
+        c.execute(
+            "UPDATE tasks SET node = ?2, requester = ?3, status = ?4, data = ?5 WHERE id = ?1",
+            params![
+                id,
+                t.node.to_string(),
+                t.requester.to_string(),
+                t.status.as_str(),
+                to_json(&t)?
+            ],
+        )?;
+        Ok(())
+    })?;
+    each(c, "SELECT rowid, data FROM ratings", |rowid, r: Rating| {
+        c.execute(
+            "UPDATE ratings SET data = ?2 WHERE rowid = ?1",
+            params![rowid, to_json(&r)?],
+        )?;
+        Ok(())
+    })?;
+    each(c, "SELECT id, data FROM nfts", |id, n: OutputNft| {
+        c.execute(
+            "UPDATE nfts SET owner = ?2, data = ?3 WHERE id = ?1",
+            params![id, n.owner.to_string(), to_json(&n)?],
+        )?;
+        Ok(())
+    })?;
+    each(
+        c,
+        "SELECT rowid, value FROM meta WHERE key = 'globals'",
+        |_, g: Globals| write_meta(c, "globals", &to_json(&g)?),
+    )?;
+    each(
+        c,
+        "SELECT rowid, value FROM meta WHERE key = 'config'",
+        |_, g: LedgerConfig| write_meta(c, "config", &to_json(&g)?),
+    )
 }
 
 fn get_json<T: DeserializeOwned>(

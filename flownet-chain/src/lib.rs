@@ -2,6 +2,9 @@
 //! (WAL mode) that several processes open at once, applying the rulebook of
 //! `flownet-core` to signed, sequence-numbered envelopes. It implements
 //! [`flownet_core::Ledger`], as the Flow client does, so every frontend runs on either.
+//! Each envelope's record chains a digest of the whole state to the record before it:
+//! opening refuses a file edited outside the ledger's code ([`Error::Tampered`]), and
+//! [`EmbeddedLedger::verify`] replays the log and names the first [`Mismatch`].
 //!
 //! ## Feature Flags
 //! - `flow`: [`flow::FlowLedger`], the same ledger over FlowNet's Cadence contracts
@@ -24,11 +27,14 @@
 //! ```
 
 mod clock;
+mod digest;
 mod embedded;
 mod error;
 #[cfg(feature = "flow")]
 pub mod flow;
+mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use embedded::{EmbeddedLedger, EnvelopeRecord};
-pub use error::{Error, Result};
+pub use error::{Error, Mismatch, Result};
+pub use verify::VerifyReport;

@@ -175,8 +175,12 @@ fn report_error(json: bool, e: &anyhow::Error) -> i32 {
             || serde_json::json!("other"),
             |k| serde_json::to_value(k).unwrap_or_else(|_| serde_json::json!("other")),
         );
-        let json = serde_json::json!({ "error": { "kind": kind, "message": format!("{e:#}") } });
-        println!("{json}");
+        let mut error = serde_json::json!({ "kind": kind, "message": format!("{e:#}") });
+        // A ledger file that disagrees with its log: where, for scripts.
+        if let Some(flownet_chain::Error::Mismatch(m)) = e.downcast_ref() {
+            error["mismatch"] = serde_json::to_value(m).unwrap_or_default();
+        }
+        println!("{}", serde_json::json!({ "error": error }));
     }
     eprintln!("error: {e:#}");
     1
@@ -189,6 +193,11 @@ pub fn error_kind(e: &anyhow::Error) -> Option<flownet_core::ErrorKind> {
     }
     if let Some(n) = e.downcast_ref::<flownet_node::Error>() {
         return n.kind();
+    }
+    if let Some(flownet_chain::Error::Tampered(_) | flownet_chain::Error::Mismatch(_)) =
+        e.downcast_ref()
+    {
+        return Some(flownet_core::ErrorKind::Storage);
     }
     e.downcast_ref::<flownet_gateway::Error>()
         .and_then(flownet_gateway::Error::kind)

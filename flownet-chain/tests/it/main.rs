@@ -10,5 +10,6 @@ mod flow_client;
 mod flow_conformance;
 #[cfg(feature = "flow")]
 mod flow_sponsor;
+mod integrity;
 mod loopback;
 mod scenarios;

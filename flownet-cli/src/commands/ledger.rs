@@ -27,6 +27,9 @@ pub enum LedgerCmd {
     },
     /// The ledger's id, parameters and totals
     Info,
+    /// Replays the ledger file's log from its first envelope and checks each stored
+    /// state digest and chain link, then every row; names the first that differs
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +92,28 @@ pub async fn ledger(ctx: &Ctx, cmd: LedgerCmd) -> Result<()> {
                     info.id, info.network, info.height, g.task_count, g.total_minted,
                     g.escrowed, g.bounty_pools, g.treasury, info.config.claim_window_s, info.config.fulfil_window_s,
                     info.config.bounty_window_s, info.config.faucet_amount
+                )
+            });
+        }
+        LedgerCmd::Verify => {
+            if ctx.network != Network::Embedded {
+                bail!(
+                    "`ledger verify` checks an embedded ledger's file; on Flow {} the chain itself keeps the record",
+                    ctx.network.as_str()
+                );
+            }
+            let path = ctx.ledger_path();
+            if !path.exists() {
+                bail!(
+                    "no ledger in {} (run `flownet init` or `flownet ledger init` first)",
+                    ctx.data_dir.display()
+                );
+            }
+            let report = EmbeddedLedger::verify(&path)?.into_result()?;
+            ctx.print(&serde_json::to_value(&report)?, || {
+                format!(
+                    "ledger {} verified: {} envelopes replayed (the chain starts at height {}), {} rows match\nstate     {}\nchain     {}",
+                    report.ledger, report.envelopes, report.genesis_height, report.rows, report.state, report.chain
                 )
             });
         }

@@ -28,7 +28,7 @@ pub enum Command {
     /// Sets up this data dir: ledger (if missing), key, account, welcome tokens and the
     /// config file that makes this key the default
     Init,
-    /// The ledger file: create it, show its state
+    /// The ledger file: create it, show its state, verify it against its log
     #[command(subcommand)]
     Ledger(ledger::LedgerCmd),
     /// Accounts: create, balance, faucet, transfer

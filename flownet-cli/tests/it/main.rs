@@ -2,6 +2,7 @@
 //! real models, real HTTP.
 
 mod chat;
+mod ledger_verify;
 #[cfg(feature = "flow")]
 mod sponsor_flow;
 #[cfg(feature = "flow")]
