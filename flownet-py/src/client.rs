@@ -315,7 +315,7 @@ impl Task {
         json_to_py(py, &record)
     }
 
-    /// Where the task stands: open, claimed, fulfilled, cancelled or expired.
+    /// Where the task stands: open, claimed, fulfilled, cancelled, expired or declined.
     #[getter]
     fn status(&self, py: Python<'_>) -> PyResult<String> {
         let task = self.fetch(py)?;
@@ -324,8 +324,11 @@ impl Task {
 
     /// Waits until the task is final (the GIL is released meanwhile), then fetches its
     /// output (from the local blob store, else over HTTP) and checks it against the
-    /// SHA-256 on the ledger. Raises TimeoutError after `timeout` seconds, and
-    /// InvalidState when the task ended without an output. The ledger is read every
+    /// SHA-256 on the ledger. Once the task's current deadline has passed, the wait
+    /// expires it (anyone may), so its escrow comes back. Raises TimeoutError after
+    /// `timeout` seconds (saying how far the deadline is), and InvalidState when the
+    /// task ended without an output (declined with its node's reason, expired or
+    /// cancelled; the message says the escrow came back). The ledger is read every
     /// `poll_interval` seconds (default: 0.05 on the embedded ledger, 0.5 on Flow).
     #[pyo3(signature = (timeout = 900.0, *, poll_interval = None))]
     fn wait(&self, py: Python<'_>, timeout: f64, poll_interval: Option<f64>) -> PyResult<Output> {
