@@ -379,12 +379,22 @@ async fn run_tasks(
             Ok::<_, ApiError>((task, now))
         }
     };
+    // A client that goes away mid-wait (its request dropped) gets its open tasks
+    // cancelled and refunded; a replayable request runs detached and never drops.
+    let mut guard = CancelOnDrop {
+        wallet: wallet.clone(),
+        ids: Vec::new(),
+    };
     // (task, ledger time read, its params, which candidate it went to)
     let mut submitted: Vec<(Task, u64, String, usize)> = Vec::new();
     for (p, quote) in params.iter().zip(quotes) {
         match submit(node.clone(), offer.clone(), p.clone(), quote).await {
-            Ok((task, now)) => submitted.push((task, now, p.clone(), 0)),
+            Ok((task, now)) => {
+                guard.ids.push(task.id);
+                submitted.push((task, now, p.clone(), 0));
+            }
             Err(e) => {
+                guard.ids.clear();
                 cancel_open(&wallet, submitted.iter().map(|s| s.0.id)).await;
                 return Err(e);
             }
@@ -435,6 +445,7 @@ async fn run_tasks(
             match submit(next.clone(), next_offer.clone(), p.clone(), quote).await {
                 Ok((t, n)) => {
                     ids.push(t.id);
+                    guard.ids.push(t.id);
                     (task, now) = (t, n);
                 }
                 Err(e) => {
@@ -482,11 +493,34 @@ async fn run_tasks(
             }
         }
     }
+    guard.ids.clear();
     if let Some(e) = failure {
         cancel_open(&wallet, ids.into_iter()).await;
         return Err(e);
     }
     Ok(out)
+}
+
+/// Cancels the open ones of `ids` if dropped before it is emptied: the request that
+/// paid for them was dropped (its client went away).
+struct CancelOnDrop {
+    wallet: Arc<flownet_core::Wallet<dyn flownet_core::Ledger>>,
+    ids: Vec<u64>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let (wallet, ids) = (self.wallet.clone(), std::mem::take(&mut self.ids));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tracing::info!("the client went away: cancelling its open tasks {ids:?}");
+                cancel_open(&wallet, ids.into_iter()).await;
+            });
+        }
+    }
 }
 
 async fn cancel_open(

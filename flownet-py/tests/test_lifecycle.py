@@ -161,7 +161,6 @@ def test_a_handler_that_says_the_input_is_bad_declines_and_the_escrow_comes_back
     with pytest.raises(flownet.InvalidState, match=r"declined by its node \(.*only 'please' is understood\).*escrow of 2 FLOWNET came back"):
         task.wait(timeout=10)
     assert alice.balance() == before
-    shown = client.task(task.id)
-    assert shown["status"] == "declined"
+    assert client.task(task.id).status == "declined"
     (listed,) = client.nodes(model="picky")
     assert listed["stats"]["declined"] == 1 if "stats" in listed else listed["declined"] == 1

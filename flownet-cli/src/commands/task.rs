@@ -84,6 +84,14 @@ pub enum TaskCmd {
     Cancel { task: u64 },
     /// Refunds a task whose claim or fulfil deadline has passed (anyone may)
     Expire { task: u64 },
+    /// As the node's owner: declines a task addressed to the node (open, or claimed,
+    /// before its deadline), refunding its requester at once
+    Decline {
+        task: u64,
+        /// Why, as the requester will see it (1 to 256 bytes)
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
@@ -250,6 +258,21 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
             ctx.print(&json!({ "task": task, "expired": true }), || {
                 format!("expired task {task}: its requester is refunded")
             });
+        }
+        TaskCmd::Decline { task, reason } => {
+            // The ledger's rule, checked before signing: the reason goes as given.
+            flownet_core::rules::check_decline_reason(&reason)?;
+            ctx.wallet()
+                .await?
+                .send(flownet_core::Action::Decline {
+                    task,
+                    reason: reason.clone(),
+                })
+                .await?;
+            ctx.print(
+                &json!({ "task": task, "declined": true, "reason": reason }),
+                || format!("declined task {task}: its requester is refunded"),
+            );
         }
     }
     Ok(())

@@ -257,6 +257,31 @@ fn what_the_model_cannot_take_is_refused_before_paying() {
     assert_eq!(kind, "invalid_input", "{msg}");
     assert!(msg.contains("takes no input"), "{msg}");
     assert_eq!(f.json("alice", &["account", "balance"])["balance"], "1000");
+    // A node's owner declines a task by hand; the requester is refunded at once.
+    let t = f.json(
+        "alice",
+        &[
+            "task",
+            "submit",
+            "--model",
+            "terrain-diffusion-128",
+            "hills",
+        ],
+    )["task"]
+        .to_string();
+    assert_eq!(f.json("alice", &["account", "balance"])["balance"], "998");
+    let (kind, _) = f.fails("alice", &["task", "decline", &t, "--reason", "mine"]);
+    assert_eq!(kind, "wrong_node");
+    let (kind, _) = f.fails("node", &["task", "decline", &t, "--reason", " "]);
+    assert_eq!(kind, "invalid_input");
+    f.json(
+        "node",
+        &["task", "decline", &t, "--reason", "down for maintenance"],
+    );
+    assert_eq!(f.json("alice", &["account", "balance"])["balance"], "1000");
+    let shown = f.json("alice", &["task", "show", &t]);
+    assert_eq!(shown["status"], "declined");
+    assert_eq!(shown["declined_reason"], "down for maintenance");
 }
 
 #[test]

@@ -1563,3 +1563,38 @@ async fn the_sdks_own_retries_of_a_timed_out_request_pay_once() {
     assert_eq!((status, replayed), (200, None));
     assert_eq!(task_count(&w).await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_gets_its_open_task_cancelled_and_refunded() {
+    let w = World::with(Options {
+        node: false,
+        ..Options::default()
+    })
+    .await;
+    let token = api_key(&w, Amount::tokens(1), true).await;
+    let auth = vec![("authorization", format!("Bearer {token}"))];
+    let body = json!({ "prompt": "hills" });
+    let gone = post_within(
+        &w,
+        "/v1/images/generations",
+        &body,
+        auth,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert!(gone.is_none());
+    let started = Instant::now();
+    loop {
+        let t = w.ledger.task(1).await.unwrap().unwrap();
+        if t.status == flownet_core::TaskStatus::Cancelled {
+            assert_eq!(t.refunded, t.price);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "task 1 is still {}",
+            t.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
