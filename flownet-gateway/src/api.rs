@@ -571,7 +571,23 @@ pub async fn relay(
     }
     let action = env.action.name();
     let started = Instant::now();
-    match g.ledger.send(signed).await {
+    // On Flow a new account carries the browser's proof of the sponsor's work;
+    // the gateway relays it and does none itself.
+    let creates = matches!(env.action, Action::CreateAccount { .. });
+    #[cfg(feature = "flow")]
+    let sent = match &g.flow {
+        Some(f) if creates => {
+            let proof = crate::flow::proof_of(&headers)?;
+            f.ledger.create_account_proved(signed, proof).await
+        }
+        _ => g.ledger.send(signed).await,
+    };
+    #[cfg(not(feature = "flow"))]
+    let sent = {
+        let _ = creates;
+        g.ledger.send(signed).await
+    };
+    match sent {
         Ok(receipt) => {
             g.metrics.relayed(action, "accepted");
             if action == "submit"

@@ -16,6 +16,11 @@
 //!   ([`Payer::sign_envelope`]: FlowNet templates only, payload signatures checked,
 //!   rate-limited), or, for the faucet, the sponsor as payer and second authorizer
 //!   ([`Payer::sign_faucet`]);
+//! - `POST /api/flow/challenge` `{"public_key": hex}`: the sponsor's proof-of-work
+//!   challenge for a new account of that key (`null` when it asks none); the page
+//!   solves it and relays its `create_account` envelope with the proof in the
+//!   `X-FlowNet-Pow: <challenge hex>.<nonce>` header. The gateway does none of the
+//!   work itself, so a public gateway is no way around the sponsor's price;
 //! - `GET /api/flow/transactions/{id}`: waits for the seal and answers the outcome
 //!   (task id, NFT, amount credited) read from the events, as a receipt carries it;
 //! - `/api/flow/access/…`: the Access API's REST endpoints, proxied, so the page
@@ -48,8 +53,35 @@ use crate::{
     gateway::{Gateway, json_body},
 };
 
-/// The most gas a transaction the gateway's payer signs may use.
+/// The most gas a transaction the gateway's payer signs may use: Flow's maximum.
+/// Each template is built with its own, lower limit ([`Template::gas_limit`]), the
+/// most the sponsor pays for it.
 pub const GAS_LIMIT: u64 = 9999;
+
+/// The header a relayed `create_account` envelope carries its proof of work in.
+pub const POW_HEADER: &str = "x-flownet-pow";
+
+/// The proof of an `X-FlowNet-Pow: <challenge hex>.<nonce>` header.
+pub fn proof_of(headers: &HeaderMap) -> ApiResult<Option<flownet_chain::flow::Proof>> {
+    let Some(v) = headers.get(POW_HEADER) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_proof",
+            format!("{POW_HEADER} must be <challenge hex>.<nonce>"),
+        )
+    };
+    let (challenge, nonce) = v
+        .to_str()
+        .ok()
+        .and_then(|v| v.split_once('.'))
+        .ok_or_else(bad)?;
+    Ok(Some(flownet_chain::flow::Proof {
+        challenge: challenge.to_owned(),
+        nonce: nonce.parse().map_err(|_| bad())?,
+    }))
+}
 
 pub use crate::gateway::FlowSide;
 
@@ -87,6 +119,7 @@ pub fn routes() -> Router<Arc<Gateway>> {
         .route("/api/flow/config", get(config))
         .route("/api/flow/transaction", post(build))
         .route("/api/flow/sign", post(sign))
+        .route("/api/flow/challenge", post(challenge))
         .route("/api/flow/transactions/{id}", get(transaction))
         .route("/api/flow/access/{*path}", any(access))
 }
@@ -155,8 +188,26 @@ async fn build(
         "cadence": cadence,
         "arguments": arguments,
         "authorizers": authorizers,
-        "gas_limit": GAS_LIMIT,
+        "gas_limit": template.gas_limit().min(GAS_LIMIT),
     })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ChallengeRequest {
+    public_key: flownet_core::PublicKey,
+}
+
+/// `POST /api/flow/challenge`: the sponsor's proof-of-work challenge for a new
+/// account of the key, or `null`.
+async fn challenge(
+    State(g): G,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let f = flow(&g)?;
+    let req: ChallengeRequest = json_body(&headers, body)?;
+    let c = f.ledger.account_challenge(&req.public_key).await?;
+    Ok(Json(json!(c)))
 }
 
 fn refused(e: SponsorError) -> ApiError {
@@ -181,10 +232,16 @@ fn refused(e: SponsorError) -> ApiError {
         SponsorError::FaucetUsed(_) => (StatusCode::FORBIDDEN, "faucet"),
         SponsorError::BadFaucet(_) => (StatusCode::BAD_REQUEST, "invalid_transaction"),
         SponsorError::Execution(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+        SponsorError::ProofOfWork(_) => (StatusCode::FORBIDDEN, "proof_of_work"),
+        SponsorError::Budget { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded"),
+        SponsorError::BadArguments(_) => (StatusCode::BAD_REQUEST, "invalid_transaction"),
+        SponsorError::FaucetReserved { .. } => (StatusCode::CONFLICT, "faucet"),
+        SponsorError::State(_) => (StatusCode::SERVICE_UNAVAILABLE, "network"),
     };
     let mut err = ApiError::new(status, code, format!("the sponsor refused: {e}"));
     if let SponsorError::RateLimited { retry_after_ms, .. }
-    | SponsorError::TooManyAccounts { retry_after_ms } = e
+    | SponsorError::TooManyAccounts { retry_after_ms }
+    | SponsorError::Budget { retry_after_ms, .. } = e
     {
         err.retry_after = Some(retry_after_ms.div_ceil(1000).max(1));
     }

@@ -9,15 +9,23 @@
 //!
 //! - `GET /healthz` → `ok`;
 //! - `GET /v1/sponsor/info` → `{"address": "0x…", "key_index": 0, "network": "emulator",
-//!   "templates": {"Submit": "<sha3-256 hex>", …}, "burst": 10,
-//!   "period_s": 60, "max_gas_limit": 9999, "ledger_id": "<hex>",
-//!   "faucet": "<sha3-256 hex>", "accounts": {"burst": 30, "period_s": 60,
-//!   "per_client_burst": 5, "per_client_period_s": 3600,
-//!   "initial_flow": "0.01"}}`;
+//!   "templates": {"Submit": "<sha3-256 hex>", …}, "gas_limits": {"Submit":
+//!   2500, …}, "burst": 10, "period_s": 60, "max_gas_limit": 9999,
+//!   "fee_budget": 10000000, "fee_budget_per_client": 250000,
+//!   "fee_period_s": 86400, "ledger_id": "<hex>", "faucet": "<sha3-256
+//!   hex>", "accounts": {"burst": 30, "period_s": 60, "per_client_burst": 5,
+//!   "per_client_period_s": 3600, "initial_flow": "0", "pow_difficulty":
+//!   20}}`;
 //! - `POST /v1/sponsor` with a [`SponsorRequest`] → `{"id": "<tx id hex>"}`;
-//! - `POST /v1/sponsor/accounts` with a core `SignedEnvelope` of
-//!   `create_account` for `ledger_id` → `{"address": "0x…", "transaction":
-//!   "<tx id hex>"}` once the account is sealed;
+//! - `POST /v1/sponsor/accounts/challenge` with `{"public_key": "<64 bytes
+//!   hex>"}` → `{"challenge": "<hex>", "difficulty": 20, "expires": <unix
+//!   s>}` (`null` when the sponsor asks no work): the proof of work to do
+//!   before asking for the key's account (`flownet_chain::flow::pow`);
+//! - `POST /v1/sponsor/accounts` with `{"envelope": <a core `SignedEnvelope`
+//!   of `create_account` for `ledger_id`>, "pow": {"challenge": "<hex>",
+//!   "nonce": <u64>}}` (or the bare envelope, where no work is asked) →
+//!   `{"address": "0x…", "transaction": "<tx id hex>"}` once the account is
+//!   sealed;
 //! - `POST /v1/sponsor/faucet` with a [`SponsorRequest`] of `faucet.cdc`
 //!   (authorizers: the user, then the sponsor) → `{"id": "<tx id hex>"}`;
 //! - `POST /v1/sponsor/sign` with a [`SponsorRequest`]: the checks of
@@ -31,15 +39,20 @@
 //! A refusal is `{"error": "...", "kind": "..."}` (with `retry_after_ms` and
 //! a `Retry-After` header on 429): `bad_request`, `invalid_envelope`,
 //! `wrong_ledger`, `payer_mismatch`, `sponsor_as_signer`, `gas_limit`,
-//! `bad_faucet` → 400; `bad_payload_signature`, `bad_signature` → 401;
-//! `not_whitelisted`, `not_offered`, `faucet_used` → 403; `already_exists` →
-//! 409; `execution` (the Cadence error) → 422; `rate_limited` → 429;
-//! `access` → 502.
+//! `bad_faucet`, `bad_arguments` → 400; `bad_payload_signature`,
+//! `bad_signature` → 401; `not_whitelisted`, `not_offered`, `faucet_used`,
+//! `proof_of_work` → 403; `already_exists`, `faucet_reserved` → 409;
+//! `execution` (the Cadence error) → 422; `rate_limited`, `budget` → 429;
+//! `access` → 502; `state` (the state file failed) → 503.
+//!
+//! The limits, budgets, spent challenges and faucet reservations are kept in
+//! the service's state file ([`SponsorState`]), so a restart refills nothing.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    sync::Arc,
+    time::Duration,
 };
 
 use async_trait::async_trait;
@@ -51,11 +64,12 @@ use axum::{
     routing::{get, post},
 };
 use flownet_chain::flow::{
-    AccessClient, AccountPolicy, CreatedAccount, Network, Payer, ProposalKey, RateLimiter, Sponsor,
-    SponsorError, SponsorPolicy, Template, Transaction, TxSignature, Whitelist, sponsor::SPONSORED,
-    sponsor::check_create_account, sponsor::script_hash,
+    AccessClient, AccountPolicy, Challenge, CreatedAccount, Network, Payer, Proof, ProposalKey,
+    Sponsor, SponsorError, SponsorPolicy, SponsorState, Template, Transaction, TxSignature,
+    Whitelist, sponsor::INITIAL_FLOW, sponsor::SPONSORED, sponsor::check_create_account,
+    sponsor::script_hash,
 };
-use flownet_core::{Address, Amount, SignedEnvelope};
+use flownet_core::{Address, Amount, PublicKey, SignedEnvelope};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -164,8 +178,27 @@ impl SponsorRequest {
 struct AppState {
     sponsor: Sponsor,
     info: serde_json::Value,
-    /// New accounts per client IP address.
-    clients: Mutex<RateLimiter<IpAddr>>,
+}
+
+/// `POST /v1/sponsor/accounts`: the envelope and the proof of work.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountRequest {
+    pub envelope: SignedEnvelope,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pow: Option<Proof>,
+}
+
+/// The client's address of a request served with connect info (a test's
+/// plain `axum::serve` has none: then the client buckets are not applied,
+/// and the global ones still are).
+fn client_of(ext: &axum::http::Extensions) -> Option<IpAddr> {
+    ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+}
+
+type Client = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
+
+fn ip(c: &Client) -> Option<IpAddr> {
+    c.as_ref().map(|c| c.0.0.ip())
 }
 
 fn refusal(e: &SponsorError) -> (StatusCode, &'static str) {
@@ -189,6 +222,11 @@ fn refusal(e: &SponsorError) -> (StatusCode, &'static str) {
         SponsorError::FaucetUsed(_) => (StatusCode::FORBIDDEN, "faucet_used"),
         SponsorError::BadFaucet(_) => (StatusCode::BAD_REQUEST, "bad_faucet"),
         SponsorError::Execution(_) => (StatusCode::UNPROCESSABLE_ENTITY, "execution"),
+        SponsorError::ProofOfWork(_) => (StatusCode::FORBIDDEN, "proof_of_work"),
+        SponsorError::Budget { .. } => (StatusCode::TOO_MANY_REQUESTS, "budget"),
+        SponsorError::BadArguments(_) => (StatusCode::BAD_REQUEST, "bad_arguments"),
+        SponsorError::FaucetReserved { .. } => (StatusCode::CONFLICT, "faucet_reserved"),
+        SponsorError::State(_) => (StatusCode::SERVICE_UNAVAILABLE, "state"),
     }
 }
 
@@ -198,7 +236,8 @@ pub fn refusal_response(e: &SponsorError) -> Response {
     tracing::info!(%e, "the sponsor refused");
     let retry_after_ms = match e {
         SponsorError::RateLimited { retry_after_ms, .. }
-        | SponsorError::TooManyAccounts { retry_after_ms } => Some(*retry_after_ms),
+        | SponsorError::TooManyAccounts { retry_after_ms }
+        | SponsorError::Budget { retry_after_ms, .. } => Some(*retry_after_ms),
         _ => None,
     };
     let mut body = json!({ "error": e.to_string(), "kind": kind });
@@ -225,63 +264,82 @@ fn bad_request(kind: &str, message: impl std::fmt::Display) -> Response {
 /// The largest request body the account and faucet routes read.
 const MAX_BODY: usize = 64 * 1024;
 
-/// `POST /v1/sponsor/accounts`: the envelope is checked before the client's
-/// bucket is touched, so a forger cannot spend another client's budget; the
-/// sponsor then applies its global bucket and creates the account.
+/// `POST /v1/sponsor/accounts/challenge`: `{"public_key": hex}` → the
+/// challenge, or `null` when no work is asked.
+async fn challenge_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct Ask {
+        public_key: PublicKey,
+    }
+    let ask: Ask = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return bad_request(
+                "bad_request",
+                format!("{e} (expected {{\"public_key\": \"<64 bytes hex>\"}})"),
+            );
+        }
+    };
+    match s.sponsor.challenge(&ask.public_key) {
+        Ok(c) => Json(json!(c)).into_response(),
+        Err(e) => refusal_response(&e),
+    }
+}
+
+/// `POST /v1/sponsor/accounts`: the envelope and the proof of work are
+/// checked before any bucket is touched, so a forger cannot spend another
+/// client's budget; the sponsor then applies the global and the client's
+/// bucket and creates the account.
 async fn accounts_route(State(s): State<Arc<AppState>>, req: Request) -> Response {
-    // Served without connect info (a test's plain `axum::serve`), every
-    // client shares one bucket.
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
-            flownet_core::rate::client_key(c.0.ip())
-        });
+    let client = client_of(req.extensions());
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return bad_request("bad_request", format!("reading the body: {e}")),
     };
-    let signed: SignedEnvelope = match serde_json::from_slice(&body) {
-        Ok(s) => s,
-        Err(e) => {
-            return bad_request(
-                "invalid_envelope",
-                format!(
-                    "{e} (expected a signed envelope: ledger, signer, sequence, action, signature)"
-                ),
-            );
-        }
+    let (signed, pow) = match serde_json::from_slice::<AccountRequest>(&body) {
+        Ok(r) => (r.envelope, r.pow),
+        Err(_) => match serde_json::from_slice::<SignedEnvelope>(&body) {
+            Ok(s) => (s, None),
+            Err(e) => {
+                return bad_request(
+                    "invalid_envelope",
+                    format!(
+                        "{e} (expected {{\"envelope\": a signed envelope (ledger, signer, sequence, action, signature), \"pow\": {{\"challenge\", \"nonce\"}}}})"
+                    ),
+                );
+            }
+        },
     };
     let Some(ledger) = s.sponsor.ledger_id() else {
         return refusal_response(&SponsorError::NotOffered("create accounts".into()));
     };
     if let Err(e) = check_create_account(&signed, ledger) {
-        tracing::info!(%e, %client, "sponsor refused an account");
+        tracing::info!(%e, ?client, "sponsor refused an account");
         return refusal_response(&e);
     }
-    if let Err(retry_after_ms) = s
-        .clients
-        .lock()
-        .expect("client limiter lock")
-        .take_key(client, Instant::now())
+    match s
+        .sponsor
+        .create_account(&signed, pow.as_ref(), client)
+        .await
     {
-        return refusal_response(&SponsorError::TooManyAccounts { retry_after_ms });
-    }
-    match s.sponsor.create_account(&signed).await {
         Ok(c) => Json(json!({
             "address": c.address,
             "transaction": hex::encode(c.transaction),
         }))
         .into_response(),
         Err(e) => {
-            tracing::info!(%e, %client, "sponsor refused an account");
+            tracing::info!(%e, ?client, "sponsor refused an account");
             refusal_response(&e)
         }
     }
 }
 
 /// `POST /v1/sponsor/faucet`.
-async fn faucet_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+async fn faucet_route(
+    State(s): State<Arc<AppState>>,
+    client: Client,
+    body: axum::body::Bytes,
+) -> Response {
     let tx = match serde_json::from_slice::<SponsorRequest>(&body)
         .map_err(|e| Error::Invalid(e.to_string()))
         .and_then(|r| r.to_transaction())
@@ -289,7 +347,7 @@ async fn faucet_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -
         Ok(tx) => tx,
         Err(e) => return bad_request("bad_request", format!("{e:#}")),
     };
-    match s.sponsor.faucet(tx).await {
+    match s.sponsor.faucet(tx, ip(&client)).await {
         Ok(id) => Json(json!({ "id": hex::encode(id) })).into_response(),
         Err(e) => {
             tracing::info!(%e, "sponsor refused a faucet");
@@ -300,20 +358,31 @@ async fn faucet_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -
 
 /// `POST /v1/sponsor/faucet/sign`: the faucet's checks and co-signature,
 /// nothing sent.
-async fn faucet_sign_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+async fn faucet_sign_route(
+    State(s): State<Arc<AppState>>,
+    client: Client,
+    body: axum::body::Bytes,
+) -> Response {
     let tx = match parse_request(&body) {
         Ok(tx) => tx,
         Err(r) => return *r,
     };
-    signature_answer(s.sponsor.address(), s.sponsor.sign_faucet(tx).await)
+    signature_answer(
+        s.sponsor.address(),
+        s.sponsor.sign_faucet(tx, ip(&client)).await,
+    )
 }
 
-async fn sponsor_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+async fn sponsor_route(
+    State(s): State<Arc<AppState>>,
+    client: Client,
+    body: axum::body::Bytes,
+) -> Response {
     let tx = match parse_request(&body) {
         Ok(tx) => tx,
         Err(r) => return *r,
     };
-    match s.sponsor.sponsor(tx).await {
+    match s.sponsor.sponsor(tx, ip(&client)).await {
         Ok(id) => Json(json!({ "id": hex::encode(id) })).into_response(),
         Err(e) => refusal_response(&e),
     }
@@ -366,12 +435,19 @@ impl SignedByPayer {
     }
 }
 
-async fn sign_route(State(s): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
+async fn sign_route(
+    State(s): State<Arc<AppState>>,
+    client: Client,
+    body: axum::body::Bytes,
+) -> Response {
     let tx = match parse_request(&body) {
         Ok(tx) => tx,
         Err(r) => return *r,
     };
-    signature_answer(s.sponsor.address(), s.sponsor.sign_envelope(tx).await)
+    signature_answer(
+        s.sponsor.address(),
+        s.sponsor.sign_envelope(tx, ip(&client)).await,
+    )
 }
 
 /// The answer of a sign-only route: the payer `me`'s signature of `signed`, or
@@ -388,8 +464,8 @@ pub fn router(sponsor: Sponsor, network: &Network, policy: &SponsorPolicy) -> Re
     router_with_accounts(sponsor, network, policy, &AccountPolicy::default())
 }
 
-/// The service's router; `accounts` gives the per-client limit on new
-/// accounts (the sponsor holds the global one) and what `info` says of them.
+/// The service's router; `accounts` says what `info` tells of new accounts
+/// (the sponsor applies the limits it was built [`Sponsor::with_accounts`]).
 pub fn router_with_accounts(
     sponsor: Sponsor,
     network: &Network,
@@ -405,14 +481,28 @@ pub fn router_with_accounts(
             ))
         })
         .collect::<Result<_>>()?;
+    let gas_limits: serde_json::Map<String, serde_json::Value> = SPONSORED
+        .iter()
+        .chain(&[Template::Faucet])
+        .map(|t| {
+            (
+                format!("{t:?}"),
+                json!(t.gas_limit().min(policy.max_gas_limit)),
+            )
+        })
+        .collect();
     let mut info = json!({
         "address": sponsor.address(),
         "key_index": Payer::key_index(&sponsor),
         "network": network.name,
         "templates": templates,
+        "gas_limits": gas_limits,
         "burst": policy.burst,
         "period_s": policy.period.as_secs(),
         "max_gas_limit": policy.max_gas_limit,
+        "fee_budget": policy.fee_budget,
+        "fee_budget_per_client": policy.fee_budget_per_client,
+        "fee_period_s": policy.fee_period.as_secs(),
     });
     if let Some(ledger) = sponsor.ledger_id() {
         info["ledger_id"] = json!(ledger);
@@ -424,23 +514,11 @@ pub fn router_with_accounts(
             "period_s": accounts.period.as_secs(),
             "per_client_burst": accounts.per_client_burst,
             "per_client_period_s": accounts.per_client_period.as_secs(),
-            "initial_flow": Amount(accounts.initial_flow).to_string(),
+            "initial_flow": Amount(INITIAL_FLOW).to_string(),
+            "pow_difficulty": sponsor.policy().pow_difficulty,
         });
     }
-    if accounts.per_client_burst == 0 || accounts.per_client_period.is_zero() {
-        return Err(Error::Invalid(
-            "the per-client account limit needs a burst and a period".into(),
-        ));
-    }
-    let clients = Mutex::new(RateLimiter::new(
-        accounts.per_client_burst,
-        accounts.per_client_period,
-    ));
-    let state = Arc::new(AppState {
-        sponsor,
-        info,
-        clients,
-    });
+    let state = Arc::new(AppState { sponsor, info });
     Ok(Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -449,6 +527,7 @@ pub fn router_with_accounts(
         )
         .route("/v1/sponsor", post(sponsor_route))
         .route("/v1/sponsor/accounts", post(accounts_route))
+        .route("/v1/sponsor/accounts/challenge", post(challenge_route))
         .route("/v1/sponsor/faucet", post(faucet_route))
         .route("/v1/sponsor/sign", post(sign_route))
         .route("/v1/sponsor/faucet/sign", post(faucet_sign_route))
@@ -458,24 +537,30 @@ pub fn router_with_accounts(
 }
 
 /// The service paying with `payer` on `network`: connects to its Access API, and
-/// returns the router to [`serve`].
+/// returns the router to [`serve`]. `state` is the file its limits, budgets,
+/// spent challenges and faucet reservations are kept in (opened, or created,
+/// now: a restart on the same file refills nothing); `None` keeps them in
+/// memory.
 pub async fn service(
     network: &Network,
     payer: flownet_chain::flow::FlowSigner,
     policy: &SponsorPolicy,
     accounts: &AccountPolicy,
+    state: Option<&Path>,
 ) -> Result<Router> {
     let client = AccessClient::connect(&network.access_api)
         .await
         .map_err(|e| Error::Invalid(format!("connecting to {}: {e}", network.access_api)))?;
     let whitelist = Whitelist::for_network(network)?;
-    if accounts.burst == 0 || accounts.period.is_zero() {
-        return Err(Error::Invalid(
-            "the account limit needs a burst and a period".into(),
-        ));
-    }
-    let sponsor =
+    let mut sponsor =
         Sponsor::new(client, payer, whitelist, policy).with_accounts(network, accounts)?;
+    if let Some(path) = state {
+        let state = SponsorState::open(path)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+        sponsor = sponsor
+            .with_state(Arc::new(state))
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+    }
     router_with_accounts(sponsor, network, policy, accounts)
 }
 
@@ -595,11 +680,16 @@ impl Payer for HttpPayer {
         })
     }
 
+    async fn account_challenge(&self, key: &PublicKey) -> Result<Option<Challenge>, SponsorError> {
+        HttpPayer::account_challenge(self, key).await
+    }
+
     async fn create_account(
         &self,
         signed: &SignedEnvelope,
+        proof: Option<&Proof>,
     ) -> Result<CreatedAccount, SponsorError> {
-        HttpPayer::create_account(self, signed).await
+        HttpPayer::create_account(self, signed, proof).await
     }
 
     async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
@@ -691,6 +781,40 @@ fn wire_refusal(status: u16, v: &serde_json::Value, text: &str, who: Address) ->
                 .to_owned(),
         ),
         Some("already_exists") => SponsorError::AccountExists(message),
+        Some("proof_of_work") => SponsorError::ProofOfWork(
+            message
+                .strip_prefix("proof of work: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
+        Some("bad_arguments") => SponsorError::BadArguments(
+            message
+                .strip_prefix("bad arguments: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
+        Some("budget") => SponsorError::Budget {
+            scope: message
+                .strip_prefix("the sponsor's ")
+                .and_then(|m| m.split(" budget").next())
+                .unwrap_or("fee")
+                .to_owned(),
+            retry_after_ms,
+        },
+        Some("faucet_reserved") => SponsorError::FaucetReserved {
+            account: who,
+            until: message
+                .rsplit("unix time ")
+                .next()
+                .and_then(|t| t.trim_end_matches(')').parse().ok())
+                .unwrap_or_default(),
+        },
+        Some("state") => SponsorError::State(
+            message
+                .strip_prefix("sponsor state: ")
+                .unwrap_or(&message)
+                .to_owned(),
+        ),
         Some("faucet_used") => SponsorError::FaucetUsed(who),
         Some("execution") => SponsorError::Execution(
             message
@@ -728,13 +852,37 @@ fn wire_refusal(status: u16, v: &serde_json::Value, text: &str, who: Address) ->
 }
 
 impl HttpPayer {
-    /// `POST /v1/sponsor/accounts`.
+    /// `POST /v1/sponsor/accounts/challenge`.
+    pub async fn account_challenge(
+        &self,
+        key: &PublicKey,
+    ) -> Result<Option<Challenge>, SponsorError> {
+        let body = json!({ "public_key": key }).to_string();
+        let (status, v, text) = self
+            .post_json("/v1/sponsor/accounts/challenge", body)
+            .await?;
+        if status != 200 {
+            return Err(wire_refusal(status, &v, &text, Address::derive(key)));
+        }
+        if v.is_null() && text.trim() == "null" {
+            return Ok(None);
+        }
+        serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| SponsorError::Access(format!("the sponsor answered {text}: {e}")))
+    }
+
+    /// `POST /v1/sponsor/accounts`, with `proof` of the challenge's work.
     pub async fn create_account(
         &self,
         signed: &SignedEnvelope,
+        proof: Option<&Proof>,
     ) -> Result<CreatedAccount, SponsorError> {
-        let body = serde_json::to_string(signed)
-            .map_err(|e| SponsorError::InvalidEnvelope(e.to_string()))?;
+        let body = serde_json::to_string(&AccountRequest {
+            envelope: signed.clone(),
+            pow: proof.cloned(),
+        })
+        .map_err(|e| SponsorError::InvalidEnvelope(e.to_string()))?;
         let (status, v, text) = self.post_json("/v1/sponsor/accounts", body).await?;
         if status != 200 {
             return Err(wire_refusal(status, &v, &text, signed.envelope.signer));
@@ -879,6 +1027,33 @@ mod tests {
                 403,
                 "not_offered",
             ),
+            (
+                SponsorError::ProofOfWork("the challenge expired: get a new one".into()),
+                403,
+                "proof_of_work",
+            ),
+            (
+                SponsorError::Budget {
+                    scope: "client fee".into(),
+                    retry_after_ms: 5000,
+                },
+                429,
+                "budget",
+            ),
+            (
+                SponsorError::BadArguments("task: expected UInt64".into()),
+                400,
+                "bad_arguments",
+            ),
+            (
+                SponsorError::FaucetReserved {
+                    account: who,
+                    until: 1_700_000_000,
+                },
+                409,
+                "faucet_reserved",
+            ),
+            (SponsorError::State("disk full".into()), 503, "state"),
         ];
         for (e, status, kind) in cases {
             let (got, retry, v) = wire(&e).await;
@@ -916,6 +1091,230 @@ mod tests {
             wire_refusal(500, &serde_json::Value::Null, "oops", who),
             SponsorError::Transaction("HTTP 500: oops".into())
         );
+    }
+
+    fn test_network() -> Network {
+        Network::named("emulator")
+            .unwrap()
+            .with_flownet_at(Address([0, 0, 0, 0, 0, 0, 0, 7]))
+    }
+
+    /// The service with `policy` and `accounts`, its state in `state`, served on
+    /// a free loopback port (asserted); its URL. Nothing listens at its Access
+    /// API: every check before the chain runs for real, the chain call fails.
+    async fn loopback_service(
+        policy: &SponsorPolicy,
+        accounts: &AccountPolicy,
+        state: &Path,
+    ) -> String {
+        let network = test_network();
+        let payer = flownet_chain::flow::FlowSigner::new(
+            Address([0, 0, 0, 0, 0, 0, 0, 9]),
+            0,
+            FlowKey::generate(SignatureAlgorithm::EcdsaP256, HashAlgorithm::Sha3_256),
+        );
+        let sponsor = Sponsor::new(
+            AccessClient::connect_lazy("http://127.0.0.1:1").unwrap(),
+            payer,
+            Whitelist::for_network(&network).unwrap(),
+            policy,
+        )
+        .with_accounts(&network, accounts)
+        .unwrap()
+        .with_state(Arc::new(SponsorState::open(state).unwrap()))
+        .unwrap();
+        let app = router_with_accounts(sponsor, &network, policy, accounts).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.ip().is_loopback(), "tests bind loopback only: {addr}");
+        tokio::spawn(serve(listener, app));
+        format!("http://{addr}")
+    }
+
+    fn create_envelope(
+        key: &flownet_core::SigningKey,
+        ledger: flownet_core::LedgerId,
+    ) -> SignedEnvelope {
+        flownet_core::Envelope {
+            ledger,
+            signer: Address::derive(&key.public_key()),
+            sequence: 0,
+            action: flownet_core::Action::CreateAccount {
+                public_key: key.public_key(),
+                hash_algo: flownet_core::crypto::HashAlgo::Sha3_256,
+            },
+        }
+        .sign(key)
+    }
+
+    async fn ledger_of(url: &str) -> flownet_core::LedgerId {
+        let (a, u) = (agent(), format!("{url}/v1/sponsor/info"));
+        let info: serde_json::Value = tokio::task::spawn_blocking(move || {
+            serde_json::from_str(
+                &a.get(&u)
+                    .call()
+                    .unwrap()
+                    .body_mut()
+                    .read_to_string()
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .await
+        .unwrap();
+        serde_json::from_value(info["ledger_id"].clone()).unwrap()
+    }
+
+    /// Over HTTP on loopback: an account needs the proof of work of a challenge
+    /// for its own key, and each challenge buys one try.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn accounts_need_a_solved_challenge_each_used_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = SponsorPolicy {
+            pow_difficulty: 10,
+            ..SponsorPolicy::default()
+        };
+        let url = loopback_service(
+            &policy,
+            &AccountPolicy::default(),
+            &dir.path().join("s.sqlite"),
+        )
+        .await;
+        let payer = HttpPayer::connect(&url).await.unwrap();
+        let ledger = ledger_of(&url).await;
+        let key = flownet_core::SigningKey::generate();
+        let signed = create_envelope(&key, ledger);
+        // Without the work: refused, typed across HTTP.
+        let err = payer.create_account(&signed, None).await.unwrap_err();
+        assert!(
+            matches!(&err, SponsorError::ProofOfWork(m) if m.contains("challenge")),
+            "{err}"
+        );
+        let challenge = payer
+            .account_challenge(&key.public_key())
+            .await
+            .unwrap()
+            .expect("a public sponsor asks for work");
+        assert_eq!(challenge.difficulty, 10);
+        let proof =
+            flownet_chain::flow::pow::solve_challenge(&challenge, key.public_key().as_bytes())
+                .unwrap();
+        // Another key's envelope with this key's proof: refused.
+        let other = create_envelope(&flownet_core::SigningKey::generate(), ledger);
+        assert!(matches!(
+            payer
+                .create_account(&other, Some(&proof))
+                .await
+                .unwrap_err(),
+            SponsorError::ProofOfWork(_)
+        ));
+        // The right one passes every check and reaches the chain (which is not there).
+        assert!(matches!(
+            payer
+                .create_account(&signed, Some(&proof))
+                .await
+                .unwrap_err(),
+            SponsorError::Access(_)
+        ));
+        // The same challenge again: spent.
+        let err = payer
+            .create_account(&signed, Some(&proof))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, SponsorError::ProofOfWork(m) if m.contains("used already")),
+            "{err}"
+        );
+    }
+
+    /// The per-client account limit, kept in the state file, holds across a
+    /// restart of the service on the same file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn account_limits_survive_restarting_the_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("sponsor.sqlite");
+        let policy = SponsorPolicy {
+            pow_difficulty: 4,
+            ..SponsorPolicy::default()
+        };
+        let accounts = AccountPolicy {
+            per_client_burst: 1,
+            ..AccountPolicy::default()
+        };
+        let try_one = |url: String| async move {
+            let payer = HttpPayer::connect(&url).await.unwrap();
+            let key = flownet_core::SigningKey::generate();
+            let c = payer
+                .account_challenge(&key.public_key())
+                .await
+                .unwrap()
+                .unwrap();
+            let proof =
+                flownet_chain::flow::pow::solve_challenge(&c, key.public_key().as_bytes()).unwrap();
+            let signed = create_envelope(&key, ledger_of(&url).await);
+            payer.create_account(&signed, Some(&proof)).await
+        };
+        let url = loopback_service(&policy, &accounts, &state).await;
+        // The client's one token is taken (the creation then fails at the chain).
+        assert!(matches!(
+            try_one(url.clone()).await,
+            Err(SponsorError::Access(_))
+        ));
+        assert!(matches!(
+            try_one(url).await,
+            Err(SponsorError::TooManyAccounts { retry_after_ms }) if retry_after_ms > 0
+        ));
+        // A second service on the same state file: still none.
+        let url = loopback_service(&policy, &accounts, &state).await;
+        assert!(matches!(
+            try_one(url).await,
+            Err(SponsorError::TooManyAccounts { .. })
+        ));
+        // A fresh state file starts full.
+        let url = loopback_service(&policy, &accounts, &dir.path().join("other.sqlite")).await;
+        assert!(matches!(try_one(url).await, Err(SponsorError::Access(_))));
+    }
+
+    /// The sign route refuses arguments that are not the template's before it
+    /// looks anything up or signs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_sign_route_checks_arguments_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = loopback_service(
+            &SponsorPolicy::default(),
+            &AccountPolicy::default(),
+            &dir.path().join("s.sqlite"),
+        )
+        .await;
+        let payer = HttpPayer::connect(&url).await.unwrap();
+        let user = Address([0, 0, 0, 0, 0, 0, 0, 1]);
+        let key = FlowKey::generate(SignatureAlgorithm::EcdsaP256, HashAlgorithm::Sha3_256);
+        let mut tx = Transaction::new(
+            test_network().template(Template::Rate).unwrap(),
+            vec![
+                br#"{"type":"UInt64","value":"3"}"#.to_vec(),
+                br#"{"type":"UInt8","value":"200"}"#.to_vec(),
+            ],
+            [5; 32],
+            Template::Rate.gas_limit(),
+            ProposalKey {
+                address: user,
+                key_index: 0,
+                sequence_number: 0,
+            },
+            payer.address(),
+            vec![user],
+        );
+        tx.sign_payload(user, 0, &key).unwrap();
+        let err = payer.sign_envelope(tx.clone()).await.unwrap_err();
+        assert!(
+            matches!(&err, SponsorError::BadArguments(m) if m.contains("stars")),
+            "{err}"
+        );
+        // Flow's maximum gas is no longer paid for a 1000-unit template.
+        tx.gas_limit = 9999;
+        let err = payer.sign_envelope(tx).await.unwrap_err();
+        assert!(err.to_string().contains("gas limit 9999"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 // shape, {"error": {"message", "type", "code", "param"}}.
 
 import type { Action, InputRef, OutputRef, SignedEnvelope } from "./encoding";
+import type { Challenge } from "./pow";
 
 export class ApiError extends Error {
   constructor(
@@ -170,12 +171,22 @@ export const api = {
       headers: { "content-type": "application/json" },
       body: conversation,
     }),
-  relay: (env: SignedEnvelope) =>
+  /** Relays a signed envelope; `pow` is the `X-FlowNet-Pow` proof a Flow sponsor asks
+   * of a `create_account`. */
+  relay: (env: SignedEnvelope, pow?: string) =>
     call<{ receipt: Receipt }>("/api/relay", {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...(pow ? { "x-flownet-pow": pow } : {}) },
       body: JSON.stringify(env),
     }).then((r) => r.receipt),
+  /** The Flow sponsor's proof-of-work challenge for a new account of `publicKey`, or
+   * null when it asks none. */
+  flowChallenge: (publicKey: string) =>
+    call<Challenge | null>("/api/flow/challenge", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ public_key: publicKey }),
+    }),
 };
 
 export interface FlowConfig {

@@ -17,6 +17,7 @@ import {
 } from "./api";
 import { type Message, conversationPrompt, displayMime, meteredCost, readChatStream } from "./chat";
 import { type Action, type InputRef, formatAmount, hex } from "./encoding";
+import { proofHeader } from "./pow";
 // FCL is loaded only on Flow: the embedded ledger's page stays small.
 type FlowModule = typeof import("./flow");
 import {
@@ -134,6 +135,15 @@ async function send(action: Action): Promise<{ outcome: { task?: number; nft?: n
   const key = state.key;
   if (!key) throw new Error("make or import a key first");
   if (!state.ledger) state.ledger = (await api.info()).ledger;
+  // On Flow the sponsor prices a new account with a proof of work, done here.
+  let pow: string | undefined;
+  if (state.flow && action.type === "create_account") {
+    const challenge = await api.flowChallenge(key.publicKey);
+    if (challenge) {
+      notice("Working out the sponsor's proof of work (a few seconds)…");
+      pow = await proofHeader(challenge, key.publicKey);
+    }
+  }
   for (let attempt = 0; ; attempt++) {
     const account = action.type === "create_account" ? undefined : await api.account(me() ?? key.address);
     if (action.type !== "create_account" && !account) throw new Error("your account is not registered yet");
@@ -144,7 +154,7 @@ async function send(action: Action): Promise<{ outcome: { task?: number; nft?: n
       action,
     });
     try {
-      return await api.relay(env);
+      return await api.relay(env, pow);
     } catch (e) {
       if (e instanceof ApiError && e.code === "bad_sequence" && attempt === 0) continue;
       throw e;

@@ -29,6 +29,7 @@ use super::{
     errors,
     keys::HashAlgorithm,
     keys::{FlowKey, SignatureAlgorithm},
+    pow::{self, Challenge, Proof},
     sponsor::{self, Payer},
     templates::{CONTRACTS, Network, Template},
 };
@@ -47,7 +48,10 @@ pub struct FlowConfig {
     /// envelope, and co-signs the faucet.
     pub payer: Option<Arc<dyn Payer>>,
     pub gas_limit: u64,
-    /// FLOW (10⁻⁸ units) the sponsor gives each new account for its storage.
+    /// FLOW (10⁻⁸ units) a sponsor key of this client gives each new account
+    /// on top of the storage deposit account creation itself makes: 0 by
+    /// default, as the sponsor service gives ([`sponsor::INITIAL_FLOW`], which
+    /// says why); more only for an operator funding its own accounts.
     pub initial_flow: u64,
     pub poll_interval: Duration,
     pub seal_timeout: Duration,
@@ -60,7 +64,7 @@ impl FlowConfig {
             sponsor: None,
             payer: None,
             gas_limit: 9999,
-            initial_flow: 1_000_000,
+            initial_flow: sponsor::INITIAL_FLOW,
             poll_interval: Duration::from_millis(100),
             seal_timeout: Duration::from_secs(60),
         }
@@ -200,7 +204,9 @@ impl FlowLedger {
         let signer = self.signer(signer).ok_or_else(|| {
             Error::Unauthorized(format!("this Flow client holds no key for {signer}"))
         })?;
-        self.run_script(script, args, &signer, None, &[]).await
+        let gas_limit = self.config.gas_limit;
+        self.run_script(script, args, &signer, None, &[], gas_limit)
+            .await
     }
 
     pub fn client(&self) -> &AccessClient {
@@ -255,21 +261,76 @@ impl FlowLedger {
             },
         }
         .sign(key);
-        let (_, address) = self.create_account_for(&signed).await?;
+        // This client solves the sponsor's proof of work itself.
+        let (_, address) = self.create_account_for(&signed, None, true).await?;
         self.add_signer(FlowSigner::new(address, 0, FlowKey::from_core(key)));
         Ok(address)
     }
 
-    /// Creates the account of a checked `create_account` envelope.
+    /// Creates the account of a `create_account` envelope a client signed,
+    /// with the client's `proof` of the sponsor's work (see
+    /// [`FlowLedger::account_challenge`]); this client does none of the work
+    /// itself: for a gateway relaying a browser's envelope.
+    pub async fn create_account_proved(
+        &self,
+        signed: SignedEnvelope,
+        proof: Option<Proof>,
+    ) -> Result<Receipt, Error> {
+        let (r, address) = self
+            .create_account_for(&signed, proof.as_ref(), false)
+            .await?;
+        let outcome = Outcome {
+            account: Some(address),
+            ..Outcome::default()
+        };
+        self.receipt(&r, &signed, outcome).await
+    }
+
+    /// The proof-of-work challenge the payer sets before it creates an account
+    /// for `key`, `None` when it sets none (or pays with a key of this client).
+    pub async fn account_challenge(&self, key: &PublicKey) -> Result<Option<Challenge>, Error> {
+        match (&self.config.sponsor, &self.config.payer) {
+            (None, Some(payer)) => Ok(payer.account_challenge(key).await?),
+            _ => Ok(None),
+        }
+    }
+
+    /// Creates the account of a checked `create_account` envelope; `solve`:
+    /// without a `proof`, this client does the payer's work itself.
     async fn create_account_for(
         &self,
         signed: &SignedEnvelope,
+        proof: Option<&Proof>,
+        solve: bool,
     ) -> Result<(TransactionResult, Address), Error> {
         let (public_key, hash_algo) = sponsor::check_create_account(signed, self.id)?;
         let sponsor = match (&self.config.sponsor, &self.config.payer) {
             (Some(s), _) => s.clone(),
             (None, Some(payer)) => {
-                return self.create_account_remote(payer, signed, &public_key).await;
+                let solved;
+                let proof = match proof {
+                    None if solve => {
+                        solved = match payer.account_challenge(&public_key).await? {
+                            Some(c) => {
+                                let key = *public_key.as_bytes();
+                                Some(
+                                    tokio::task::spawn_blocking(move || {
+                                        pow::solve_challenge(&c, &key)
+                                    })
+                                    .await
+                                    .map_err(|e| Error::Storage(e.to_string()))?
+                                    .map_err(Error::Unauthorized)?,
+                                )
+                            }
+                            None => None,
+                        };
+                        solved.as_ref()
+                    }
+                    other => other,
+                };
+                return self
+                    .create_account_remote(payer, signed, &public_key, proof)
+                    .await;
             }
             (None, None) => {
                 return Err(Error::Unauthorized(
@@ -304,8 +365,9 @@ impl FlowLedger {
         payer: &Arc<dyn Payer>,
         signed: &SignedEnvelope,
         public_key: &PublicKey,
+        proof: Option<&Proof>,
     ) -> Result<(TransactionResult, Address), Error> {
-        let created = payer.create_account(signed).await?;
+        let created = payer.create_account(signed, proof).await?;
         let r = self
             .client
             .wait_sealed(
@@ -353,7 +415,9 @@ impl FlowLedger {
         extra: &[FlowSigner],
     ) -> Result<TransactionResult, Error> {
         let script = self.config.network.template(template).map_err(net)?;
-        self.run_script(script, args, proposer, sequence, extra)
+        // The template's own limit: a sponsor pays for no more.
+        let gas_limit = self.config.gas_limit.min(template.gas_limit());
+        self.run_script(script, args, proposer, sequence, extra, gas_limit)
             .await
     }
 
@@ -364,6 +428,7 @@ impl FlowLedger {
         proposer: &FlowSigner,
         sequence: Option<u64>,
         extra: &[FlowSigner],
+        gas_limit: u64,
     ) -> Result<TransactionResult, Error> {
         let remote = match (&self.config.sponsor, &self.config.payer) {
             (None, Some(p)) => Some(p.clone()),
@@ -398,7 +463,7 @@ impl FlowLedger {
             script,
             args.iter().map(Value::to_json_bytes).collect(),
             reference.id,
-            self.config.gas_limit,
+            gas_limit,
             ProposalKey {
                 address: proposer.address,
                 key_index: proposer.key_index,
@@ -937,7 +1002,7 @@ impl Ledger for FlowLedger {
             if !signed.verify_with(public_key, *hash_algo) {
                 return Err(Error::BadSignature(env.signer));
             }
-            let (r, address) = self.create_account_for(&signed).await?;
+            let (r, address) = self.create_account_for(&signed, None, true).await?;
             let outcome = Outcome {
                 account: Some(address),
                 ..Outcome::default()

@@ -15,9 +15,11 @@ pub mod cadence;
 pub mod errors;
 pub mod keys;
 mod ledger;
+pub mod pow;
 pub mod proto;
 pub mod rlp;
 pub mod sponsor;
+pub mod sponsor_state;
 pub mod templates;
 pub mod transaction;
 
@@ -26,10 +28,12 @@ pub use account::{FlowSigner, ledger_id};
 pub use cadence::Value;
 pub use keys::{FlowKey, HashAlgorithm, SignatureAlgorithm};
 pub use ledger::{FlowConfig, FlowLedger};
+pub use pow::{Challenge, Proof};
 pub use sponsor::{
     AccountPolicy, CreatedAccount, Payer, RateLimiter, Sponsor, SponsorError, SponsorPolicy,
     Whitelist,
 };
+pub use sponsor_state::SponsorState;
 pub use templates::{Network, Template};
 pub use transaction::{ProposalKey, Transaction, TxSignature};
 

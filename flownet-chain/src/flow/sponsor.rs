@@ -16,9 +16,19 @@
 //!    (full weight, 1000, of unrevoked keys; the proposal key itself among
 //!    them), so forged transactions are refused before they cost anything
 //!    ([`SponsorError::BadPayloadSignature`]);
-//! 5. the proposer's account has budget left in its token bucket
-//!    ([`SponsorError::RateLimited`]); checked after the signatures, so a
-//!    forger cannot drain someone else's bucket.
+//! 5. the arguments decode as the template's parameters, within bounds
+//!    (strings, lists, counts; [`check_arguments`], [`SponsorError::BadArguments`]);
+//!    the gas limit is at most the template's own ([`Template::gas_limit`]);
+//! 6. the proposer's account has budget left in its token bucket
+//!    ([`SponsorError::RateLimited`]), and the fee budgets, global and per
+//!    client IP, hold the transaction's gas limit ([`SponsorError::Budget`]);
+//!    checked after the signatures, so a forger cannot drain someone else's
+//!    bucket. A signed transaction is counted whether it then succeeds, fails
+//!    or is never sent: a failed one still costs fees.
+//!
+//! The buckets, the spent proof-of-work challenges and the faucet
+//! reservations live in a [`SponsorState`] (a SQLite file for a service, so a
+//! restart refills nothing).
 //!
 //! A sponsor built [`Sponsor::with_accounts`] also onboards users who hold
 //! nothing but a key:
@@ -26,21 +36,28 @@
 //! - [`Sponsor::create_account`] takes the user's signed core envelope of
 //!   `create_account` for the FlowLedger's ledger id ([`check_create_account`]:
 //!   the core's rules — the signer is the key's derived address, sequence 0 —
-//!   and the signature, which proves the requester holds the key), refuses a
-//!   key it already created an account for, takes a token of one global
-//!   bucket, then proposes, authorizes and pays `create_account.cdc` itself
-//!   and returns the address of the sealed `flow.AccountCreated` event;
+//!   and the signature, which proves the requester holds the key), checks the
+//!   proof of work for the key ([`pow`](super::pow), when the policy asks
+//!   for one) and spends its challenge, refuses a key it already created an
+//!   account for, takes a token of the global bucket and of the client's,
+//!   then proposes, authorizes and pays `create_account.cdc` itself and
+//!   returns the address of the sealed `flow.AccountCreated` event. The new
+//!   account gets no FLOW beyond the storage deposit Flow itself moves into
+//!   it at creation ([`INITIAL_FLOW`]);
 //! - [`Sponsor::faucet`] co-signs `faucet.cdc`, the one script where the
 //!   sponsor appears as an authorizer (its `Sponsor` resource grants the
 //!   welcome amount): the user proposes and authorizes first, the sponsor is
 //!   second authorizer and payer, there are no arguments; the user's payload
 //!   signature, the contract's `faucetUsed` (the core's error, before the
-//!   transaction costs anything) and the user's token bucket are checked.
+//!   transaction costs anything), a grant already co-signed and not yet
+//!   expired ([`SponsorError::FaucetReserved`]) and the user's token bucket
+//!   are checked.
 //!   Every other template still refuses the sponsor as a signer.
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    net::IpAddr,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -55,8 +72,34 @@ use super::{
     account::{FlowSigner, created_address, ledger_id},
     errors,
     keys::{self, HashAlgorithm},
+    pow::{Challenge, PowIssuer, Proof},
+    sponsor_state::{Bucket, SponsorState, now_ms},
     templates::{Network, Template},
 };
+
+/// FLOW (10⁻⁸ units) the sponsor moves into a new account beyond what
+/// account creation takes: none. `Account(payer:)` already charges the payer
+/// Flow's account-creation fee and deposits it in the new account as its
+/// minimum storage reservation (0.001 FLOW, 100 kB: the emulator's and
+/// mainnet's setting), which the holder cannot withdraw. FlowNet's records in
+/// a user's account — the FlowNetToken vault, the output collection, the
+/// `Member` resource and their capabilities — take a few kB of it; tasks
+/// live in the marketplace's account, whose storage its deployer funds.
+/// Anything given on top would be withdrawable FLOW, which made account
+/// creation a way to drain the sponsor. An account that collects enough
+/// output NFTs to outgrow 100 kB needs FLOW from its holder.
+pub const INITIAL_FLOW: u64 = 0;
+
+/// Seconds a faucet co-signature holds the account's grant: a Flow
+/// transaction's reference block expires after 600 blocks, well under this
+/// on every network, so by then the transaction has sealed or can no longer.
+pub const FAUCET_RESERVATION_S: u64 = 900;
+
+/// Longest string argument a sponsored transaction may carry: the core's
+/// prompt and params limits, the largest strings FlowNet's actions have.
+pub const MAX_STRING_ARGUMENT: usize = 4096;
+/// Longest list argument (a node's offered models).
+pub const MAX_LIST_ARGUMENT: usize = 64;
 
 /// The weight a signer's keys must add up to, as on Flow.
 pub const FULL_WEIGHT: u32 = 1000;
@@ -127,6 +170,16 @@ pub enum SponsorError {
     /// The transaction was sealed with this Cadence error.
     #[error("the transaction failed: {0}")]
     Execution(String),
+    #[error("proof of work: {0}")]
+    ProofOfWork(String),
+    #[error("the sponsor's {scope} budget is spent: try again in {retry_after_ms} ms")]
+    Budget { scope: String, retry_after_ms: u64 },
+    #[error("bad arguments: {0}")]
+    BadArguments(String),
+    #[error("faucet: a grant for account {account} is already co-signed (until unix time {until})")]
+    FaucetReserved { account: Address, until: u64 },
+    #[error("sponsor state: {0}")]
+    State(String),
 }
 
 impl From<SponsorError> for flownet_core::Error {
@@ -135,9 +188,12 @@ impl From<SponsorError> for flownet_core::Error {
             SponsorError::BadPayloadSignature { address, .. } => Self::BadSignature(address),
             SponsorError::BadEnvelopeSignature(address) => Self::BadSignature(address),
             SponsorError::Access(m) => Self::Network(m),
-            e @ (SponsorError::InvalidEnvelope(_) | SponsorError::WrongLedger { .. }) => {
-                Self::InvalidInput(e.to_string())
-            }
+            e @ (SponsorError::InvalidEnvelope(_)
+            | SponsorError::WrongLedger { .. }
+            | SponsorError::BadArguments(_)) => Self::InvalidInput(e.to_string()),
+            SponsorError::FaucetReserved { account, .. } => Self::Faucet(format!(
+                "a grant for account {account} is already on its way"
+            )),
             SponsorError::AccountExists(m) => Self::AlreadyExists(m),
             SponsorError::FaucetUsed(a) => Self::Faucet(format!(
                 "account {a} has already received its welcome amount"
@@ -164,14 +220,23 @@ pub trait Payer: Send + Sync + std::fmt::Debug {
     /// the transaction's id.
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError>;
 
+    /// The proof-of-work challenge to solve before asking for an account for
+    /// `key`, or `None` when this payer asks for none.
+    async fn account_challenge(&self, key: &PublicKey) -> Result<Option<Challenge>, SponsorError> {
+        let _ = key;
+        Ok(None)
+    }
+
     /// Creates an account for the key of `signed`, a `create_account`
-    /// envelope its key signed for the FlowLedger's ledger id; the new address
-    /// and the id of the (sealed) transaction that created it.
+    /// envelope its key signed for the FlowLedger's ledger id, with `proof` of
+    /// [`Payer::account_challenge`]'s work; the new address and the id of the
+    /// (sealed) transaction that created it.
     async fn create_account(
         &self,
         signed: &SignedEnvelope,
+        proof: Option<&Proof>,
     ) -> Result<CreatedAccount, SponsorError> {
-        let _ = signed;
+        let _ = (signed, proof);
         Err(SponsorError::NotOffered("create accounts".into()))
     }
 
@@ -220,22 +285,27 @@ impl Payer for Sponsor {
     }
 
     async fn pay(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
-        self.sponsor(tx).await
+        self.sponsor(tx, None).await
+    }
+
+    async fn account_challenge(&self, key: &PublicKey) -> Result<Option<Challenge>, SponsorError> {
+        Sponsor::challenge(self, key)
     }
 
     async fn create_account(
         &self,
         signed: &SignedEnvelope,
+        proof: Option<&Proof>,
     ) -> Result<CreatedAccount, SponsorError> {
-        Sponsor::create_account(self, signed).await
+        Sponsor::create_account(self, signed, proof, None).await
     }
 
     async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
-        Sponsor::faucet(self, tx).await
+        Sponsor::faucet(self, tx, None).await
     }
 
     async fn sign_faucet(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
-        Sponsor::sign_faucet(self, tx).await
+        Sponsor::sign_faucet(self, tx, None).await
     }
 
     fn onboards(&self) -> bool {
@@ -243,7 +313,7 @@ impl Payer for Sponsor {
     }
 
     async fn sign_envelope(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
-        Sponsor::sign_envelope(self, tx).await
+        Sponsor::sign_envelope(self, tx, None).await
     }
 }
 
@@ -453,8 +523,25 @@ pub struct SponsorPolicy {
     pub burst: u32,
     /// … refilled over this period.
     pub period: Duration,
-    /// The highest gas (computation) limit paid for.
+    /// The highest gas (computation) limit paid for, whatever the template's
+    /// own ([`Template::gas_limit`]) allows.
     pub max_gas_limit: u64,
+    /// Leading zero bits of the proof of work asked before an account is
+    /// created ([`pow`](super::pow)): 20 is about a second of a laptop core;
+    /// 0 asks for none (tests, a private sponsor).
+    pub pow_difficulty: u8,
+    /// Gas (computation limit units) the sponsor signs for, all clients
+    /// together, per `fee_period`: each signed transaction counts its gas
+    /// limit, sealed, failed or never sent.
+    pub fee_budget: u64,
+    /// The same per client IP address of the HTTP service (`/64` for IPv6).
+    pub fee_budget_per_client: u64,
+    pub fee_period: Duration,
+    /// Clients exempt from the per-client buckets (fees and new accounts),
+    /// not from the global ones: a gateway in front of the sponsor, which all
+    /// its page's users reach the sponsor through and which limits them per
+    /// IP itself.
+    pub trusted_clients: Vec<IpAddr>,
 }
 
 impl Default for SponsorPolicy {
@@ -463,6 +550,26 @@ impl Default for SponsorPolicy {
             burst: 10,
             period: Duration::from_secs(60),
             max_gas_limit: 9999,
+            pow_difficulty: 20,
+            // 10,000 transactions of the usual 1000-unit limit a day; on
+            // mainnet's fee schedule well under 1 FLOW.
+            fee_budget: 10_000_000,
+            fee_budget_per_client: 250_000,
+            fee_period: Duration::from_secs(24 * 3600),
+            trusted_clients: Vec::new(),
+        }
+    }
+}
+
+impl SponsorPolicy {
+    /// No proof of work and budgets nobody reaches: for tests and a sponsor
+    /// only its operator uses.
+    pub fn unmetered() -> Self {
+        Self {
+            pow_difficulty: 0,
+            fee_budget: u64::MAX / 4,
+            fee_budget_per_client: u64::MAX / 4,
+            ..Self::default()
         }
     }
 }
@@ -479,8 +586,6 @@ pub struct AccountPolicy {
     pub per_client_burst: u32,
     /// … refilled over this period.
     pub per_client_period: Duration,
-    /// FLOW (10⁻⁸ units) each new account receives for its storage.
-    pub initial_flow: u64,
 }
 
 impl Default for AccountPolicy {
@@ -490,7 +595,6 @@ impl Default for AccountPolicy {
             period: Duration::from_secs(60),
             per_client_burst: 5,
             per_client_period: Duration::from_secs(3600),
-            initial_flow: 1_000_000,
         }
     }
 }
@@ -502,8 +606,7 @@ struct Onboarding {
     network: Network,
     create_account: String,
     faucet_hash: [u8; 32],
-    initial_flow: u64,
-    limiter: Mutex<RateLimiter<()>>,
+    policy: AccountPolicy,
     /// Keys this process created an account for (`None` while the creating
     /// transaction is in flight).
     created: Mutex<HashMap<[u8; 64], Option<Address>>>,
@@ -559,30 +662,59 @@ pub struct Sponsor {
     client: AccessClient,
     payer: FlowSigner,
     whitelist: Whitelist,
-    max_gas_limit: u64,
-    limiter: Mutex<RateLimiter>,
+    policy: SponsorPolicy,
+    state: Arc<SponsorState>,
+    pow: PowIssuer,
     onboarding: Option<Onboarding>,
     // Transactions the sponsor proposes itself (account creation) take its
     // key's sequence number in turn.
     propose_lock: tokio::sync::Mutex<()>,
 }
 
+/// Seconds a proof-of-work challenge is good for.
+pub const CHALLENGE_TTL_S: u64 = 600;
+
+fn unix_s() -> u64 {
+    now_ms() / 1000
+}
+
+/// The key a client IP's buckets are kept under (`/64` for IPv6).
+fn client_bucket_key(ip: IpAddr) -> String {
+    flownet_core::rate::client_key(ip).to_string()
+}
+
 impl Sponsor {
+    /// A sponsor whose limits live in memory ([`SponsorState::in_memory`]);
+    /// a service gives it its state file with [`Sponsor::with_state`].
     pub fn new(
         client: AccessClient,
         payer: FlowSigner,
         whitelist: Whitelist,
         policy: &SponsorPolicy,
     ) -> Self {
+        let state = Arc::new(SponsorState::in_memory());
+        let secret = state.secret().expect("an in-memory state has a secret");
         Self {
             client,
             payer,
             whitelist,
-            max_gas_limit: policy.max_gas_limit,
-            limiter: Mutex::new(RateLimiter::new(policy.burst, policy.period)),
+            pow: PowIssuer::new(secret, policy.pow_difficulty, CHALLENGE_TTL_S),
+            policy: policy.clone(),
+            state,
             onboarding: None,
             propose_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Keeps this sponsor's buckets, spent challenges, faucet reservations
+    /// and challenge secret in `state` (a file: they survive a restart).
+    pub fn with_state(mut self, state: Arc<SponsorState>) -> Result<Self, SponsorError> {
+        let secret = state
+            .secret()
+            .map_err(|e| SponsorError::State(e.to_string()))?;
+        self.pow = PowIssuer::new(secret, self.policy.pow_difficulty, CHALLENGE_TTL_S);
+        self.state = state;
+        Ok(self)
     }
 
     /// Lets this sponsor create accounts and grant the faucet on `network`
@@ -593,16 +725,29 @@ impl Sponsor {
         network: &Network,
         policy: &AccountPolicy,
     ) -> super::Result<Self> {
+        if policy.burst == 0
+            || policy.period.is_zero()
+            || policy.per_client_burst == 0
+            || policy.per_client_period.is_zero()
+        {
+            return Err(super::FlowError::Config(
+                "the account limits need a burst and a period".into(),
+            ));
+        }
         self.onboarding = Some(Onboarding {
             ledger_id: ledger_id(&network.chain_id, network.marketplace()?),
             network: network.clone(),
             create_account: network.template(Template::CreateAccount)?,
             faucet_hash: script_hash(network.template(Template::Faucet)?.as_bytes()),
-            initial_flow: policy.initial_flow,
-            limiter: Mutex::new(RateLimiter::new(policy.burst, policy.period)),
+            policy: policy.clone(),
             created: Mutex::new(HashMap::new()),
         });
         Ok(self)
+    }
+
+    /// The policy this sponsor applies.
+    pub fn policy(&self) -> &SponsorPolicy {
+        &self.policy
     }
 
     /// The ledger id `create_account` envelopes must name, when this sponsor
@@ -617,30 +762,129 @@ impl Sponsor {
             .ok_or_else(|| SponsorError::NotOffered(what.into()))
     }
 
+    /// The challenge a client solves before asking for an account for `key`,
+    /// or `None` when this sponsor asks for no work.
+    pub fn challenge(&self, key: &PublicKey) -> Result<Option<Challenge>, SponsorError> {
+        self.onboarding("create accounts")?;
+        if self.pow.difficulty == 0 {
+            return Ok(None);
+        }
+        let mut random = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
+        Ok(Some(self.pow.issue(key.as_bytes(), unix_s(), random)))
+    }
+
+    /// Takes `buckets` of the state, the refusal saying which ran out.
+    fn take(&self, buckets: &[Bucket], proposer: Option<Address>) -> Result<(), SponsorError> {
+        self.state
+            .take_all(buckets, now_ms())
+            .map_err(|e| match e.scope {
+                "proposer" => SponsorError::RateLimited {
+                    account: proposer.unwrap_or(self.payer.address),
+                    retry_after_ms: e.retry_after_ms,
+                },
+                "accounts" | "accounts_client" => SponsorError::TooManyAccounts {
+                    retry_after_ms: e.retry_after_ms,
+                },
+                scope => SponsorError::Budget {
+                    scope: scope.replace('_', " "),
+                    retry_after_ms: e.retry_after_ms,
+                },
+            })
+    }
+
+    /// `client`, unless the policy trusts it: whose per-client buckets apply.
+    fn metered(&self, client: Option<IpAddr>) -> Option<IpAddr> {
+        client.filter(|ip| !self.policy.trusted_clients.contains(ip))
+    }
+
+    /// The buckets a signature for `proposer` of `gas` units takes, `client`
+    /// the HTTP client's address when there is one.
+    fn fee_buckets(&self, proposer: Address, gas: u64, client: Option<IpAddr>) -> Vec<Bucket> {
+        let p = &self.policy;
+        let mut out = vec![
+            Bucket::new("proposer", proposer, 1.0, f64::from(p.burst), p.period),
+            Bucket::new("fee", "", gas as f64, p.fee_budget as f64, p.fee_period),
+        ];
+        if let Some(ip) = self.metered(client) {
+            out.push(Bucket::new(
+                "client_fee",
+                client_bucket_key(ip),
+                gas as f64,
+                p.fee_budget_per_client as f64,
+                p.fee_period,
+            ));
+        }
+        out
+    }
+
     /// Creates an account for the key of `signed` (see the module
     /// documentation), waits for the seal and returns the new address.
+    /// `proof` is the solved [`Sponsor::challenge`]; `client`, the HTTP
+    /// client's address, has its own bucket.
     pub async fn create_account(
         &self,
         signed: &SignedEnvelope,
+        proof: Option<&Proof>,
+        client: Option<IpAddr>,
     ) -> Result<CreatedAccount, SponsorError> {
         let on = self.onboarding("create accounts")?;
         let (public_key, hash_algo) = check_create_account(signed, on.ledger_id)?;
         let key = *public_key.as_bytes();
-        {
-            let mut created = on.created.lock().expect("created lock");
-            if let Some(done) = created.get(&key) {
-                return Err(SponsorError::AccountExists(match done {
+        let now = unix_s();
+        let exists = |created: &HashMap<[u8; 64], Option<Address>>| {
+            created.get(&key).map(|done| {
+                SponsorError::AccountExists(match done {
                     Some(a) => {
                         format!("this sponsor already created account {a} for key {public_key}")
                     }
                     None => format!("this sponsor is creating an account for key {public_key}"),
-                }));
+                })
+            })
+        };
+        // A key it made an account for is refused before any work is asked.
+        if let Some(e) = exists(&on.created.lock().expect("created lock")) {
+            return Err(e);
+        }
+        // The proof before any bucket: requests without the work spend nothing
+        // of anyone's limits.
+        let spend = self
+            .pow
+            .verify(proof, &key, now)
+            .map_err(|e| SponsorError::ProofOfWork(e.to_string()))?;
+        {
+            let mut created = on.created.lock().expect("created lock");
+            if let Some(e) = exists(&created) {
+                return Err(e);
             }
-            on.limiter
-                .lock()
-                .expect("account limiter lock")
-                .take_key((), Instant::now())
-                .map_err(|retry_after_ms| SponsorError::TooManyAccounts { retry_after_ms })?;
+            if let Some((mac, expires)) = spend
+                && !self
+                    .state
+                    .spend_challenge(&mac, expires, now)
+                    .map_err(|e| SponsorError::State(e.to_string()))?
+            {
+                return Err(SponsorError::ProofOfWork(
+                    "this challenge was used already: get a new one".into(),
+                ));
+            }
+            let a = &on.policy;
+            let mut buckets = vec![Bucket::new(
+                "accounts",
+                "",
+                1.0,
+                f64::from(a.burst),
+                a.period,
+            )];
+            if let Some(ip) = self.metered(client) {
+                buckets.push(Bucket::new(
+                    "accounts_client",
+                    client_bucket_key(ip),
+                    1.0,
+                    f64::from(a.per_client_burst),
+                    a.per_client_period,
+                ));
+            }
+            self.take(&buckets, None)?;
             created.insert(key, None);
         }
         let result = self.send_create_account(on, &public_key, hash_algo).await;
@@ -684,14 +928,16 @@ impl Sponsor {
         let args = [
             Value::string(hex::encode(public_key.as_bytes())),
             Value::uint8(hash_algo.flow_code()),
-            Value::UFix64(on.initial_flow),
+            Value::UFix64(INITIAL_FLOW),
         ];
         let reference = self.client.latest_block(true).await.map_err(access)?;
         let mut tx = Transaction::new(
             on.create_account.clone(),
             args.iter().map(Value::to_json_bytes).collect(),
             reference.id,
-            self.max_gas_limit,
+            Template::CreateAccount
+                .gas_limit()
+                .min(self.policy.max_gas_limit),
             ProposalKey {
                 address: me.address,
                 key_index: me.key_index,
@@ -722,18 +968,33 @@ impl Sponsor {
     /// Checks the faucet transaction `tx` (see the module documentation),
     /// signs its envelope as payer and second authorizer, sends it and
     /// returns its id (not waiting for the seal).
-    pub async fn faucet(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
-        let tx = self.sign_faucet(tx).await?;
-        self.client
-            .send_transaction(&tx)
-            .await
-            .map_err(|e| SponsorError::Access(e.to_string()))
+    pub async fn faucet(
+        &self,
+        tx: Transaction,
+        client: Option<IpAddr>,
+    ) -> Result<[u8; 32], SponsorError> {
+        let user = tx.proposal_key.address;
+        let tx = self.sign_faucet(tx, client).await?;
+        match self.client.send_transaction(&tx).await {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                // Never sent: the grant is free for the next try.
+                let _ = self.state.release_faucet(user);
+                Err(SponsorError::Access(e.to_string()))
+            }
+        }
     }
 
     /// Every check of [`Sponsor::faucet`], then the sponsor's envelope
     /// signature (as payer and second authorizer) without sending: for clients
-    /// that send the transaction themselves (the web page with FCL).
-    pub async fn sign_faucet(&self, mut tx: Transaction) -> Result<Transaction, SponsorError> {
+    /// that send the transaction themselves (the web page with FCL). The
+    /// account's grant is reserved for [`FAUCET_RESERVATION_S`]: a second
+    /// co-signature meanwhile would only fail on chain at the sponsor's cost.
+    pub async fn sign_faucet(
+        &self,
+        mut tx: Transaction,
+        client: Option<IpAddr>,
+    ) -> Result<Transaction, SponsorError> {
         let on = self.onboarding("grant the faucet")?;
         let me = self.payer.address;
         if tx.payer != me {
@@ -759,11 +1020,18 @@ impl Sponsor {
                 "the faucet takes no arguments".into(),
             ));
         }
-        if tx.gas_limit > self.max_gas_limit {
+        let max = Template::Faucet.gas_limit().min(self.policy.max_gas_limit);
+        if tx.gas_limit > max {
             return Err(SponsorError::GasLimit {
                 got: tx.gas_limit,
-                max: self.max_gas_limit,
+                max,
             });
+        }
+        if tx.payload_signatures.len() > MAX_PAYLOAD_SIGNATURES {
+            return Err(SponsorError::Transaction(format!(
+                "{} payload signatures: at most {MAX_PAYLOAD_SIGNATURES} are checked",
+                tx.payload_signatures.len()
+            )));
         }
         let info = self
             .client
@@ -790,14 +1058,40 @@ impl Sponsor {
         if used {
             return Err(SponsorError::FaucetUsed(user));
         }
-        self.limiter
-            .lock()
-            .expect("rate limiter lock")
-            .take(user, Instant::now())?;
-        tx.envelope_signatures.clear();
-        tx.sign_envelope(me, self.payer.key_index, &self.payer.key)
-            .map_err(|e| SponsorError::Transaction(e.to_string()))?;
+        self.cosign_faucet(&mut tx, client)?;
         Ok(tx)
+    }
+
+    /// The faucet's reservation, buckets and signature, once the chain said
+    /// the grant is unused.
+    fn cosign_faucet(
+        &self,
+        tx: &mut Transaction,
+        client: Option<IpAddr>,
+    ) -> Result<(), SponsorError> {
+        let (me, user) = (self.payer.address, tx.proposal_key.address);
+        let now = unix_s();
+        if let Err(until) = self
+            .state
+            .reserve_faucet(user, now + FAUCET_RESERVATION_S, now)
+            .map_err(|e| SponsorError::State(e.to_string()))?
+        {
+            return Err(SponsorError::FaucetReserved {
+                account: user,
+                until,
+            });
+        }
+        let signed = self
+            .take(&self.fee_buckets(user, tx.gas_limit, client), Some(user))
+            .and_then(|()| {
+                tx.envelope_signatures.clear();
+                tx.sign_envelope(me, self.payer.key_index, &self.payer.key)
+                    .map_err(|e| SponsorError::Transaction(e.to_string()))
+            });
+        if signed.is_err() {
+            let _ = self.state.release_faucet(user);
+        }
+        signed
     }
 
     /// The address that pays: the `payer` of the transactions it signs.
@@ -807,8 +1101,12 @@ impl Sponsor {
 
     /// Checks `tx` (without envelope signatures), signs its envelope as
     /// payer, sends it and returns its id (not waiting for the seal).
-    pub async fn sponsor(&self, tx: Transaction) -> Result<[u8; 32], SponsorError> {
-        let tx = self.sign_envelope(tx).await?;
+    pub async fn sponsor(
+        &self,
+        tx: Transaction,
+        client: Option<IpAddr>,
+    ) -> Result<[u8; 32], SponsorError> {
+        let tx = self.sign_envelope(tx, client).await?;
         self.client
             .send_transaction(&tx)
             .await
@@ -818,8 +1116,12 @@ impl Sponsor {
     /// Every check of [`Sponsor::sponsor`], then the payer's envelope
     /// signature; nothing is sent. The caller (a browser with FCL) sends the
     /// transaction itself. A signed envelope costs the sponsor only when it is
-    /// sent, and the rate limit counts it here all the same.
-    pub async fn sign_envelope(&self, tx: Transaction) -> Result<Transaction, SponsorError> {
+    /// sent, and the rate limit and the fee budgets count it here all the same.
+    pub async fn sign_envelope(
+        &self,
+        tx: Transaction,
+        client: Option<IpAddr>,
+    ) -> Result<Transaction, SponsorError> {
         self.precheck(&tx)?;
         let mut accounts = HashMap::new();
         for address in std::iter::once(tx.proposal_key.address).chain(tx.authorizers.clone()) {
@@ -837,10 +1139,10 @@ impl Sponsor {
                 })?;
             accounts.insert(address, info);
         }
-        self.sign_checked(tx, &accounts)
+        self.sign_checked(tx, &accounts, client)
     }
 
-    /// Checks 1 to 3 of the module documentation: what needs no account.
+    /// Checks 1 to 3 and 5 of the module documentation: what needs no account.
     fn precheck(&self, tx: &Transaction) -> Result<(), SponsorError> {
         let me = self.payer.address;
         if tx.payer != me {
@@ -852,11 +1154,12 @@ impl Sponsor {
         if tx.proposal_key.address == me || tx.authorizers.contains(&me) {
             return Err(SponsorError::SponsorAsSigner(me));
         }
-        self.whitelist.check(&tx.script)?;
-        if tx.gas_limit > self.max_gas_limit {
+        let template = self.whitelist.check(&tx.script)?;
+        let max = template.gas_limit().min(self.policy.max_gas_limit);
+        if tx.gas_limit > max {
             return Err(SponsorError::GasLimit {
                 got: tx.gas_limit,
-                max: self.max_gas_limit,
+                max,
             });
         }
         // Bounds on what the account lookups cost: FlowNet's templates have one or
@@ -873,6 +1176,7 @@ impl Sponsor {
                 tx.payload_signatures.len()
             )));
         }
+        check_arguments(template, &tx.arguments)?;
         // Every signer must have signed before its account is looked up.
         for address in std::iter::once(tx.proposal_key.address).chain(tx.authorizers.clone()) {
             if !tx.payload_signatures.iter().any(|s| s.address == address) {
@@ -885,23 +1189,153 @@ impl Sponsor {
         Ok(())
     }
 
-    /// Checks 4 and 5 against the signers' `accounts`, then the payer's
+    /// Checks 4 and 6 against the signers' `accounts`, then the payer's
     /// envelope signature.
     fn sign_checked(
         &self,
         mut tx: Transaction,
         accounts: &HashMap<Address, FlowAccountInfo>,
+        client: Option<IpAddr>,
     ) -> Result<Transaction, SponsorError> {
         let me = self.payer.address;
         verify_payload_signatures(&tx, accounts)?;
-        self.limiter
-            .lock()
-            .expect("rate limiter lock")
-            .take(tx.proposal_key.address, Instant::now())?;
+        let proposer = tx.proposal_key.address;
+        self.take(
+            &self.fee_buckets(proposer, tx.gas_limit, client),
+            Some(proposer),
+        )?;
         tx.envelope_signatures.clear();
         tx.sign_envelope(me, self.payer.key_index, &self.payer.key)
             .map_err(|e| SponsorError::Transaction(e.to_string()))?;
         Ok(tx)
+    }
+}
+
+/// The parameters of a transaction template, `(name, type)`, read from its
+/// `transaction(...)` header.
+pub fn template_parameters(source: &str) -> Vec<(String, String)> {
+    let Some(start) = source
+        .find("\ntransaction")
+        .map(|i| i + "\ntransaction".len())
+    else {
+        return Vec::new();
+    };
+    let rest = source[start..].trim_start();
+    let Some(inner) = rest.strip_prefix('(') else {
+        return Vec::new();
+    };
+    let Some(end) = inner.find(')') else {
+        return Vec::new();
+    };
+    inner[..end]
+        .split(',')
+        .filter_map(|p| {
+            let (name, ty) = p.split_once(':')?;
+            Some((name.trim().to_owned(), ty.trim().to_owned()))
+        })
+        .filter(|(name, _)| !name.is_empty())
+        .collect()
+}
+
+/// Checks that `arguments` decode as `template`'s parameters (count, types)
+/// within bounds: strings at most [`MAX_STRING_ARGUMENT`] bytes, lists at
+/// most [`MAX_LIST_ARGUMENT`] items, integers within their type, ratings 1 to
+/// 5, output units and input sizes within the core's limits. A transaction
+/// that would fail on these costs its fees all the same: refused before the
+/// sponsor signs.
+pub fn check_arguments(template: Template, arguments: &[Vec<u8>]) -> Result<(), SponsorError> {
+    let params = template_parameters(template.source());
+    if params.len() != arguments.len() {
+        return Err(SponsorError::BadArguments(format!(
+            "{template:?} takes {} arguments, got {}",
+            params.len(),
+            arguments.len()
+        )));
+    }
+    for ((name, ty), raw) in params.iter().zip(arguments) {
+        let value = Value::from_json(raw)
+            .map_err(|e| SponsorError::BadArguments(format!("{name}: {e}")))?;
+        check_value(&value, ty).map_err(|e| SponsorError::BadArguments(format!("{name}: {e}")))?;
+        check_bound(name, &value)
+            .map_err(|e| SponsorError::BadArguments(format!("{name}: {e}")))?;
+    }
+    Ok(())
+}
+
+fn check_value(v: &Value, ty: &str) -> Result<(), String> {
+    if let Some(inner) = ty.strip_suffix('?') {
+        return match v {
+            Value::Optional(None) => Ok(()),
+            Value::Optional(Some(x)) => check_value(x, inner),
+            other => check_value(other, inner),
+        };
+    }
+    if let Some(item) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        let Value::Array(items) = v else {
+            return Err(format!("expected {ty}"));
+        };
+        if items.len() > MAX_LIST_ARGUMENT {
+            return Err(format!(
+                "{} items, at most {MAX_LIST_ARGUMENT}",
+                items.len()
+            ));
+        }
+        return items.iter().try_for_each(|x| check_value(x, item));
+    }
+    let fits = |value: &str, bits: u32| {
+        value
+            .parse::<u128>()
+            .is_ok_and(|n| bits >= 128 || n < (1u128 << bits))
+    };
+    match (ty, v) {
+        ("String", Value::String(s)) if s.len() <= MAX_STRING_ARGUMENT => Ok(()),
+        ("String", Value::String(s)) => {
+            Err(format!("{} bytes, at most {MAX_STRING_ARGUMENT}", s.len()))
+        }
+        ("Bool", Value::Bool(_))
+        | ("Address", Value::Address(_))
+        | ("UFix64", Value::UFix64(_)) => Ok(()),
+        ("UInt8" | "UInt16" | "UInt32" | "UInt64", Value::Integer { ty: got, value })
+            if got == ty =>
+        {
+            let bits = ty[4..].parse().unwrap_or(64);
+            if fits(value, bits) {
+                Ok(())
+            } else {
+                Err(format!("{value} is not a {ty}"))
+            }
+        }
+        _ => Err(format!("expected {ty}")),
+    }
+}
+
+/// Bounds by parameter name, the core's rules where a template's parameter
+/// means the same.
+fn check_bound(name: &str, v: &Value) -> Result<(), String> {
+    let n = |v: &Value| match v {
+        Value::Optional(Some(x)) => x.as_u64().ok(),
+        other => other.as_u64().ok(),
+    };
+    match name {
+        "stars" => match n(v) {
+            Some(1..=5) => Ok(()),
+            _ => Err("stars must be 1 to 5".into()),
+        },
+        "units" | "maxUnits" => match n(v) {
+            Some(u) if u > flownet_core::rules::MAX_TASK_UNITS => Err(format!(
+                "{u} units, at most {}",
+                flownet_core::rules::MAX_TASK_UNITS
+            )),
+            _ => Ok(()),
+        },
+        "size" | "inputSize" => match n(v) {
+            Some(s) if s > flownet_core::rules::MAX_INPUT_BYTES => Err(format!(
+                "{s} bytes, at most {}",
+                flownet_core::rules::MAX_INPUT_BYTES
+            )),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 
@@ -943,12 +1377,13 @@ mod tests {
         }
     }
 
+    /// A user's transaction of one argument (cancel task 7).
     fn submit_tx(proposer: Address, payer: Address) -> Transaction {
         Transaction::new(
-            network().template(Template::Submit).unwrap(),
+            network().template(Template::Cancel).unwrap(),
             vec![br#"{"type":"UInt64","value":"7"}"#.to_vec()],
             [3; 32],
-            9999,
+            1000,
             ProposalKey {
                 address: proposer,
                 key_index: 0,
@@ -1264,7 +1699,7 @@ mod tests {
         let mut tx = submit_tx(user, payer.address);
         tx.script = b"transaction { prepare(a: auth(Storage) &Account) { } }".to_vec();
         tx.sign_payload(user, 0, &key).unwrap();
-        let err = sponsor.sign_envelope(tx.clone()).await.unwrap_err();
+        let err = sponsor.sign_envelope(tx.clone(), None).await.unwrap_err();
         assert!(
             matches!(err, SponsorError::NotWhitelisted { ref sha3_256 } if *sha3_256 == hex::encode(script_hash(&tx.script))),
             "{err}"
@@ -1273,20 +1708,31 @@ mod tests {
         let mut as_signer = submit_tx(payer.address, payer.address);
         as_signer.authorizers = vec![payer.address];
         assert_eq!(
-            sponsor.sign_envelope(as_signer).await.unwrap_err(),
+            sponsor.sign_envelope(as_signer, None).await.unwrap_err(),
             SponsorError::SponsorAsSigner(payer.address)
         );
         let other = submit_tx(user, addr(8));
         assert!(matches!(
-            sponsor.sign_envelope(other).await.unwrap_err(),
+            sponsor.sign_envelope(other, None).await.unwrap_err(),
             SponsorError::PayerMismatch { .. }
         ));
         let mut heavy = submit_tx(user, payer.address);
         heavy.gas_limit = 10_000;
         assert!(matches!(
-            sponsor.sign_envelope(heavy).await.unwrap_err(),
+            sponsor.sign_envelope(heavy, None).await.unwrap_err(),
             SponsorError::GasLimit { got: 10_000, .. }
         ));
+        // The template's own limit, not Flow's maximum: cancel gets 1000.
+        let mut fat = submit_tx(user, payer.address);
+        fat.gas_limit = 1001;
+        fat.sign_payload(user, 0, &key).unwrap();
+        assert_eq!(
+            sponsor.sign_envelope(fat, None).await.unwrap_err(),
+            SponsorError::GasLimit {
+                got: 1001,
+                max: 1000
+            }
+        );
     }
 
     #[tokio::test]
@@ -1297,11 +1743,11 @@ mod tests {
         let mut crowd = submit_tx(user, payer.address);
         crowd.authorizers = (10..60).map(addr).collect();
         crowd.sign_payload(user, 0, &key).unwrap();
-        let err = sponsor.sign_envelope(crowd).await.unwrap_err();
+        let err = sponsor.sign_envelope(crowd, None).await.unwrap_err();
         assert!(err.to_string().contains("authorizers"), "{err}");
         let unsigned = submit_tx(user, payer.address);
         assert!(matches!(
-            sponsor.sign_envelope(unsigned).await.unwrap_err(),
+            sponsor.sign_envelope(unsigned, None).await.unwrap_err(),
             SponsorError::BadPayloadSignature { address, .. } if address == user
         ));
     }
@@ -1323,13 +1769,13 @@ mod tests {
         let mut forged = submit_tx(user, payer.address);
         forged.sign_payload(user, 0, &p256()).unwrap();
         assert!(matches!(
-            sponsor.sign_checked(forged, &accounts).unwrap_err(),
+            sponsor.sign_checked(forged, &accounts, None).unwrap_err(),
             SponsorError::BadPayloadSignature { address, .. } if address == user
         ));
 
         let mut tx = submit_tx(user, payer.address);
         tx.sign_payload(user, 0, &key).unwrap();
-        let signed = sponsor.sign_checked(tx.clone(), &accounts).unwrap();
+        let signed = sponsor.sign_checked(tx.clone(), &accounts, None).unwrap();
         assert_eq!(signed.payload_signatures, tx.payload_signatures);
         assert_eq!(signed.envelope_signatures.len(), 1);
         let s = &signed.envelope_signatures[0];
@@ -1345,8 +1791,361 @@ mod tests {
         ));
         // Signing only still counts against the proposer's budget.
         assert!(matches!(
-            sponsor.sign_checked(tx, &accounts).unwrap_err(),
+            sponsor.sign_checked(tx, &accounts, None).unwrap_err(),
             SponsorError::RateLimited { account, .. } if account == user
         ));
+    }
+
+    fn onboarding_sponsor(
+        payer: &FlowSigner,
+        policy: &SponsorPolicy,
+        accounts: &AccountPolicy,
+    ) -> Sponsor {
+        sponsor_at(payer, policy)
+            .with_accounts(&network(), accounts)
+            .unwrap()
+    }
+
+    fn signed_create(key: &flownet_core::SigningKey, sponsor: &Sponsor) -> SignedEnvelope {
+        create_envelope(key, sponsor.ledger_id().unwrap(), HashAlgo::Sha3_256).sign(key)
+    }
+
+    #[tokio::test]
+    async fn account_creation_needs_a_fresh_proof_of_work_for_its_key() {
+        let payer = FlowSigner::new(addr(9), 0, p256());
+        let policy = SponsorPolicy {
+            pow_difficulty: 8,
+            ..SponsorPolicy::default()
+        };
+        let sponsor = onboarding_sponsor(&payer, &policy, &AccountPolicy::default());
+        let key = flownet_core::SigningKey::generate();
+        let signed = signed_create(&key, &sponsor);
+        // No proof, or a nonce that does no work: refused before any call.
+        let err = sponsor
+            .create_account(&signed, None, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, SponsorError::ProofOfWork(m) if m.contains("get a challenge")),
+            "{err}"
+        );
+        let challenge = sponsor.challenge(&key.public_key()).unwrap().unwrap();
+        assert_eq!(challenge.difficulty, 8);
+        let bytes = hex::decode(&challenge.challenge).unwrap();
+        let lazy = (0u64..)
+            .find(|n| {
+                crate::flow::pow::leading_zero_bits(&crate::flow::pow::work_hash(
+                    &bytes,
+                    key.public_key().as_bytes(),
+                    *n,
+                )) < 8
+            })
+            .unwrap();
+        let weak = Proof {
+            challenge: challenge.challenge.clone(),
+            nonce: lazy,
+        };
+        assert!(matches!(
+            sponsor
+                .create_account(&signed, Some(&weak), None)
+                .await
+                .unwrap_err(),
+            SponsorError::ProofOfWork(_)
+        ));
+        // Another key's solved challenge does not carry over.
+        let other = flownet_core::SigningKey::generate();
+        let theirs = crate::flow::pow::solve_challenge(
+            &sponsor.challenge(&other.public_key()).unwrap().unwrap(),
+            other.public_key().as_bytes(),
+        )
+        .unwrap();
+        assert!(matches!(
+            sponsor
+                .create_account(&signed, Some(&theirs), None)
+                .await
+                .unwrap_err(),
+            SponsorError::ProofOfWork(_)
+        ));
+        // Solved: past the proof (nothing listens at the Access API, so the
+        // creation itself fails there) …
+        let proof =
+            crate::flow::pow::solve_challenge(&challenge, key.public_key().as_bytes()).unwrap();
+        assert!(matches!(
+            sponsor
+                .create_account(&signed, Some(&proof), None)
+                .await
+                .unwrap_err(),
+            SponsorError::Access(_)
+        ));
+        // … and spent: the same challenge again is refused.
+        let err = sponsor
+            .create_account(&signed, Some(&proof), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, SponsorError::ProofOfWork(m) if m.contains("used already")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn account_limits_hold_after_a_restart_on_the_same_state_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sponsor.sqlite");
+        let payer = FlowSigner::new(addr(9), 0, p256());
+        let policy = SponsorPolicy::unmetered();
+        let accounts = AccountPolicy {
+            burst: 2,
+            per_client_burst: 1,
+            ..AccountPolicy::default()
+        };
+        let ip: IpAddr = "203.0.113.5".parse().unwrap();
+        let start = || {
+            onboarding_sponsor(&payer, &policy, &accounts)
+                .with_state(Arc::new(SponsorState::open(&path).unwrap()))
+                .unwrap()
+        };
+        let sponsor = start();
+        async fn create(
+            s: &Sponsor,
+            client: Option<IpAddr>,
+        ) -> Result<CreatedAccount, SponsorError> {
+            let signed = signed_create(&flownet_core::SigningKey::generate(), s);
+            s.create_account(&signed, None, client).await
+        }
+        // The first takes the client's one token (and fails at the chain, which
+        // is not there: the token is spent all the same).
+        assert!(matches!(
+            create(&sponsor, Some(ip)).await,
+            Err(SponsorError::Access(_))
+        ));
+        assert!(matches!(
+            create(&sponsor, Some(ip)).await,
+            Err(SponsorError::TooManyAccounts { .. })
+        ));
+        drop(sponsor);
+        let sponsor = start();
+        assert!(matches!(
+            create(&sponsor, Some(ip)).await,
+            Err(SponsorError::TooManyAccounts { .. })
+        ));
+        // The global bucket too: one more token, then none, restart or not.
+        assert!(matches!(
+            create(&sponsor, None).await,
+            Err(SponsorError::Access(_))
+        ));
+        drop(sponsor);
+        let sponsor = start();
+        assert!(matches!(
+            create(&sponsor, None).await,
+            Err(SponsorError::TooManyAccounts { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn signatures_beyond_the_fee_budget_are_refused_even_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sponsor.sqlite");
+        let user = addr(1);
+        let payer = FlowSigner::new(addr(9), 0, p256());
+        let policy = SponsorPolicy {
+            fee_budget: 3500,
+            fee_budget_per_client: 1500,
+            ..SponsorPolicy::unmetered()
+        };
+        let key = p256();
+        let accounts = HashMap::from([(user, account(user, &[(&key, 1000)]))]);
+        let start = || {
+            sponsor_at(&payer, &policy)
+                .with_state(Arc::new(SponsorState::open(&path).unwrap()))
+                .unwrap()
+        };
+        let mut tx = submit_tx(user, payer.address);
+        tx.sign_payload(user, 0, &key).unwrap();
+        let (a, b): (IpAddr, IpAddr) = (
+            "198.51.100.1".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        );
+        let sponsor = start();
+        sponsor
+            .sign_checked(tx.clone(), &accounts, Some(a))
+            .unwrap();
+        // The client's budget (1500) holds one 1000-unit transaction.
+        let err = sponsor
+            .sign_checked(tx.clone(), &accounts, Some(a))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SponsorError::Budget { scope, .. } if scope == "client fee"),
+            "{err}"
+        );
+        sponsor
+            .sign_checked(tx.clone(), &accounts, Some(b))
+            .unwrap();
+        drop(sponsor);
+        // A trusted client (a gateway in front) has no budget of its own …
+        let trusting = SponsorPolicy {
+            trusted_clients: vec![a],
+            ..policy.clone()
+        };
+        sponsor_at(&payer, &trusting)
+            .with_state(Arc::new(SponsorState::open(&path).unwrap()))
+            .unwrap()
+            .sign_checked(tx.clone(), &accounts, Some(a))
+            .unwrap();
+        // … but the global one counts it: 3000 of 3500 spent, a third client
+        // is refused, after a restart too.
+        let sponsor = start();
+        let err = sponsor
+            .sign_checked(tx.clone(), &accounts, Some("198.51.100.3".parse().unwrap()))
+            .unwrap_err();
+        assert!(
+            matches!(&err, SponsorError::Budget { scope, retry_after_ms } if scope == "fee" && *retry_after_ms > 0),
+            "{err}"
+        );
+        assert!(sponsor.sign_checked(tx, &accounts, None).is_err());
+    }
+
+    #[tokio::test]
+    async fn arguments_that_are_not_the_templates_parameters_are_refused_before_signing() {
+        let user = addr(1);
+        let payer = FlowSigner::new(addr(9), 0, p256());
+        let sponsor = sponsor_at(&payer, &SponsorPolicy::unmetered());
+        let key = p256();
+        let arg = |s: &str| s.as_bytes().to_vec();
+        let cases: [(Template, Vec<Vec<u8>>, &str); 6] = [
+            (Template::Cancel, vec![], "takes 1 arguments, got 0"),
+            (
+                Template::Cancel,
+                vec![arg(r#"{"type":"String","value":"7"}"#)],
+                "task: expected UInt64",
+            ),
+            (
+                Template::Cancel,
+                vec![arg(r#"{"type":"UInt64","value":"-1"}"#)],
+                "not a UInt64",
+            ),
+            (
+                Template::Rate,
+                vec![
+                    arg(r#"{"type":"UInt64","value":"7"}"#),
+                    arg(r#"{"type":"UInt8","value":"9"}"#),
+                ],
+                "stars must be 1 to 5",
+            ),
+            (
+                Template::Transfer,
+                vec![
+                    arg(r#"{"type":"Address","value":"0x0000000000000001"}"#),
+                    arg("not json"),
+                ],
+                "amount:",
+            ),
+            (
+                Template::RegisterNode,
+                vec![
+                    arg(&format!(
+                        r#"{{"type":"String","value":"{}"}}"#,
+                        "n".repeat(5000)
+                    )),
+                    arg(r#"{"type":"String","value":"http://127.0.0.1:1"}"#),
+                    arg(r#"{"type":"Array","value":[]}"#),
+                    arg(r#"{"type":"Array","value":[]}"#),
+                    arg(r#"{"type":"Array","value":[]}"#),
+                    arg(r#"{"type":"Array","value":[]}"#),
+                ],
+                "name: 5000 bytes",
+            ),
+        ];
+        for (template, args, want) in cases {
+            let mut tx = Transaction::new(
+                network().template(template).unwrap(),
+                args,
+                [3; 32],
+                template.gas_limit(),
+                ProposalKey {
+                    address: user,
+                    key_index: 0,
+                    sequence_number: 0,
+                },
+                payer.address,
+                vec![user],
+            );
+            tx.sign_payload(user, 0, &key).unwrap();
+            // Refused before any account lookup (nothing listens at the Access API).
+            let err = sponsor.sign_envelope(tx, None).await.unwrap_err();
+            assert!(
+                matches!(&err, SponsorError::BadArguments(m) if m.contains(want)),
+                "{template:?}: {err}"
+            );
+        }
+        // Every sponsored template's header is read.
+        for t in SPONSORED {
+            let n = template_parameters(t.source()).len();
+            assert!(
+                matches!(t, Template::SetupAccount | Template::CollectOutputs) || n > 0,
+                "{t:?}"
+            );
+        }
+        assert_eq!(template_parameters(Template::Submit.source()).len(), 9);
+        assert_eq!(
+            template_parameters(Template::Fulfil.source())[5],
+            ("units".to_owned(), "UInt64?".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_faucet_cosignature_is_refused_while_the_first_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sponsor.sqlite");
+        let (user, payer) = (addr(1), FlowSigner::new(addr(9), 0, p256()));
+        let start = || {
+            onboarding_sponsor(
+                &payer,
+                &SponsorPolicy::unmetered(),
+                &AccountPolicy::default(),
+            )
+            .with_state(Arc::new(SponsorState::open(&path).unwrap()))
+            .unwrap()
+        };
+        let faucet = || {
+            Transaction::new(
+                network().template(Template::Faucet).unwrap(),
+                vec![],
+                [3; 32],
+                1000,
+                ProposalKey {
+                    address: user,
+                    key_index: 0,
+                    sequence_number: 0,
+                },
+                payer.address,
+                vec![user, payer.address],
+            )
+        };
+        let sponsor = start();
+        let mut first = faucet();
+        sponsor.cosign_faucet(&mut first, None).unwrap();
+        assert_eq!(first.envelope_signatures.len(), 1);
+        let err = sponsor.cosign_faucet(&mut faucet(), None).unwrap_err();
+        assert!(
+            matches!(err, SponsorError::FaucetReserved { account, .. } if account == user),
+            "{err}"
+        );
+        assert!(matches!(
+            flownet_core::Error::from(err),
+            flownet_core::Error::Faucet(_)
+        ));
+        // The reservation is in the state file: a restart does not free it.
+        drop(sponsor);
+        let sponsor = start();
+        assert!(matches!(
+            sponsor.cosign_faucet(&mut faucet(), None),
+            Err(SponsorError::FaucetReserved { .. })
+        ));
+        // Another account's grant is its own.
+        let mut theirs = faucet();
+        theirs.proposal_key.address = addr(2);
+        theirs.authorizers[0] = addr(2);
+        sponsor.cosign_faucet(&mut theirs, None).unwrap();
     }
 }

@@ -91,6 +91,34 @@ impl Template {
         Self::GetNfts,
     ];
 
+    /// The computation (gas) limit FlowNet's clients set on this transaction,
+    /// and the most a sponsor pays for it: Flow charges for the computation a
+    /// transaction used, but a sponsor's budget counts the limit, so a limit
+    /// fitted to the template bounds what one signature can cost.
+    ///
+    /// Estimates with headroom, from what each template runs (no emulator
+    /// measured them here): a transaction that moves a vault or updates one
+    /// record uses tens of units, so 1000 (the Flow CLI's default limit) is
+    /// about twentyfold; the ones that mint, escrow or loop over a bounded
+    /// list get 2500; `collect_outputs` walks every output waiting for the
+    /// account and keeps Flow's maximum, 9999, as do the deployer's and the
+    /// sponsor's own transactions, which no user's budget pays for.
+    pub fn gas_limit(self) -> u64 {
+        match self {
+            Self::SetupAccount
+            | Self::Faucet
+            | Self::Transfer
+            | Self::SetNodeActive
+            | Self::Cancel
+            | Self::Claim
+            | Self::Expire
+            | Self::Rate
+            | Self::Sweep => 1000,
+            Self::CreateAccount | Self::RegisterNode | Self::Submit | Self::Fulfil => 2500,
+            _ => 9999,
+        }
+    }
+
     /// The source with string imports.
     pub fn source(self) -> &'static str {
         match self {

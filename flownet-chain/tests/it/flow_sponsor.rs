@@ -53,11 +53,9 @@ async fn a_user_without_flow_submits_through_the_sponsor() {
         burst: 4,
         period: Duration::from_secs(3600),
         max_gas_limit: 9999,
+        ..SponsorPolicy::unmetered()
     };
-    let accounts = AccountPolicy {
-        initial_flow: 0,
-        ..AccountPolicy::default()
-    };
+    let accounts = AccountPolicy::default();
     let sponsor = Sponsor::new(
         AccessClient::connect(&emulator.access_api).await.unwrap(),
         admin.clone(),

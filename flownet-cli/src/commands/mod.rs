@@ -84,9 +84,32 @@ pub struct SponsorArgs {
     /// … refilled over this many seconds
     #[arg(long, default_value_t = 60)]
     period: u64,
-    /// The highest gas limit paid for
+    /// The highest gas limit paid for (each template has its own, lower one)
     #[arg(long, default_value_t = 9999)]
     max_gas_limit: u64,
+    /// Gas (computation limit units) signed for per --fee-period, all clients
+    /// together; every signed transaction counts its gas limit, failed ones too
+    #[arg(long, default_value_t = 10_000_000)]
+    fee_budget: u64,
+    /// The same per client IP address (a gateway in front counts as one client)
+    #[arg(long, default_value_t = 250_000)]
+    fee_budget_per_client: u64,
+    /// … over this many seconds
+    #[arg(long, default_value_t = 24 * 3600)]
+    fee_period: u64,
+    /// Leading zero bits of the proof of work before an account is created
+    /// (20 ≈ 1 s of a laptop core; 0 asks none: only for a private sponsor)
+    #[arg(long, default_value_t = 20)]
+    pow_difficulty: u8,
+    /// A client exempt from the per-client budgets and account limits (not the
+    /// global ones): the address a gateway in front reaches the sponsor from,
+    /// which limits its users per IP itself; repeatable
+    #[arg(long = "trusted-client")]
+    trusted_clients: Vec<std::net::IpAddr>,
+    /// The state file of the limits, budgets, spent challenges and faucet
+    /// reservations (default: sponsor.sqlite in the data dir), kept across restarts
+    #[arg(long)]
+    state: Option<std::path::PathBuf>,
     /// New accounts the service creates at once …
     #[arg(long, default_value_t = 30)]
     accounts_burst: u32,
@@ -99,9 +122,6 @@ pub struct SponsorArgs {
     /// … refilled over this many seconds
     #[arg(long, default_value_t = 3600)]
     accounts_per_client_period: u64,
-    /// FLOW each new account receives for its storage
-    #[arg(long, default_value = "0.01")]
-    initial_flow: flownet_core::Amount,
 }
 
 #[derive(Debug, Subcommand)]
@@ -549,6 +569,15 @@ async fn sponsor_cmd(ctx: &Ctx, args: SponsorArgs) -> Result<()> {
     if args.burst == 0 || args.period == 0 {
         bail!("--burst and --period must be positive");
     }
+    if args.fee_period == 0 {
+        bail!("--fee-period must be positive");
+    }
+    if args.pow_difficulty > flownet_chain::flow::pow::MAX_DIFFICULTY {
+        bail!(
+            "--pow-difficulty is at most {}",
+            flownet_chain::flow::pow::MAX_DIFFICULTY
+        );
+    }
     if args.accounts_burst == 0
         || args.accounts_period == 0
         || args.accounts_per_client == 0
@@ -561,16 +590,28 @@ async fn sponsor_cmd(ctx: &Ctx, args: SponsorArgs) -> Result<()> {
         burst: args.burst,
         period: std::time::Duration::from_secs(args.period),
         max_gas_limit: args.max_gas_limit,
+        pow_difficulty: args.pow_difficulty,
+        fee_budget: args.fee_budget,
+        fee_budget_per_client: args.fee_budget_per_client,
+        fee_period: std::time::Duration::from_secs(args.fee_period),
+        trusted_clients: args.trusted_clients.clone(),
     };
     let accounts = flownet_chain::flow::AccountPolicy {
         burst: args.accounts_burst,
         period: std::time::Duration::from_secs(args.accounts_period),
         per_client_burst: args.accounts_per_client,
         per_client_period: std::time::Duration::from_secs(args.accounts_per_client_period),
-        initial_flow: args.initial_flow.0,
     };
     let address = payer.address;
-    let app = flownet_gateway::sponsor::service(&network, payer, &policy, &accounts).await?;
+    let state = match args.state.clone() {
+        Some(path) => path,
+        None => {
+            crate::context::create_private_dir(&ctx.data_dir)?;
+            ctx.data_dir.join("sponsor.sqlite")
+        }
+    };
+    let app = flownet_gateway::sponsor::service(&network, payer, &policy, &accounts, Some(&state))
+        .await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

@@ -190,6 +190,7 @@ async fn the_sponsor_service_pays_for_templates_only_and_rate_limits() {
         burst: 2,
         period: Duration::from_secs(3600),
         max_gas_limit: 9999,
+        ..SponsorPolicy::unmetered()
     };
     let sponsor = flownet_chain::flow::Sponsor::new(
         AccessClient::connect(&api).await.unwrap(),
@@ -335,13 +336,17 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     let service = service_signer();
 
     // The service as `flownet sponsor` runs it, with 4 new accounts per client.
-    let policy = SponsorPolicy::default();
+    // A light proof of work, so the CLI's, the ledger's and the raw client's
+    // account creations all solve one.
+    let policy = SponsorPolicy {
+        pow_difficulty: 8,
+        ..SponsorPolicy::default()
+    };
     let accounts = AccountPolicy {
         burst: 100,
         period: Duration::from_secs(3600),
         per_client_burst: 4,
         per_client_period: Duration::from_secs(3600),
-        initial_flow: 1_000_000,
     };
     let sponsor = Sponsor::new(
         AccessClient::connect(&api).await.unwrap(),
@@ -363,7 +368,8 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     let info = get(&format!("{url}/v1/sponsor/info"));
     assert_eq!(info["ledger_id"], ledger.id().to_hex(), "{info}");
     assert_eq!(info["accounts"]["per_client_burst"], 4, "{info}");
-    assert_eq!(info["accounts"]["initial_flow"], "0.01", "{info}");
+    assert_eq!(info["accounts"]["initial_flow"], "0", "{info}");
+    assert_eq!(info["accounts"]["pow_difficulty"], 8, "{info}");
     let flow_of = |a| {
         let c = ledger.client().clone();
         async move { c.account(a).await.unwrap().unwrap().balance }
@@ -381,9 +387,11 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     let created = ok_json(&flownet(dir.path(), &api, &url, &["account", "create"]));
     let cli_address: Address = created["address"].as_str().unwrap().parse().unwrap();
     let cli_flow = flow_of(cli_address).await;
+    // Only the storage deposit account creation itself makes (0.001 FLOW),
+    // nothing withdrawable on top.
     assert!(
-        cli_flow >= 1_000_000,
-        "the account got its storage FLOW: {cli_flow}"
+        cli_flow > 0 && cli_flow <= 100_000,
+        "the account got its storage deposit only: {cli_flow}"
     );
     let granted = ok_json(&flownet(dir.path(), &api, &url, &["account", "faucet"]));
     assert_eq!(granted["granted"], "1000", "{granted}");
@@ -525,7 +533,9 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     // Through the client, the refusal is the core's typed error.
     let direct = HttpPayer::connect(&url).await.unwrap();
     assert_eq!(
-        Payer::create_account(&direct, &forged).await.unwrap_err(),
+        Payer::create_account(&direct, &forged, None)
+            .await
+            .unwrap_err(),
         SponsorError::BadEnvelopeSignature(Address::derive(&victim.public_key()))
     );
 
@@ -543,7 +553,7 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
         network.template(Template::Submit).unwrap(),
         vec![],
         block,
-        9999,
+        Template::Faucet.gas_limit(),
         ProposalKey {
             address: web_address,
             key_index: 0,
@@ -599,8 +609,29 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
             .contains(&web_address.to_string()),
         "{v}"
     );
-    let fresh = create_account(ledger.id(), &SigningKey::generate(), HashAlgo::Sha3_256);
-    let (status, retry, v) = post(&accounts_url, &serde_json::to_string(&fresh).unwrap());
+    // The limit bites after the proof of work, which this request does.
+    let fresh_key = SigningKey::generate();
+    let fresh = create_account(ledger.id(), &fresh_key, HashAlgo::Sha3_256);
+    let (status, _, v) = post(&accounts_url, &serde_json::to_string(&fresh).unwrap());
+    assert_eq!(
+        (status, v["kind"].as_str()),
+        (403, Some("proof_of_work")),
+        "{v}"
+    );
+    let challenge = direct
+        .account_challenge(&fresh_key.public_key())
+        .await
+        .unwrap()
+        .unwrap();
+    let proof =
+        flownet_chain::flow::pow::solve_challenge(&challenge, fresh_key.public_key().as_bytes())
+            .unwrap();
+    let body = serde_json::to_string(&flownet_gateway::sponsor::AccountRequest {
+        envelope: fresh,
+        pow: Some(proof),
+    })
+    .unwrap();
+    let (status, retry, v) = post(&accounts_url, &body);
     assert_eq!(
         (status, v["kind"].as_str()),
         (429, Some("rate_limited")),
@@ -614,7 +645,7 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
         AccessClient::connect(&api).await.unwrap(),
         service.clone(),
         Whitelist::for_network(&network).unwrap(),
-        &policy,
+        &SponsorPolicy::unmetered(),
     )
     .with_accounts(
         &network,
@@ -626,11 +657,11 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     )
     .unwrap();
     let first = tight
-        .create_account(&create_account(
-            ledger.id(),
-            &SigningKey::generate(),
-            HashAlgo::Sha3_256,
-        ))
+        .create_account(
+            &create_account(ledger.id(), &SigningKey::generate(), HashAlgo::Sha3_256),
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert!(
@@ -643,7 +674,11 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     );
     assert!(matches!(
         tight
-            .create_account(&create_account(ledger.id(), &SigningKey::generate(), HashAlgo::Sha3_256))
+            .create_account(
+                &create_account(ledger.id(), &SigningKey::generate(), HashAlgo::Sha3_256),
+                None,
+                None,
+            )
             .await,
         Err(SponsorError::TooManyAccounts { retry_after_ms }) if retry_after_ms > 0
     ));
@@ -651,10 +686,15 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     // The `flownet sponsor` binary itself: each client IP gets its own
     // bucket from the connection (here one account an hour).
     let port = crate::support::free_port();
+    let state_dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_flownet"))
         .args(["--network", "emulator", "sponsor", "--listen", &listen])
-        .args(["--accounts-per-client", "1", "--initial-flow", "0"])
+        .args(["--accounts-per-client", "1", "--pow-difficulty", "0"])
+        .args([
+            "--state".as_ref(),
+            state_dir.path().join("sponsor.sqlite").as_os_str(),
+        ])
         .env("FLOWNET_FLOW_ACCESS", &api)
         .env("FLOWNET_FLOW_CONTRACTS", SERVICE_ADDRESS.to_string())
         .env(
@@ -681,11 +721,13 @@ async fn a_user_with_only_a_key_onboards_through_the_service() {
     let first = Payer::create_account(
         &binary_payer,
         &create_account(ledger.id(), &SigningKey::generate(), HashAlgo::Sha2_256),
+        None,
     )
     .await;
     let second = Payer::create_account(
         &binary_payer,
         &create_account(ledger.id(), &SigningKey::generate(), HashAlgo::Sha3_256),
+        None,
     )
     .await;
     let _ = child.kill();

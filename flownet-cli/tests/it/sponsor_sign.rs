@@ -55,7 +55,8 @@ fn tx(script: impl Into<Vec<u8>>, user: Address, sequence: u64, block: [u8; 32])
         script,
         vec![],
         block,
-        9999,
+        // Setup and the faucet: their templates' own limit, all a sponsor pays for.
+        1000,
         ProposalKey {
             address: user,
             key_index: 0,
