@@ -107,7 +107,7 @@ pub const FULL_WEIGHT: u32 = 1000;
 /// The templates a sponsor pays for: every user-facing transaction. Account
 /// creation and the faucet need the sponsor as an authorizer, and the admin
 /// transactions are the deployer's: none of them is sponsored.
-pub const SPONSORED: [Template; 12] = [
+pub const SPONSORED: [Template; 13] = [
     Template::SetupAccount,
     Template::Transfer,
     Template::RegisterNode,
@@ -117,6 +117,7 @@ pub const SPONSORED: [Template; 12] = [
     Template::Claim,
     Template::Fulfil,
     Template::Expire,
+    Template::Decline,
     Template::Rate,
     Template::Sweep,
     Template::CollectOutputs,

@@ -112,6 +112,7 @@ impl Template {
             | Self::Cancel
             | Self::Claim
             | Self::Expire
+            | Self::Decline
             | Self::Rate
             | Self::Sweep => 1000,
             Self::CreateAccount | Self::RegisterNode | Self::Submit | Self::Fulfil => 2500,
