@@ -1,19 +1,22 @@
 """A node in its own process, as model developers run it: a handler that raises does not
-kill it, Ctrl-C stops it cleanly, and a task it claimed resumes on the next start."""
+kill it (after its last try the task is declined and refunded), a task it had claimed
+when it was killed resumes on the next start, and Ctrl-C stops it cleanly."""
 
 from __future__ import annotations
 
 import signal
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Callable
 
-from support import Proc, wait_until, write_module
+from support import Proc, write_module
 
 import flownet
 
 NODE_SCRIPT = """
 import sys
+import time
 from pathlib import Path
 import flownet
 
@@ -23,9 +26,12 @@ node = flownet.Node(ledger, flownet.Account.load(ledger, "node"), name="py", end
 
 @node.model("upper", price="0.5", kind="text-generation")
 def upper(prompt, params):
-    # A flag file makes the model fail, as a bug or a missing GPU would.
+    # A flag file makes the model fail, as a bug or a missing GPU would; another holds
+    # it mid-run, so the process can be killed with the task claimed.
     if (home / "broken").exists():
-        raise ValueError(f"cannot upper-case {prompt!r} today")
+        raise RuntimeError(f"cannot upper-case {prompt!r} today")
+    while (home / "hold").exists():
+        time.sleep(0.05)
     return prompt.upper()
 
 node.serve(interval_ms=50)
@@ -40,32 +46,46 @@ def start_node(spawn: Callable[..., Proc], home: Path, endpoint: str) -> Proc:
     return proc
 
 
-def test_node_survives_a_raising_handler_stops_on_ctrl_c_and_resumes_claimed_tasks(
+def test_node_survives_a_raising_handler_resumes_claimed_tasks_and_stops_on_ctrl_c(
     tmp_path: Path, ledger: flownet.Ledger, endpoint: str, spawn: Callable[..., Proc]
 ) -> None:
     flownet.Account.create(ledger, "node")
-    client = flownet.Client(ledger, flownet.Account.create(ledger, "alice"))
+    alice = flownet.Account.create(ledger, "alice")
+    client = flownet.Client(ledger, alice)
+    funded = alice.balance()
     (tmp_path / "broken").touch()
     node = start_node(spawn, tmp_path, endpoint)
 
+    # A handler that raises is retried; after the last try the task is declined and the
+    # escrow comes back, and the node keeps running.
     failing = client.submit("hello", "upper")
+    assert alice.balance() == funded - Decimal("0.5")
     node.wait_for_log("task 1 failed", timeout=30)
     log = node.stderr()
-    assert "Traceback (most recent call last)" in log and "ValueError: cannot upper-case 'hello' today" in log
-    wait_until(lambda: "failed: " in node.stderr() and node.stderr().count("task 1 failed") >= 3, what="3 attempts")
+    assert "Traceback (most recent call last)" in log and "RuntimeError: cannot upper-case 'hello' today" in log
+    node.wait_for_log("declined task 1", timeout=30)
+    assert node.stderr().count("task 1 failed") == 3, node.stderr()
     assert node.popen.poll() is None, "the node keeps running after its handler raised"
-    assert failing.status == "claimed", "after 3 attempts the task is left claimed (to expire or resume)"
+    assert client.task(failing.id).status == "declined"
+    assert alice.balance() == funded
+
+    # Killed while its handler runs, the node leaves the task claimed; started again,
+    # it resumes that task and delivers it.
+    (tmp_path / "broken").unlink()
+    (tmp_path / "hold").touch()
+    held = client.submit("again", "upper")
+    node.wait_for_log("running upper for task 2", timeout=30)
+    node.popen.send_signal(signal.SIGKILL)
+    node.popen.wait(timeout=30)
+    assert client.task(held.id).status == "claimed"
+    (tmp_path / "hold").unlink()
+    restarted = start_node(spawn, tmp_path, endpoint)
+    assert held.wait(timeout=30).text() == "AGAIN"
+    assert "resuming claimed task 2" in restarted.stderr()
+    assert client.submit("more", "upper").wait(timeout=30).text() == "MORE"
 
     # Ctrl-C: serve() stops cleanly and returns; the process exits normally.
-    node.popen.send_signal(signal.SIGINT)
-    assert node.popen.wait(timeout=30) == 0, node.stderr()
-    assert node.popen.stdout is not None and node.popen.stdout.read() == b"serve returned\n"
-    assert "claimed tasks resume on the next start" in node.stderr()
-
-    # Fixed and restarted, the node resumes the task it had claimed and delivers it.
-    (tmp_path / "broken").unlink()
-    restarted = start_node(spawn, tmp_path, endpoint)
-    output = failing.wait(timeout=30)
-    assert output.text() == "HELLO"
-    assert "resuming claimed task 1" in restarted.stderr()
-    assert client.submit("again", "upper").wait(timeout=30).text() == "AGAIN"
+    restarted.popen.send_signal(signal.SIGINT)
+    assert restarted.popen.wait(timeout=30) == 0, restarted.stderr()
+    assert restarted.popen.stdout is not None and restarted.popen.stdout.read() == b"serve returned\n"
+    assert "claimed tasks resume on the next start" in restarted.stderr()
