@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -132,6 +133,14 @@ def models_dir() -> Path:
     return models
 
 
+def _default_sigint() -> None:
+    # A shell without job control starts background commands (CI's, for one) with
+    # SIGINT ignored, and children inherit that: Python then installs no
+    # KeyboardInterrupt handler and Ctrl-C would do nothing. A child gets Ctrl-C as a
+    # terminal would give it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Proc:
     """A Python or flownet child process whose stderr is kept for assertions."""
 
@@ -139,7 +148,12 @@ class Proc:
         self.log = cwd / f"proc-{time.monotonic_ns()}.log"
         self._log_file = open(self.log, "wb")
         self.popen = subprocess.Popen(
-            args, cwd=cwd, stdout=subprocess.PIPE, stderr=self._log_file, env={**os.environ, **(env or {})}
+            args,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=self._log_file,
+            env={**os.environ, **(env or {})},
+            preexec_fn=_default_sigint,
         )
 
     def stderr(self) -> str:
