@@ -41,6 +41,10 @@ cargo check --workspace --exclude flownet-py --no-default-features --lib --bins 
 step "Flow conformance partners (scripts/test-cadence.sh --prepare)"
 scripts/test-cadence.sh --prepare
 
+step "kubo for the IPFS tests (scripts/build-kubo.sh)"
+FLOWNET_KUBO="$(scripts/build-kubo.sh)"
+export FLOWNET_KUBO FLOWNET_REQUIRE_KUBO=1
+
 step "cargo test (unit, integration, benches once; the Flow client included)"
 cargo test --workspace --exclude flownet-py --all-targets --locked
 export FLOWNET_WORKSPACE_TESTED=1

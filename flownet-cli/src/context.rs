@@ -29,6 +29,8 @@ pub struct Ctx {
     /// Fetch from nodes on loopback and private addresses on any network (the embedded
     /// ledger and the emulator allow loopback anyway).
     pub allow_private_endpoints: bool,
+    /// The IPFS node (`--ipfs-api`) blobs are added to and read from, if any.
+    pub ipfs: Option<flownet_node::Ipfs>,
 }
 
 /// A key file: the account's private key, kept in the data dir with owner-only access.
@@ -89,7 +91,7 @@ impl Ctx {
 
     pub fn blobs(&self) -> Result<FsBlobStore> {
         create_private_dir(&self.data_dir)?;
-        Ok(FsBlobStore::open(self.data_dir.join("blobs"))?)
+        Ok(FsBlobStore::open(self.data_dir.join("blobs"))?.with_ipfs(self.ipfs.clone()))
     }
 
     /// Opens the ledger of the data dir; it must exist.
@@ -277,9 +279,16 @@ impl Ctx {
     }
 
     /// Prints a result: its JSON with `--json`, else the text for people.
+    /// Prints `json` under `--json` (with a `cid` beside each blob of one block),
+    /// else the human line.
     pub fn print(&self, json: &serde_json::Value, human: impl FnOnce() -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(json).unwrap_or_default());
+            let mut json = json.clone();
+            flownet_core::cid::add_cids(&mut json);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
         } else {
             let text = human();
             if !text.is_empty() {
@@ -373,6 +382,7 @@ mod tests {
             network: Network::Embedded,
             ledger_file: None,
             allow_private_endpoints: false,
+            ipfs: None,
         };
         ctx.load_or_create_key().unwrap();
         ctx.blobs().unwrap();

@@ -78,6 +78,11 @@ pub struct Cli {
     /// loopback anyway; testnet and mainnet only public addresses)
     #[arg(long, global = true, env = "FLOWNET_ALLOW_PRIVATE_ENDPOINTS")]
     pub allow_private_endpoints: bool,
+    /// An IPFS node's HTTP RPC API (kubo's, e.g. http://127.0.0.1:5001 or
+    /// /ip4/127.0.0.1/tcp/5001): blobs this command stores are added there, pinned, and
+    /// outputs and inputs their holder does not deliver are read from there by CID
+    #[arg(long, global = true, env = "FLOWNET_IPFS_API", value_name = "URL")]
+    pub ipfs_api: Option<String>,
     /// Print results as JSON on stdout (logs stay on stderr)
     #[arg(long, global = true)]
     pub json: bool,
@@ -141,6 +146,15 @@ where
         network: cli.network,
         ledger_file: cli.ledger.clone(),
         allow_private_endpoints: cli.allow_private_endpoints,
+        ipfs: match cli
+            .ipfs_api
+            .as_deref()
+            .map(flownet_node::Ipfs::new)
+            .transpose()
+        {
+            Ok(ipfs) => ipfs,
+            Err(e) => return report_error(cli.json, &e.into()),
+        },
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

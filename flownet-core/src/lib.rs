@@ -30,6 +30,7 @@
 mod action;
 mod address;
 mod amount;
+pub mod cid;
 pub mod crypto;
 pub mod endpoint;
 mod error;

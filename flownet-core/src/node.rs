@@ -533,7 +533,7 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             ))
         })?;
         let bytes = fetcher
-            .fetch(&input.uri, input.size.min(MAX_INPUT_BYTES))
+            .fetch(input, input.size.min(MAX_INPUT_BYTES))
             .await?;
         input.check(&bytes)?;
         self.blobs.put(&bytes)?;

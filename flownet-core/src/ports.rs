@@ -99,13 +99,14 @@ pub trait Ledger: Send + Sync {
 }
 
 /// Fetches a task's input from the holder its requester named (the requester's
-/// gateway or blob server). Implemented over HTTP by the node runtime; the worker checks
-/// every byte against the ledger's hash and size.
+/// gateway or blob server) or, where the runtime has one, from IPFS by the input's CID.
+/// Implemented over HTTP by the node runtime; the worker checks every byte against the
+/// ledger's hash and size.
 #[async_trait]
 pub trait InputFetcher: Send + Sync {
-    /// The bytes at `uri`: an error if the holder does not answer, answers with an
-    /// error, or sends more than `max_bytes`.
-    async fn fetch(&self, uri: &str, max_bytes: u64) -> Result<Vec<u8>>;
+    /// The bytes of `input` (at its `uri`): an error if no source has them, a source
+    /// answers with an error, or sends more than `max_bytes`.
+    async fn fetch(&self, input: &crate::InputRef, max_bytes: u64) -> Result<Vec<u8>>;
 }
 
 /// Where a node publishes the chunks of the answers it streams, for followers (its

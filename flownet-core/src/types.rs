@@ -325,6 +325,12 @@ impl OutputRef {
         let got = crate::crypto::sha256(bytes);
         if got == self.sha256 { Ok(()) } else { Err(got) }
     }
+
+    /// The output's IPFS CID (a raw block holding the ledger's SHA-256), when it is
+    /// one block; see [`crate::cid`].
+    pub fn cid(&self) -> Option<String> {
+        crate::cid::cid_of(&self.sha256, self.size)
+    }
 }
 
 /// A task's input, held by the requester's side and named on the ledger as outputs are:
@@ -357,6 +363,11 @@ impl InputRef {
             )));
         }
         Ok(())
+    }
+
+    /// The input's IPFS CID, when it is one block; see [`crate::cid`].
+    pub fn cid(&self) -> Option<String> {
+        crate::cid::cid_of(&self.sha256, self.size)
     }
 }
 

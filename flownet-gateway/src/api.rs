@@ -183,14 +183,20 @@ pub async fn tasks(
         limit: Some(q.limit.unwrap_or(50).min(MAX_LIST)),
     };
     let tasks = g.ledger.tasks(query).await?;
-    Ok(Json(json!({ "tasks": tasks })))
+    Ok(Json(with_cids(json!({ "tasks": tasks }))))
 }
 
 pub async fn task(State(g): G, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id = parse_task_id(&id)?;
     let task = load_task(&g, id).await?;
     let ratings = g.ledger.ratings(id).await?;
-    Ok(Json(json!({ "task": task, "ratings": ratings })))
+    Ok(Json(with_cids(json!({ "task": task, "ratings": ratings }))))
+}
+
+/// A JSON view with a `cid` beside each blob of one block.
+fn with_cids(mut v: Value) -> Value {
+    flownet_core::cid::add_cids(&mut v);
+    v
 }
 
 async fn load_task(g: &Gateway, id: TaskId) -> ApiResult<Task> {
@@ -357,13 +363,13 @@ pub async fn outputs(
             "bounty_next": rules::next_bounty(&t).to_string(),
         }));
     }
-    Ok(Json(json!({ "outputs": out })))
+    Ok(Json(with_cids(json!({ "outputs": out }))))
 }
 
 pub async fn nfts(State(g): G, Path(owner): Path<String>) -> ApiResult<Json<Value>> {
     let owner = parse_address(&owner)?;
     let nfts = g.ledger.nfts(owner).await?;
-    Ok(Json(json!({ "nfts": nfts })))
+    Ok(Json(with_cids(json!({ "nfts": nfts }))))
 }
 
 #[derive(Debug, Deserialize)]
@@ -402,6 +408,17 @@ pub async fn blob(
     Ok(blob_response(bytes))
 }
 
+/// `GET /ipfs/{cid}`: the trustless-gateway answer for a raw block this gateway keeps
+/// (inputs it holds, outputs it fetched), as the node's server gives it.
+pub async fn ipfs_block(
+    State(g): G,
+    Path(cid): Path<String>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    flownet_node::server::ipfs_block(g.blobs.clone(), &cid, q.as_deref(), &headers).await
+}
+
 pub(crate) async fn local_blob(g: &Gateway, sha: Digest32) -> ApiResult<Option<Vec<u8>>> {
     let Some(store) = g.blobs.clone() else {
         return Ok(None);
@@ -423,6 +440,41 @@ pub(crate) async fn fetch_from_node(
     if let Some(bytes) = local_blob(g, output.sha256).await? {
         return Ok(bytes);
     }
+    let from_node = fetch_from_holder(g, task, output).await;
+    let Err(node_error) = from_node else {
+        return from_node;
+    };
+    // A node that is gone or does not deliver: the gateway's IPFS node may have the
+    // output by its CID (added by the node that made it, pinned elsewhere).
+    let ipfs = g.blobs.clone().filter(|s| s.ipfs().is_some());
+    let (Some(store), Some(cid)) = (ipfs, output.cid()) else {
+        return Err(node_error);
+    };
+    let wanted = output.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        let ipfs = store.ipfs().expect("filtered above");
+        let bytes = ipfs.get(&wanted.sha256, wanted.size)?;
+        if bytes.len() as u64 != wanted.size {
+            return Err(flownet_core::Error::Blob(
+                "the size differs from the ledger's".into(),
+            ));
+        }
+        store.put(&bytes)?;
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| ApiError::internal("fetching an output from IPFS", e))?;
+    match got {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            tracing::debug!("task {}'s output {cid} from IPFS: {e}", task.id);
+            Err(node_error)
+        }
+    }
+}
+
+/// [`fetch_from_node`] from the node's own server only.
+async fn fetch_from_holder(g: &Gateway, task: &Task, output: &OutputRef) -> ApiResult<Vec<u8>> {
     let node = g
         .ledger
         .node(task.node)

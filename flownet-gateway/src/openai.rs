@@ -567,6 +567,10 @@ pub(crate) fn task_fields(t: &Task, model: &str) -> Map<String, Value> {
     m.insert("nft_id".into(), json!(t.nft));
     m.insert("sha256".into(), json!(r.map(|r| r.sha256)));
     m.insert("mime".into(), json!(r.map(|r| r.mime.clone())));
+    m.insert(
+        "cid".into(),
+        json!(r.and_then(flownet_core::OutputRef::cid)),
+    );
     m.insert("node".into(), json!(t.node));
     m.insert("model".into(), json!(model));
     m.insert("weights_sha256".into(), json!(t.weights_sha256));

@@ -39,6 +39,7 @@ impl Gateway {
             .route("/api/outputs", get(api::outputs))
             .route("/api/nfts/{owner}", get(api::nfts))
             .route("/api/blobs/{sha256}", get(api::blob))
+            .route("/ipfs/{cid}", get(api::ipfs_block))
             .route("/api/relay", post(api::relay))
             .route("/api/inputs", post(api::inputs))
             .route("/v1/models", get(openai::models))

@@ -9,14 +9,21 @@ use flownet_core::{
     BlobStore, Digest32, Endpoint, Error, OutputRef, Result, TaskId, crypto, endpoint::Scheme,
 };
 
-use crate::fetch::{FETCH_TIMEOUT, FetchPolicy};
+use crate::{
+    fetch::{FETCH_TIMEOUT, FetchPolicy},
+    ipfs::Ipfs,
+};
 
 /// Blobs in a directory, each file named by its SHA-256; the delivery journal in
 /// `deliveries/`. Writes go to a temporary file first and are renamed into place, so a
 /// crash never leaves a partial blob under a valid name.
+///
+/// With an IPFS node attached ([`FsBlobStore::with_ipfs`]) every blob of one block is
+/// also added there, pinned, and [`fetch_output`] falls back to it.
 #[derive(Debug, Clone)]
 pub struct FsBlobStore {
     dir: PathBuf,
+    ipfs: Option<Ipfs>,
 }
 
 impl FsBlobStore {
@@ -24,11 +31,54 @@ impl FsBlobStore {
         let dir = dir.into();
         std::fs::create_dir_all(dir.join("deliveries"))
             .map_err(|e| Error::Blob(format!("cannot create {}: {e}", dir.display())))?;
-        Ok(Self { dir })
+        Ok(Self { dir, ipfs: None })
+    }
+
+    /// This store, adding each blob it stores to `ipfs` too and reading from it what
+    /// the disk lacks.
+    pub fn with_ipfs(mut self, ipfs: Option<Ipfs>) -> Self {
+        self.ipfs = ipfs;
+        self
+    }
+
+    /// The IPFS node this store adds to, if any.
+    pub fn ipfs(&self) -> Option<&Ipfs> {
+        self.ipfs.as_ref()
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The blob `sha256` from this disk or, failing that, from the attached IPFS node
+    /// (kept on disk once it checks): how a server reads through to IPFS. `None` when
+    /// neither has it; an IPFS failure is logged, not returned.
+    pub fn get_or_ipfs(&self, sha256: &Digest32) -> Result<Option<Vec<u8>>> {
+        if let Some(bytes) = self.get(sha256)? {
+            return Ok(Some(bytes));
+        }
+        let Some(ipfs) = &self.ipfs else {
+            return Ok(None);
+        };
+        match ipfs.get(sha256, flownet_core::cid::MAX_BLOCK_BYTES) {
+            Ok(bytes) => {
+                self.write_local(&bytes)?;
+                Ok(Some(bytes))
+            }
+            Err(e) => {
+                tracing::debug!("{e}");
+                Ok(None)
+            }
+        }
+    }
+
+    fn write_local(&self, bytes: &[u8]) -> Result<Digest32> {
+        let sha = crypto::sha256(bytes);
+        let path = self.path(&sha);
+        if !path.exists() {
+            self.write_atomic(&path, bytes)?;
+        }
+        Ok(sha)
     }
 
     /// Where the blob `sha256` lives (whether or not it exists).
@@ -59,10 +109,15 @@ impl FsBlobStore {
 
 impl BlobStore for FsBlobStore {
     fn put(&self, bytes: &[u8]) -> Result<Digest32> {
-        let sha = crypto::sha256(bytes);
-        let path = self.path(&sha);
-        if !path.exists() {
-            self.write_atomic(&path, bytes)?;
+        let sha = self.write_local(bytes)?;
+        // IPFS is a second home: the blob is kept and served here whatever it says.
+        if let Some(ipfs) = &self.ipfs
+            && bytes.len() as u64 <= flownet_core::cid::MAX_BLOCK_BYTES
+        {
+            match ipfs.add(bytes) {
+                Ok(cid) => tracing::debug!("added sha256:{sha} to IPFS as {cid}"),
+                Err(e) => tracing::warn!("sha256:{sha} is kept here but not on IPFS: {e}"),
+            }
         }
         Ok(sha)
     }
@@ -115,7 +170,8 @@ pub fn fetch_output(
 }
 
 /// [`fetch_output`] ending after `total` instead of [`FETCH_TIMEOUT`] (a caller's own
-/// deadline).
+/// deadline). When `local` has an IPFS node attached and the holder does not deliver,
+/// the output is read from IPFS by its CID, and checked the same way.
 pub fn fetch_output_within(
     output: &OutputRef,
     local: Option<&FsBlobStore>,
@@ -125,6 +181,37 @@ pub fn fetch_output_within(
     if let Some(bytes) = local.map(|s| s.get(&output.sha256)).transpose()?.flatten() {
         return Ok(bytes);
     }
+    let from_holder = fetch_from_holder(output, policy, total);
+    let Err(holder_error) = from_holder else {
+        return from_holder;
+    };
+    let Some(ipfs) = local.and_then(FsBlobStore::ipfs) else {
+        return Err(holder_error);
+    };
+    if output.cid().is_none() {
+        return Err(holder_error);
+    }
+    match ipfs.get(&output.sha256, output.size) {
+        Ok(bytes) if bytes.len() as u64 == output.size => {
+            if let Some(store) = local {
+                store.write_local(&bytes)?;
+            }
+            Ok(bytes)
+        }
+        Ok(_) => Err(Error::Blob(format!(
+            "IPFS has sha256:{} with another size than the ledger's {} bytes; nothing was accepted",
+            output.sha256, output.size
+        ))),
+        Err(e) => Err(crate::ipfs::neither(&holder_error, &e)),
+    }
+}
+
+/// The output from the node that wrote it, over HTTP.
+fn fetch_from_holder(
+    output: &OutputRef,
+    policy: FetchPolicy,
+    total: std::time::Duration,
+) -> Result<Vec<u8>> {
     let not_delivered = || {
         Error::Network(format!(
             "the node did not deliver output sha256:{} (from {})",
@@ -146,7 +233,7 @@ pub fn fetch_output_within(
             // The requester's own check: say that the bytes were wrong (never what
             // they hashed to), so a cheating node is told from an absent one.
             FetchError::Mismatch => Error::Blob(format!(
-                "the node did not deliver output sha256:{}: the bytes it served are not                  those (hash or size differs); nothing was accepted",
+                "the node did not deliver output sha256:{}: the bytes it served are not those (hash or size differs); nothing was accepted",
                 output.sha256
             )),
             FetchError::Http(_) => not_delivered(),

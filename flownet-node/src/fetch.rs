@@ -6,7 +6,9 @@
 use std::{net::IpAddr, time::Duration};
 
 use async_trait::async_trait;
-use flownet_core::{Error, InputFetcher, Result};
+use flownet_core::{Error, InputFetcher, InputRef, Result};
+
+use crate::ipfs::Ipfs;
 
 /// Which addresses a node may fetch inputs from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,16 +156,35 @@ impl ureq::unversioned::resolver::Resolver for CheckedResolver {
     }
 }
 
-/// Fetches inputs over `http://` under a [`FetchPolicy`].
+/// Fetches inputs over `http://` under a [`FetchPolicy`] and, with an IPFS node
+/// attached, from IPFS by their CID when the holder does not deliver.
 #[derive(Debug, Clone)]
 pub struct HttpFetcher {
     agent: ureq::Agent,
+    ipfs: Option<Ipfs>,
 }
 
 impl HttpFetcher {
     pub fn new(policy: FetchPolicy) -> Self {
         Self {
             agent: policy.agent(FETCH_TIMEOUT),
+            ipfs: None,
+        }
+    }
+
+    /// This fetcher, falling back to `ipfs`.
+    pub fn with_ipfs(mut self, ipfs: Option<Ipfs>) -> Self {
+        self.ipfs = ipfs;
+        self
+    }
+
+    fn fetch_input(&self, input: &InputRef, max_bytes: u64) -> Result<Vec<u8>> {
+        let holder = self.fetch_blocking(&input.uri, max_bytes);
+        match (&self.ipfs, holder) {
+            (Some(ipfs), Err(e)) if input.cid().is_some() => ipfs
+                .get(&input.sha256, max_bytes)
+                .map_err(|ipfs_error| crate::ipfs::neither(&e, &ipfs_error)),
+            (_, holder) => holder,
         }
     }
 
@@ -201,9 +222,9 @@ pub fn read_limited(body: &mut ureq::Body, max_bytes: u64) -> std::result::Resul
 
 #[async_trait]
 impl InputFetcher for HttpFetcher {
-    async fn fetch(&self, uri: &str, max_bytes: u64) -> Result<Vec<u8>> {
-        let (this, uri) = (self.clone(), uri.to_owned());
-        tokio::task::spawn_blocking(move || this.fetch_blocking(&uri, max_bytes))
+    async fn fetch(&self, input: &InputRef, max_bytes: u64) -> Result<Vec<u8>> {
+        let (this, input) = (self.clone(), input.clone());
+        tokio::task::spawn_blocking(move || this.fetch_input(&input, max_bytes))
             .await
             .map_err(|e| Error::Network(format!("the input fetch stopped: {e}")))?
     }
@@ -232,6 +253,14 @@ fn host_port(uri: &str) -> std::result::Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn input(uri: &str) -> InputRef {
+        InputRef {
+            sha256: flownet_core::crypto::sha256(b"x"),
+            size: 1,
+            uri: uri.into(),
+        }
+    }
 
     #[test]
     fn the_policy_refuses_private_addresses_unless_allowed() {
@@ -291,7 +320,7 @@ mod tests {
     async fn a_private_holder_is_refused_before_any_request() {
         let fetcher = HttpFetcher::new(FetchPolicy::default());
         let e = fetcher
-            .fetch("http://127.0.0.1:9/blobs/x", 10)
+            .fetch(&input("http://127.0.0.1:9/blobs/x"), 10)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("does not fetch from"), "{e}");
@@ -304,7 +333,7 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let fetcher = HttpFetcher::new(FetchPolicy::PUBLIC);
         let e = fetcher
-            .fetch(&format!("http://localhost:{port}/blobs/x"), 10)
+            .fetch(&input(&format!("http://localhost:{port}/blobs/x")), 10)
             .await
             .unwrap_err();
         assert!(e.to_string().contains("does not fetch from"), "{e}");

@@ -58,6 +58,7 @@ mod error;
 pub mod fetch;
 pub mod follow;
 pub mod http;
+pub mod ipfs;
 pub mod recount;
 pub mod server;
 pub mod streams;
@@ -68,6 +69,7 @@ pub use engine::{EngineSettings, load_engine, manifests};
 pub use error::{Error, Result};
 pub use fetch::{FetchPolicy, HttpFetcher};
 pub use http::{HttpLimits, serve};
+pub use ipfs::Ipfs;
 pub use recount::{UnitsCheck, check_units};
 pub use server::{
     node_router, router, spawn_blob_server, spawn_node_server, spawn_node_server_with,

@@ -4,8 +4,8 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
-    extract::{Path, State},
-    http::{StatusCode, header},
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -51,6 +51,17 @@ pub fn node_router(blobs: FsBlobStore, info: serde_json::Value, streams: Arc<Str
         )
         .route("/healthz", get(|| async { "ok" }))
         .route("/blobs/{sha256}", get(get_blob))
+        .route(
+            "/ipfs/{cid}",
+            get(
+                |State(s): State<AppState>,
+                 Path(cid): Path<String>,
+                 RawQuery(q): RawQuery,
+                 headers: HeaderMap| async move {
+                    ipfs_block(Some(s.blobs), &cid, q.as_deref(), &headers).await
+                },
+            ),
+        )
         .with_state(AppState {
             blobs,
             info: Arc::new(info),
@@ -126,6 +137,74 @@ async fn get_blob(State(s): State<AppState>, Path(sha): Path<String>) -> Respons
             ([(header::CONTENT_TYPE, sniff_mime(&bytes))], bytes).into_response()
         }
         Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such blob").into_response(),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "blob store error").into_response(),
+    }
+}
+
+/// The media type of a raw IPFS block.
+pub const IPLD_RAW: &str = "application/vnd.ipld.raw";
+
+/// The trustless-gateway answer to `GET /ipfs/{cid}` for a raw block: the blob the CID
+/// names, from `store` (never fetched from elsewhere on a caller's behalf), as
+/// `application/vnd.ipld.raw`, when the request asks for that type (`Accept:
+/// application/vnd.ipld.raw`, or the query `format=raw`); 406 otherwise. An IPFS
+/// client checks the bytes against the CID, so standard tooling can fetch from here.
+pub async fn ipfs_block(
+    store: Option<FsBlobStore>,
+    cid: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    let sha = match flownet_core::cid::parse_raw_cid(cid) {
+        Ok(sha) => sha,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let accepts_raw = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(IPLD_RAW))
+        })
+        || query.is_some_and(|q| q.split('&').any(|kv| kv == "format=raw"));
+    if !accepts_raw {
+        return (
+            StatusCode::NOT_ACCEPTABLE,
+            format!(
+                "this is a trustless gateway: ask for Accept: {IPLD_RAW} (or fetch /blobs/<sha256>)"
+            ),
+        )
+            .into_response();
+    }
+    let Some(store) = store else {
+        return (StatusCode::NOT_FOUND, "this server keeps no blobs").into_response();
+    };
+    match tokio::task::spawn_blocking(move || store.get(&sha)).await {
+        Ok(Ok(Some(bytes))) => {
+            let cid = flownet_core::cid::raw_cid(&sha);
+            (
+                [
+                    (header::CONTENT_TYPE, IPLD_RAW.to_owned()),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+                    (
+                        header::CACHE_CONTROL,
+                        "public, max-age=29030400, immutable".to_owned(),
+                    ),
+                    (header::ETAG, format!("\"{cid}.raw\"")),
+                    (header::VARY, "Accept".to_owned()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{cid}.bin\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such block here").into_response(),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "blob store error").into_response(),
     }
 }
@@ -217,6 +296,79 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    /// `GET /ipfs/{cid}` answers a raw block as the trustless-gateway spec says, to
+    /// clients that ask for one, in either base; nothing else.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn raw_blocks_are_served_by_cid_to_clients_that_ask_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let sha = store.put(b"hello").unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let (addr, _) = spawn_blob_server(
+            "127.0.0.1:0".parse().unwrap(),
+            store,
+            serde_json::json!({}),
+            stop,
+        )
+        .await
+        .unwrap();
+        assert!(addr.ip().is_loopback());
+        let cid = flownet_core::cid::raw_cid(&sha);
+        assert_eq!(
+            cid,
+            "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
+        );
+        let get = move |path: String, accept: Option<&'static str>| {
+            tokio::task::spawn_blocking(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let mut req = agent.get(format!("http://{addr}{path}"));
+                if let Some(a) = accept {
+                    req = req.header("Accept", a);
+                }
+                let mut r = req.call().unwrap();
+                let ct = r
+                    .headers()
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let etag = r
+                    .headers()
+                    .get("etag")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (
+                    r.status().as_u16(),
+                    ct,
+                    etag,
+                    r.body_mut().read_to_vec().unwrap(),
+                )
+            })
+        };
+        let (status, ct, etag, body) = get(format!("/ipfs/{cid}"), Some(IPLD_RAW)).await.unwrap();
+        assert_eq!(
+            (status, ct.as_deref(), body.as_slice()),
+            (200, Some(IPLD_RAW), &b"hello"[..])
+        );
+        assert_eq!(etag, Some(format!("\"{cid}.raw\"")));
+        let hex = format!("/ipfs/f01551220{}?format=raw", sha.to_hex());
+        assert_eq!(get(hex, None).await.unwrap().3, b"hello");
+        let (status, ..) = get(format!("/ipfs/{cid}"), Some("text/html"))
+            .await
+            .unwrap();
+        assert_eq!(status, 406);
+        let (status, ..) = get(
+            "/ipfs/QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG".into(),
+            Some(IPLD_RAW),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 400);
+        let other = flownet_core::cid::raw_cid(&flownet_core::crypto::sha256(b"absent"));
+        let (status, ..) = get(format!("/ipfs/{other}"), Some(IPLD_RAW)).await.unwrap();
+        assert_eq!(status, 404);
+    }
 
     /// 50 clients dribbling their headers: each is cut off at the header timeout,
     /// and a client that asks properly is still served.

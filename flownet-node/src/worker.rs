@@ -227,10 +227,11 @@ fn worker(
     fetch: Option<FetchPolicy>,
     streams: Arc<StreamHub>,
 ) -> Worker {
+    let ipfs = blobs.ipfs().cloned();
     let blob_store: Arc<dyn BlobStore> = Arc::new(blobs);
     let policy = fetch.unwrap_or_else(|| FetchPolicy::for_endpoint(&node.endpoint));
     NodeWorker::new(wallet, engine, blob_store, node.endpoint.clone())
-        .with_fetcher(Arc::new(HttpFetcher::new(policy)))
+        .with_fetcher(Arc::new(HttpFetcher::new(policy).with_ipfs(ipfs)))
         .with_streams(streams)
 }
 

@@ -8,7 +8,7 @@ use std::{
 };
 
 use flownet_core::{Error, TaskQuery, TaskStatus};
-use flownet_node::{FsBlobStore, fetch_output};
+use flownet_node::fetch_output;
 use pyo3::{
     exceptions::PyTimeoutError,
     prelude::*,
@@ -153,7 +153,7 @@ impl Client {
         let poll = self.task_handle(0).poll.max(Duration::from_millis(250));
         let id = block_on(py, async move {
             let s = flownet_cli::submit(
-                &data_dir,
+                &crate::ledger::blob_store(&data_dir)?,
                 &wallet,
                 flownet_cli::SubmitReq {
                     model,
@@ -376,7 +376,7 @@ impl Task {
         let fetched = output.clone();
         let policy = self.fetch;
         let bytes = blocking(py, move || {
-            let local = FsBlobStore::open(data_dir.join("blobs")).ok();
+            let local = crate::ledger::blob_store(&data_dir).ok();
             Ok(fetch_output(&fetched, local.as_ref(), policy)?)
         })?;
         let mut metadata = serde_json::json!({

@@ -399,8 +399,22 @@ impl Ledger {
     }
 }
 
+/// The blob store of `data_dir`, with the IPFS node `FLOWNET_IPFS_API` names (as the
+/// `flownet` command reads it) attached.
+pub(crate) fn blob_store(data_dir: &Path) -> FlowResult<flownet_node::FsBlobStore> {
+    let ipfs = match std::env::var("FLOWNET_IPFS_API") {
+        Ok(api) if !api.is_empty() => Some(flownet_node::Ipfs::new(&api)?),
+        _ => None,
+    };
+    Ok(flownet_node::FsBlobStore::open(data_dir.join("blobs"))?.with_ipfs(ipfs))
+}
+
+/// `value` as JSON, with a `cid` beside each blob of one block (see
+/// `flownet_core::cid::add_cids`).
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> FlowResult<serde_json::Value> {
-    serde_json::to_value(value).map_err(|e| FlowError::Other(e.into()))
+    let mut json = serde_json::to_value(value).map_err(|e| FlowError::Other(e.into()))?;
+    flownet_core::cid::add_cids(&mut json);
+    Ok(json)
 }
 
 pub(crate) fn receipt_json(receipt: &Receipt) -> FlowResult<serde_json::Value> {
@@ -468,6 +482,10 @@ impl Account {
             ledger_file: None,
             allow_private_endpoints: std::env::var_os("FLOWNET_ALLOW_PRIVATE_ENDPOINTS")
                 .is_some_and(|v| !v.is_empty() && v != "0" && v != "false"),
+            // As the `flownet` command reads it; `blob_store` reports a bad value.
+            ipfs: std::env::var("FLOWNET_IPFS_API")
+                .ok()
+                .and_then(|api| flownet_node::Ipfs::new(&api).ok()),
         }
     }
 
@@ -503,9 +521,7 @@ impl Account {
     }
 
     pub(crate) fn blobs(&self) -> FlowResult<flownet_node::FsBlobStore> {
-        Ok(flownet_node::FsBlobStore::open(
-            self.data_dir.join("blobs"),
-        )?)
+        blob_store(&self.data_dir)
     }
 }
 

@@ -85,7 +85,7 @@ pub async fn run(ctx: &Ctx, a: ChatArgs) -> Result<()> {
         let conversation = json!({ "messages": messages }).to_string();
         let (prompt, input_bytes) = conversation_prompt(conversation);
         let s = submit(
-            &ctx.data_dir,
+            &ctx.blobs()?,
             &wallet,
             SubmitReq {
                 model: a.model.clone(),

@@ -124,7 +124,7 @@ pub async fn run(ctx: &Ctx, cmd: TaskCmd) -> Result<()> {
                 (None, None) => bail!("give a prompt, --input FILE, or --image for image models"),
             };
             let s = submit(
-                &ctx.data_dir,
+                &ctx.blobs()?,
                 &wallet,
                 SubmitReq {
                     model: model.clone(),
@@ -381,7 +381,7 @@ pub(crate) async fn wait_and_save(
         }
         _ => None,
     };
-    let mut j = json!({ "task": id, "status": task.status, "path": path, "sha256": output.sha256, "mime": output.mime, "size": output.size, "nft": task.nft });
+    let mut j = json!({ "task": id, "status": task.status, "path": path, "sha256": output.sha256, "mime": output.mime, "size": output.size, "cid": output.cid(), "nft": task.nft });
     if let Some(g) = &generation {
         j["text"] = json!(g.text);
         j["finish_reason"] = json!(g.finish_reason);
@@ -567,7 +567,7 @@ pub async fn hold_until_settled(
 /// Pays for one task: picks the node, checks everything the ledger would refuse,
 /// stores the input and serves it (or names --input-url), and submits.
 pub async fn submit(
-    data_dir: &std::path::Path,
+    blobs: &flownet_node::FsBlobStore,
     wallet: &Wallet<dyn Ledger>,
     req: SubmitReq,
 ) -> Result<Submitted> {
@@ -619,7 +619,7 @@ pub async fn submit(
     let (input_ref, holder) = match input_bytes {
         None => (None, None),
         Some(bytes) => {
-            let blob_store = flownet_node::FsBlobStore::open(data_dir.join("blobs"))?;
+            let blob_store = blobs.clone();
             let sha256 = blob_store.put(&bytes)?;
             let (base, holder) = match (&input_url, serve_input) {
                 (Some(url), None) => (url.trim_end_matches('/').to_owned(), None),

@@ -572,7 +572,12 @@ struct Holders(Mutex<std::collections::HashMap<String, Vec<u8>>>);
 
 #[async_trait::async_trait]
 impl flownet_core::InputFetcher for Holders {
-    async fn fetch(&self, uri: &str, max_bytes: u64) -> flownet_core::Result<Vec<u8>> {
+    async fn fetch(
+        &self,
+        input: &flownet_core::InputRef,
+        max_bytes: u64,
+    ) -> flownet_core::Result<Vec<u8>> {
+        let uri = &input.uri;
         let bytes = self
             .0
             .lock()
