@@ -130,6 +130,15 @@ access(all) contract FlowNetOutput: NonFungibleToken {
             return <-FlowNetOutput.createEmptyCollection(nftType: Type<@FlowNetOutput.NFT>())
         }
 
+        /// The output on IPFS (`ipfs://<cid>`, as wallets expect) when it is one block,
+        /// else where its node serves it.
+        access(all) view fun thumbnail(): {MetadataViews.File} {
+            if let cid = FlowNetOutput.ipfsCid(sha256: self.outputSha256, size: self.outputSize) {
+                return MetadataViews.IPFSFile(cid: cid, path: nil)
+            }
+            return MetadataViews.HTTPFile(url: self.outputUri)
+        }
+
         access(all) view fun getViews(): [Type] {
             return [
                 Type<MetadataViews.Display>(),
@@ -147,7 +156,7 @@ access(all) contract FlowNetOutput: NonFungibleToken {
                     return MetadataViews.Display(
                         name: "FlowNet output #".concat(self.id.toString()),
                         description: self.modelId.concat(": ").concat(self.prompt),
-                        thumbnail: MetadataViews.HTTPFile(url: self.outputUri)
+                        thumbnail: self.thumbnail()
                     )
                 case Type<MetadataViews.Serial>():
                     return MetadataViews.Serial(self.id)
@@ -160,6 +169,7 @@ access(all) contract FlowNetOutput: NonFungibleToken {
                         MetadataViews.Trait(name: "output_sha256", value: self.outputSha256, displayType: "String", rarity: nil),
                         MetadataViews.Trait(name: "output_uri", value: self.outputUri, displayType: "String", rarity: nil),
                         MetadataViews.Trait(name: "output_mime", value: self.outputMime, displayType: "String", rarity: nil),
+                        MetadataViews.Trait(name: "output_cid", value: FlowNetOutput.ipfsCid(sha256: self.outputSha256, size: self.outputSize), displayType: "String", rarity: nil),
                         MetadataViews.Trait(name: "node", value: self.node, displayType: "Address", rarity: nil),
                         MetadataViews.Trait(name: "requester", value: self.requester, displayType: "Address", rarity: nil),
                         MetadataViews.Trait(name: "task", value: self.task, displayType: "Number", rarity: nil),
@@ -177,6 +187,35 @@ access(all) contract FlowNetOutput: NonFungibleToken {
             }
             return FlowNetOutput.resolveContractView(resourceType: Type<@FlowNetOutput.NFT>(), viewType: view)
         }
+    }
+
+    /// The IPFS CID of a blob of `size` bytes with this SHA-256 (hex): a CIDv1 of the
+    /// raw codec whose multihash is that SHA-256, in base32 (`bafkrei…`), for blobs of
+    /// one IPFS block (1 MiB); nil for larger ones. The same rule as flownet-core's
+    /// `cid::cid_of`.
+    access(all) view fun ipfsCid(sha256: String, size: UInt64): String? {
+        if size > 1048576 || sha256.length != 64 {
+            return nil
+        }
+        let bytes: [UInt8] = [0x01, 0x55, 0x12, 0x20].concat(sha256.decodeHex())
+        let alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+        var out = "b"
+        var acc: UInt32 = 0
+        var bits: UInt32 = 0
+        for b in bytes {
+            acc = ((acc << 8) | UInt32(b)) & 0xFFFF
+            bits = bits + 8
+            while bits >= 5 {
+                bits = bits - 5
+                let i = Int((acc >> bits) & 31)
+                out = out.concat(alphabet.slice(from: i, upTo: i + 1))
+            }
+        }
+        if bits > 0 {
+            let i = Int((acc << (5 - bits)) & 31)
+            out = out.concat(alphabet.slice(from: i, upTo: i + 1))
+        }
+        return out
     }
 
     access(all) resource Collection: NonFungibleToken.Collection {

@@ -558,6 +558,14 @@ impl Output {
 
 #[pymethods]
 impl Output {
+    /// The output's IPFS CID (a raw block whose multihash is its SHA-256), or None when
+    /// it is over one block (1 MiB).
+    #[getter]
+    fn cid(&self, py: Python<'_>) -> Option<String> {
+        let bytes = self.bytes.bind(py).as_bytes();
+        flownet_core::cid::cid_of(&flownet_core::crypto::sha256(bytes), bytes.len() as u64)
+    }
+
     /// Writes the bytes to `path` and returns the path.
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<PathBuf> {
         let bytes = self.bytes.bind(py).as_bytes().to_vec();

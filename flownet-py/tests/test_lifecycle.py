@@ -3,6 +3,7 @@ this process), users paying for prompts, outputs checked, rated and owned as NFT
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import threading
@@ -60,6 +61,11 @@ def test_a_python_handler_node_serves_paid_tasks_end_to_end(tmp_path: Path, ledg
         out = task.wait(timeout=30)
         assert out.mime == "image/png"
         assert hashlib.sha256(out.bytes).hexdigest() == out.sha256 == task.info()["result"]["sha256"]
+        # Its IPFS CID: a raw block whose multihash is that SHA-256 (base32 of 01 55 12 20 <sha256>).
+        cid = task.info()["result"]["cid"]
+        raw = base64.b32decode(cid[1:].upper() + "=" * (-len(cid[1:]) % 8))
+        assert cid.startswith("bafkrei") and raw == bytes.fromhex("01551220" + out.sha256)
+        assert out.cid == cid
         with Image.open(io.BytesIO(out.bytes)) as image:
             assert image.size == (16, 16)
             assert image.convert("RGB").getpixel((15, 3)) == (255, len("a quiet valley"), 0)

@@ -104,15 +104,22 @@ test("a fresh browser pays for a prompt, another rates it, a third imports the k
   assert.equal(await a.getByRole("button", { name: "Get welcome tokens" }).isVisible(), false);
   await screenshot(a, "faucet");
 
-  // The node table: every offer, by score then price.
+  // The node table: every offer, by rank (a record of deliveries outranks none at
+  // all, at equal scores), then price.
   const rows = a.locator("#node-rows tr");
   await rows.nth(2).waitFor();
   const table = await rows.evaluateAll((trs) =>
     trs.map((tr) => [...tr.children].map((c) => c.textContent.replace(/\s+/g, " ").trim())),
   );
   assert.equal(table.length, 3, JSON.stringify(table));
-  const prices = table.map((r) => Number(r[2].split(" ")[0]));
-  assert.deepEqual(prices, [...prices].sort((x, y) => x - y), "equal scores sort by price");
+  const keys = table.map((r) => {
+    const [, delivered, missed] = r[4].match(/\((\d+) delivered, (\d+) missed/).map(Number);
+    return { delivered, missed, price: Number(r[2].split(" ")[0]) };
+  });
+  const ranked = [...keys].sort(
+    (x, y) => (x.missed === 0 && y.missed === 0 ? y.delivered - x.delivered : 0) || x.price - y.price,
+  );
+  assert.deepEqual(keys, ranked, "equal scores rank by record, then price");
   assert.match(table[0][3], /^3\.00 \(0 ratings\)$/);
   assert.ok(table.some((r) => r[0].startsWith("Budget node")) && table.some((r) => r[0].startsWith("Alpine node")));
   await screenshot(a, "node-table");
@@ -140,6 +147,9 @@ test("a fresh browser pays for a prompt, another rates it, a third imports the k
   assert.equal(task.status, "fulfilled");
   assert.equal(task.requester, address);
   assert.equal((await a.locator("#result-sha").textContent()).trim(), task.result.sha256);
+  // Its IPFS CID names the same SHA-256: a raw block, base32.
+  assert.match(task.result.cid, /^bafkrei[a-z2-7]{52}$/);
+  assert.equal((await a.locator("#result-cid").textContent()).trim(), task.result.cid);
   assert.equal((await a.locator("#result-model").textContent()).trim(), "terrain-diffusion-128");
   assert.equal((await a.locator("#result-weights").textContent()).trim(), task.weights_sha256);
   const bytes = Buffer.from(await (await fetch(`${base}/api/blobs/${task.result.sha256}?task=1`)).arrayBuffer());

@@ -20,6 +20,8 @@ export interface OutputRef {
   uri: string;
   mime: string;
   size: number;
+  /** Its IPFS CID (a raw block of that SHA-256), as the gateway adds it to views; not signed. */
+  cid?: string;
 }
 
 /** What an offer's price pays for: one task, or 1,000 output tokens. */

@@ -58,6 +58,11 @@ fn a_node_process_serves_a_user_process_on_one_ledger_file() {
     let shown = f.json("alice", &["task", "show", &task_id.to_string()]);
     assert_eq!(shown["status"], "fulfilled");
     assert_eq!(shown["result"]["sha256"], sha256_hex(&png));
+    // Its IPFS CID, beside the hash it is made of: a raw block of that SHA-256.
+    let cid = flownet_core::cid::raw_cid(&flownet_core::crypto::sha256(&png));
+    assert!(cid.starts_with("bafkrei"));
+    assert_eq!(done["cid"], cid);
+    assert_eq!(shown["result"]["cid"], cid);
     // The node published the output at its endpoint, by content address.
     let uri = shown["result"]["uri"].as_str().unwrap();
     assert_eq!(uri, format!("{endpoint}/blobs/{}", sha256_hex(&png)));
@@ -102,6 +107,7 @@ fn a_node_process_serves_a_user_process_on_one_ledger_file() {
     assert_eq!(nfts.as_array().unwrap().len(), 2);
     assert_eq!(nfts[0]["prompt"], "snowy mountains");
     assert_eq!(nfts[0]["output"]["sha256"], sha256_hex(&png));
+    assert_eq!(nfts[0]["output"]["cid"], cid);
     let balance = f.json("alice", &["account", "balance"]);
     assert_eq!(balance["balance"], "999.4125");
     let info = f.json("alice", &["ledger", "info"]);

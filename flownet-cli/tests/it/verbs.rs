@@ -10,6 +10,15 @@ fn commands_without_a_ledger_or_key_say_what_to_do() {
     f.json("alice", &["ledger", "init"]);
     let (_, msg) = f.fails("bob", &["account", "balance"]);
     assert!(msg.contains("no key named \"bob\""), "{msg}");
+    // An IPFS API that is not one is refused before anything runs.
+    let (_, msg) = f.fails(
+        "alice",
+        &["--ipfs-api", "127.0.0.1:5001", "account", "balance"],
+    );
+    assert!(
+        msg.contains("--ipfs-api must be an http://host:port URL"),
+        "{msg}"
+    );
     let out = f.run("alice", &["rate", "1", "9"]);
     assert_eq!(out.status.code(), Some(2), "a usage error exits 2");
     // Under --json every error is one JSON object with a kind, usage errors included.
