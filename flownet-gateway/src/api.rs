@@ -704,7 +704,7 @@ pub async fn inputs(
     let input = crate::openai::hold_blob(&g, &headers, store, bytes.to_vec()).await?;
     rules::check_input(&input).map_err(|e| ApiError::from_core(&e))?;
     Ok(Json(
-        json!({ "sha256": input.sha256, "size": input.size, "uri": input.uri }),
+        json!({ "sha256": input.sha256, "size": input.size, "uri": input.uri, "cid": input.cid() }),
     ))
 }
 

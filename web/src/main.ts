@@ -593,7 +593,9 @@ async function ask(): Promise<void> {
   let prompt = conversation;
   let input: InputRef | undefined;
   if (size > state.maxPromptBytes) {
-    input = await api.holdInput(conversation);
+    const held = await api.holdInput(conversation);
+    // Only what the Submit signs: the CID the gateway adds is for people, not the ledger.
+    input = { sha256: held.sha256, size: held.size, uri: held.uri };
     const mine = await sha256Hex(new TextEncoder().encode(conversation).buffer as ArrayBuffer);
     if (input.sha256 !== mine || input.size !== size)
       throw new Error("The gateway answered with another hash for the conversation: reload the page and try again.");

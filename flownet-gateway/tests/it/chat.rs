@@ -608,6 +608,13 @@ async fn a_page_holds_a_long_conversation_as_an_input_and_streams_its_answer() {
     let (status, served) = c.get(&format!("/api/blobs/{sha}")).await;
     assert_eq!(status, 200);
     assert_eq!(served.as_bytes(), &body[..]);
+    // And to IPFS tooling, as a raw block under its CID.
+    let cid = flownet_core::cid::raw_cid(&crypto::sha256(&body));
+    assert_eq!(input["cid"], cid);
+    let (status, served) = c.get(&format!("/ipfs/{cid}?format=raw")).await;
+    assert_eq!(status, 200);
+    assert_eq!(served.as_bytes(), &body[..]);
+    assert_eq!(c.get(&format!("/ipfs/{cid}")).await.0, 406);
 
     // The browser's Submit names it; the node fetches it and the answer streams.
     let node = c.ledger.nodes().await.unwrap().remove(0);
