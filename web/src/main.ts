@@ -244,10 +244,10 @@ const pct = (x: number | null) => (x === null ? "none yet" : `${Math.round(x * 1
 function renderNodes(): void {
   const rows: { node: NodeView; offer: NodeView["models"][number] }[] = [];
   for (const node of state.nodes) for (const offer of node.models) rows.push({ node, offer });
-  // The ledger's own ranking (the score times the reliability's lower bound, then the
-  // lowest price), as the gateway lists nodes; a stable sort keeps that order.
-  const rank = new Map(state.nodes.map((n, i) => [n.owner, i]));
-  rows.sort((a, b) => (rank.get(a.node.owner) ?? 0) - (rank.get(b.node.owner) ?? 0));
+  // The ledger's ranking per offer: the node's score times its reliability's lower
+  // bound, then this offer's price (a node's cheapest offer of another model does not
+  // lift this one); a stable sort keeps the gateway's order after that.
+  rows.sort((a, b) => (b.node.rank_key ?? 0) - (a.node.rank_key ?? 0) || a.offer.price_units - b.offer.price_units);
   const body = $("node-rows");
   body.replaceChildren();
   if (rows.length === 0) {
