@@ -120,7 +120,7 @@ test("a fresh browser pays for a prompt, another rates it, a third imports the k
     (x, y) => (x.missed === 0 && y.missed === 0 ? y.delivered - x.delivered : 0) || x.price - y.price,
   );
   assert.deepEqual(keys, ranked, "equal scores rank by record, then price");
-  assert.match(table[0][3], /^3\.00 \(0 ratings\)$/);
+  assert.match(table[0][3], /^3\.00 \(0 ratings, 0 FLOWNET paid\)$/);
   assert.ok(table.some((r) => r[0].startsWith("Budget node")) && table.some((r) => r[0].startsWith("Alpine node")));
   await screenshot(a, "node-table");
 
