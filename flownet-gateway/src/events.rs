@@ -450,8 +450,9 @@ fn steps_stream(
                     continue;
                 }
                 s.sent.push(step);
-                let data =
+                let mut data =
                     json!({ "step": step.as_str(), "task": current.task, "now": current.now });
+                flownet_core::cid::add_cids(&mut data);
                 s.queue.push_back(
                     Event::default()
                         .event(step.as_str())
