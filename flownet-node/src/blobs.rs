@@ -181,6 +181,7 @@ pub fn fetch_output_within(
     if let Some(bytes) = local.map(|s| s.get(&output.sha256)).transpose()?.flatten() {
         return Ok(bytes);
     }
+    let started = std::time::Instant::now();
     let from_holder = fetch_from_holder(output, policy, total);
     let Err(holder_error) = from_holder else {
         return from_holder;
@@ -191,7 +192,12 @@ pub fn fetch_output_within(
     if output.cid().is_none() {
         return Err(holder_error);
     }
-    match ipfs.get(&output.sha256, output.size) {
+    // The caller's deadline bounds both routes together.
+    let left = total.saturating_sub(started.elapsed());
+    if left.is_zero() {
+        return Err(holder_error);
+    }
+    match ipfs.get_within(&output.sha256, output.size, left) {
         Ok(bytes) if bytes.len() as u64 == output.size => {
             if let Some(store) = local {
                 store.write_local(&bytes)?;

@@ -58,12 +58,12 @@ impl Ipfs {
         self.api.to_string()
     }
 
-    fn rpc(&self, command: &[&str], query: &str) -> String {
+    fn rpc(&self, command: &[&str], query: &str, timeout: Duration) -> String {
         let mut segments = vec!["api", "v0"];
         segments.extend_from_slice(command);
         let url = self.api.url(&segments).unwrap_or_default();
         // kubo's own deadline, a little before the client's: it answers with why.
-        format!("{url}?{query}&timeout={}ms", self.timeout.as_millis())
+        format!("{url}?{query}&timeout={}ms", timeout.as_millis().max(1))
     }
 
     fn failed(&self, what: &str, why: impl std::fmt::Display) -> Error {
@@ -94,6 +94,7 @@ impl Ipfs {
         let url = self.rpc(
             &["block", "put"],
             "cid-codec=raw&mhtype=sha2-256&mhlen=32&pin=true",
+            self.timeout,
         );
         let mut response = self
             .agent
@@ -127,11 +128,26 @@ impl Ipfs {
     /// The blob with this SHA-256 from IPFS (the node's own store or its peers), at
     /// most `max_bytes` long, checked against the SHA-256 before it is returned.
     pub fn get(&self, sha256: &Digest32, max_bytes: u64) -> Result<Vec<u8>> {
+        self.get_within(sha256, max_bytes, self.timeout)
+    }
+
+    /// [`Ipfs::get`] ending after `within` (a caller's own deadline) when that is
+    /// sooner than this client's timeout.
+    pub fn get_within(
+        &self,
+        sha256: &Digest32,
+        max_bytes: u64,
+        within: Duration,
+    ) -> Result<Vec<u8>> {
+        let timeout = within.min(self.timeout);
         let cid = cid::raw_cid(sha256);
-        let url = self.rpc(&["block", "get"], &format!("arg={cid}"));
+        let url = self.rpc(&["block", "get"], &format!("arg={cid}"), timeout);
         let mut response = self
             .agent
             .post(&url)
+            .config()
+            .timeout_global(Some(timeout + Duration::from_secs(1)))
+            .build()
             .send_empty()
             .map_err(|e| self.failed(&format!("cannot get {cid}"), e))?;
         let status = response.status();

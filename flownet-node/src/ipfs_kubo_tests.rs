@@ -207,6 +207,25 @@ fn an_output_outlives_its_node_through_ipfs_and_its_hash_checks() {
         e.contains("the node did not deliver") && e.contains("does not give bafkrei"),
         "{e}"
     );
+
+    // A caller's deadline bounds the IPFS route too, not only the holder's: a 2 s wait
+    // ends long before the IPFS client's own 30 s.
+    let patient = FsBlobStore::open(tempfile::tempdir().unwrap().path())
+        .unwrap()
+        .with_ipfs(Some(Ipfs::new(&there.api).unwrap()));
+    let started = Instant::now();
+    let waited = crate::fetch_output_within(
+        &absent,
+        Some(&patient),
+        FetchPolicy::LOOPBACK,
+        Duration::from_secs(2),
+    );
+    assert!(waited.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// An HTTP server on loopback that answers every request with `body`.
