@@ -446,30 +446,22 @@ pub(crate) async fn fetch_from_node(
     };
     // A node that is gone or does not deliver: the gateway's IPFS node may have the
     // output by its CID (added by the node that made it, pinned elsewhere).
-    let ipfs = g.blobs.clone().filter(|s| s.ipfs().is_some());
-    let (Some(store), Some(cid)) = (ipfs, output.cid()) else {
+    let Some(store) = g.blobs.clone() else {
         return Err(node_error);
     };
     let wanted = output.clone();
     let got = tokio::task::spawn_blocking(move || {
-        let ipfs = store.ipfs().expect("filtered above");
-        let bytes = ipfs.get(&wanted.sha256, wanted.size)?;
-        if bytes.len() as u64 != wanted.size {
-            return Err(flownet_core::Error::Blob(
-                "the size differs from the ledger's".into(),
-            ));
-        }
-        store.put(&bytes)?;
-        Ok(bytes)
+        store.fetch_from_ipfs(&wanted, flownet_node::ipfs::IPFS_TIMEOUT)
     })
     .await
     .map_err(|e| ApiError::internal("fetching an output from IPFS", e))?;
     match got {
-        Ok(bytes) => Ok(bytes),
-        Err(e) => {
-            tracing::debug!("task {}'s output {cid} from IPFS: {e}", task.id);
+        Some(Ok(bytes)) => Ok(bytes),
+        Some(Err(e)) => {
+            tracing::debug!("task {}'s output from IPFS: {e}", task.id);
             Err(node_error)
         }
+        None => Err(node_error),
     }
 }
 

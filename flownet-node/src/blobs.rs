@@ -50,26 +50,29 @@ impl FsBlobStore {
         &self.dir
     }
 
-    /// The blob `sha256` from this disk or, failing that, from the attached IPFS node
-    /// (kept on disk once it checks): how a server reads through to IPFS. `None` when
-    /// neither has it; an IPFS failure is logged, not returned.
-    pub fn get_or_ipfs(&self, sha256: &Digest32) -> Result<Option<Vec<u8>>> {
-        if let Some(bytes) = self.get(sha256)? {
-            return Ok(Some(bytes));
-        }
-        let Some(ipfs) = &self.ipfs else {
-            return Ok(None);
-        };
-        match ipfs.get(sha256, flownet_core::cid::MAX_BLOCK_BYTES) {
-            Ok(bytes) => {
-                self.write_local(&bytes)?;
-                Ok(Some(bytes))
-            }
-            Err(e) => {
-                tracing::debug!("{e}");
-                Ok(None)
-            }
-        }
+    /// The output from the attached IPFS node by its CID, within `within`: checked
+    /// against its SHA-256 and size, and kept on disk (not added back to IPFS). `None`
+    /// when no IPFS node is attached or the output has no CID (over one block).
+    pub fn fetch_from_ipfs(
+        &self,
+        output: &OutputRef,
+        within: std::time::Duration,
+    ) -> Option<Result<Vec<u8>>> {
+        let ipfs = self.ipfs.as_ref()?;
+        output.cid()?;
+        Some(
+            ipfs.get_within(&output.sha256, output.size, within)
+                .and_then(|bytes| {
+                    if bytes.len() as u64 != output.size {
+                        return Err(Error::Blob(format!(
+                            "IPFS has sha256:{} with another size than the ledger's {} bytes; nothing was accepted",
+                            output.sha256, output.size
+                        )));
+                    }
+                    self.write_local(&bytes)?;
+                    Ok(bytes)
+                }),
+        )
     }
 
     fn write_local(&self, bytes: &[u8]) -> Result<Digest32> {
@@ -186,29 +189,15 @@ pub fn fetch_output_within(
     let Err(holder_error) = from_holder else {
         return from_holder;
     };
-    let Some(ipfs) = local.and_then(FsBlobStore::ipfs) else {
-        return Err(holder_error);
-    };
-    if output.cid().is_none() {
-        return Err(holder_error);
-    }
     // The caller's deadline bounds both routes together.
     let left = total.saturating_sub(started.elapsed());
-    if left.is_zero() {
-        return Err(holder_error);
-    }
-    match ipfs.get_within(&output.sha256, output.size, left) {
-        Ok(bytes) if bytes.len() as u64 == output.size => {
-            if let Some(store) = local {
-                store.write_local(&bytes)?;
-            }
-            Ok(bytes)
-        }
-        Ok(_) => Err(Error::Blob(format!(
-            "IPFS has sha256:{} with another size than the ledger's {} bytes; nothing was accepted",
-            output.sha256, output.size
-        ))),
-        Err(e) => Err(crate::ipfs::neither(&holder_error, &e)),
+    match local
+        .filter(|_| !left.is_zero())
+        .and_then(|s| s.fetch_from_ipfs(output, left))
+    {
+        None => Err(holder_error),
+        Some(Ok(bytes)) => Ok(bytes),
+        Some(Err(e)) => Err(crate::ipfs::neither(&holder_error, &e)),
     }
 }
 
