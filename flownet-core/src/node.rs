@@ -451,8 +451,9 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
             .insert(task, MAX_ATTEMPTS);
     }
 
-    /// The units a metered task's output holds (the tokens it generated, at most the
-    /// task's `max_units`); `None` for a task priced per task.
+    /// The units a metered task's output holds (the tokens a language model generated,
+    /// or an embedding model read; at most the task's `max_units`); `None` for a task
+    /// priced per task.
     fn units_of(&self, task: &Task, output: &OutputRef) -> Result<Option<u64>> {
         if task.unit_price.is_none() {
             return Ok(None);
@@ -463,8 +464,16 @@ impl<L: Ledger + ?Sized, E: Engine + ?Sized, B: BlobStore + ?Sized> NodeWorker<L
                 output.sha256
             ))
         })?;
-        let generation = Generation::from_bytes(&bytes)?;
-        Ok(Some(generation.usage.completion_tokens.min(task.max_units)))
+        let used = match self.models.get(&task.model_id).map(|m| m.kind) {
+            // An embedding model is paid for the tokens it read.
+            Some(crate::TaskKind::Embedding) => {
+                crate::embedding::Embeddings::from_bytes(&bytes)?
+                    .usage
+                    .prompt_tokens
+            }
+            _ => Generation::from_bytes(&bytes)?.usage.completion_tokens,
+        };
+        Ok(Some(used.min(task.max_units)))
     }
 
     async fn run_model(&self, task: &Task) -> Result<OutputRef> {

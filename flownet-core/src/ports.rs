@@ -135,10 +135,11 @@ impl TaskKind {
     }
 
     /// What a node's price for a model of this kind pays for: a language model's
-    /// output is metered per 1,000 tokens, every other kind's is one task.
+    /// output and an embedding model's input are metered per 1,000 tokens, every other
+    /// kind's is one task.
     pub fn price_unit(self) -> crate::PriceUnit {
         match self {
-            Self::TextGeneration => crate::PriceUnit::ThousandTokens,
+            Self::TextGeneration | Self::Embedding => crate::PriceUnit::ThousandTokens,
             _ => crate::PriceUnit::Task,
         }
     }

@@ -92,8 +92,9 @@ pub enum PriceUnit {
     /// One task, whatever it produces.
     #[default]
     Task,
-    /// 1,000 output tokens: a submission escrows its `max_units` tokens' worth, and
-    /// the fulfilment pays for the tokens delivered and refunds the rest.
+    /// 1,000 tokens (a language model's output, an embedding model's input): a
+    /// submission escrows its `max_units` tokens' worth, and the fulfilment pays for
+    /// the tokens used and refunds the rest.
     ThousandTokens,
 }
 

@@ -821,6 +821,7 @@ async fn hold_input(
     g: &Gateway,
     headers: &HeaderMap,
     source: String,
+    param: &str,
 ) -> ApiResult<(String, Option<flownet_core::InputRef>)> {
     if source.len() <= rules::MAX_PROMPT_BYTES {
         return Ok((source, None));
@@ -829,12 +830,12 @@ async fn hold_input(
         return Err(ApiError::bad_request(
             "context_too_long",
             format!(
-                "the conversation is {} bytes: over {} bytes it travels as an input blob, and this gateway keeps no blobs",
+                "`{param}` is {} bytes: over {} bytes it travels as an input blob, and this gateway keeps no blobs",
                 source.len(),
                 rules::MAX_PROMPT_BYTES
             ),
         )
-        .with_param("messages"));
+        .with_param(param));
     };
     let input = hold_blob(g, headers, store, source.into_bytes()).await?;
     rules::check_input(&input).map_err(|e| ApiError::from_core_openai(&e))?;
@@ -876,7 +877,12 @@ async fn generate(
     max_units: Option<u64>,
 ) -> ApiResult<(ModelMeta, Delivered, flownet_core::Generation)> {
     let (meta, candidates) = choose(g, key, model, TaskKind::TextGeneration, endpoint).await?;
-    let (prompt, input) = hold_input(g, headers, source).await?;
+    let param = if endpoint.contains("chat") {
+        "messages"
+    } else {
+        "prompt"
+    };
+    let (prompt, input) = hold_input(g, headers, source, param).await?;
     let job = Job {
         prompt: &prompt,
         input,
@@ -1150,7 +1156,7 @@ async fn chat_stream(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::internal("choosing a node", "no candidate node"))?;
-    let (prompt, input) = hold_input(g, headers, conversation).await?;
+    let (prompt, input) = hold_input(g, headers, conversation, "messages").await?;
     let (max_units, escrow, max_price) = rules::quote(&offer, max_units, &params, None)
         .map_err(|e| ApiError::from_core_openai(&e))?;
     let balance = g
@@ -1236,8 +1242,35 @@ pub struct EmbeddingRequest {
     extra: Map<String, Value>,
 }
 
-/// Embeddings by an embedding model; its output must be a JSON array of numbers or an
-/// object with an `embedding` array.
+/// `input` as texts: one string or a list of strings (OpenAI's token-array forms are
+/// refused: a node's tokenizer is its own).
+fn embedding_texts(input: Option<Value>) -> ApiResult<Vec<String>> {
+    let bad = |message: String| ApiError::bad_request("invalid_input", message).with_param("input");
+    let texts = match input {
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s),
+                Value::Number(_) | Value::Array(_) => Err(bad(format!(
+                    "input[{i}] is tokens: this gateway embeds text (the node's model tokenizes it)"
+                ))),
+                _ => Err(bad(format!("input[{i}] must be a string"))),
+            })
+            .collect::<ApiResult<_>>()?,
+        None | Some(Value::Null) => return Err(bad("`input` is required".into())),
+        Some(_) => return Err(bad("`input` must be a string or a list of strings".into())),
+    };
+    // The node's rules, checked before anything is paid.
+    flownet_core::embedding::prompt_for(&texts).map_err(|e| bad(e.to_string()))?;
+    Ok(texts)
+}
+
+/// Embeddings by an embedding model: every text of the request in one task (one
+/// batched run on the node), paid per 1,000 tokens read. The escrow is the most the
+/// texts can be (each one's UTF-8 length plus two); the tokens the node did not read
+/// come back with the fulfilment.
 pub async fn embeddings(
     State(g): G,
     axum::Extension(key): Key,
@@ -1245,29 +1278,21 @@ pub async fn embeddings(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let req: EmbeddingRequest = json_body(&headers, body)?;
-    refuse_unknown(&req.extra, &["user", "encoding_format"], "model and input")?;
+    refuse_unknown(&req.extra, &["user", "encoding_format"], "model, input and encoding_format")?;
     // OpenAI's clients ask for base64 (little-endian f32s) by default.
-    let base64 = match req.extra.get("encoding_format").and_then(Value::as_str) {
-        None | Some("float") => false,
-        Some("base64") => true,
+    let base64 = match req.extra.get("encoding_format") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(f)) if f == "float" => false,
+        Some(Value::String(f)) if f == "base64" => true,
         Some(other) => {
             return Err(ApiError::bad_request(
                 "invalid_encoding_format",
-                format!("`encoding_format` must be float or base64, not {other:?}"),
+                format!("`encoding_format` must be float or base64, not {other}"),
             )
             .with_param("encoding_format"));
         }
     };
-    let input = match req.input {
-        Some(Value::String(s)) => s,
-        _ => {
-            return Err(
-                ApiError::bad_request("invalid_input", "`input` must be one string")
-                    .with_param("input"),
-            );
-        }
-    };
-    check_prompt(&input, "input")?;
+    let texts = embedding_texts(req.input)?;
     let (meta, candidates) = choose(
         &g,
         &key,
@@ -1276,48 +1301,52 @@ pub async fn embeddings(
         "/v1/embeddings",
     )
     .await?;
-    let delivered = run_tasks(
-        &g,
-        &key,
-        &candidates,
-        Job::prompt(&input),
-        vec!["{}".into()],
-    )
-    .await?;
+    let source = flownet_core::embedding::prompt_for(&texts)
+        .map_err(|e| ApiError::bad_request("invalid_input", e.to_string()).with_param("input"))?;
+    let (prompt, input) = hold_input(&g, &headers, source, "input").await?;
+    let job = Job {
+        prompt: &prompt,
+        input,
+        max_units: Some(flownet_core::embedding::max_units(&texts, None)),
+    };
+    let delivered = run_tasks(&g, &key, &candidates, job, vec!["{}".into()]).await?;
     let d = &delivered[0];
-    let parsed: Value = serde_json::from_slice(&d.bytes).unwrap_or(Value::Null);
-    let vector = match &parsed {
-        Value::Array(_) => parsed.clone(),
-        Value::Object(o) => o.get("embedding").cloned().unwrap_or(Value::Null),
-        _ => Value::Null,
-    };
-    if !vector
-        .as_array()
-        .is_some_and(|a| a.iter().all(Value::is_number))
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "not_an_embedding",
-            format!("task {}'s output is not a JSON array of numbers", d.task.id),
-        ));
-    }
-    let embedding = if base64 {
-        let bytes: Vec<u8> = vector
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_f64)
-            .flat_map(|x| (x as f32).to_le_bytes())
-            .collect();
-        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-    } else {
-        vector
-    };
+    let out = flownet_core::Embeddings::from_bytes(&d.bytes)
+        .ok()
+        .filter(|e| e.embeddings.len() == texts.len())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "not_an_embedding",
+                format!(
+                    "task {}'s output is not {} embeddings in FlowNet's embedding JSON",
+                    d.task.id,
+                    texts.len()
+                ),
+            )
+        })?;
+    let data: Vec<Value> = out
+        .embeddings
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({ "object": "embedding", "index": index, "embedding": embedding })
+        })
+        .collect();
     Ok(Json(json!({
         "object": "list",
-        "data": [{ "object": "embedding", "index": 0, "embedding": embedding }],
+        "data": data,
         "model": meta.id,
-        "usage": { "prompt_tokens": 0, "total_tokens": 0 },
+        "usage": {
+            "prompt_tokens": out.usage.prompt_tokens,
+            "total_tokens": out.usage.total_tokens,
+        },
         "flownet": flownet_fields(d, &meta, g.config.models_dir.as_deref()),
     })))
 }

@@ -17,6 +17,7 @@ use ort::{
 use crate::{
     Error, Result,
     classify::Classifier,
+    embed::Embedder,
     gguf::GgufModel,
     manifest::{self, ModelFormat, ModelManifest},
     runtime, terrain,
@@ -88,6 +89,7 @@ impl EngineOptions {
 enum Pipeline {
     Terrain,
     Classifier(Classifier),
+    Embedder(Box<Embedder>),
 }
 
 impl Pipeline {
@@ -156,6 +158,7 @@ impl Pipeline {
                     labels,
                 }))
             }
+            TaskKind::Embedding => Ok(Self::Embedder(Box::new(Embedder::for_manifest(manifest)?))),
             kind => Err(unsupported(format!(
                 "no pipeline for kind {}",
                 kind.as_str()
@@ -298,6 +301,11 @@ impl OnnxEngine {
         let model = self.model(&request.model_id)?;
         match &model.runner {
             Runner::Gguf(gguf) => gguf.generate_on_own_thread(request, sink),
+            // The embedder takes the session's lock only around the model's runs.
+            Runner::Onnx {
+                pipeline: Pipeline::Embedder(embedder),
+                session,
+            } => embedder.infer(&model.manifest.id, session, request),
             Runner::Onnx { pipeline, session } => {
                 // A panic in another request leaves the session usable: ONNX Runtime
                 // keeps no state between runs that a half-finished run could corrupt.
@@ -307,6 +315,7 @@ impl OnnxEngine {
                     Pipeline::Classifier(classifier) => {
                         classifier.infer(&model.manifest.id, &mut session, request)
                     }
+                    Pipeline::Embedder(_) => unreachable!("matched above"),
                 }
             }
         }

@@ -71,6 +71,7 @@
 
 pub mod chat;
 mod classify;
+pub mod embed;
 mod engine;
 mod error;
 mod gguf;

@@ -63,19 +63,23 @@ pub async fn load_engine(models_dir: &Path, settings: &EngineSettings) -> Result
 /// What a requester checks before paying for `model_id`, from the model's manifest in
 /// `models_dir` when it is there (else nothing can be known here): a text-to-image
 /// model takes no input file, an image classifier needs an image it can decode
-/// (checked from the header), within its size limits.
+/// (checked from the header), within its size limits, an embedding model needs texts
+/// (`flownet_core::embedding::inputs`, from the input file or the prompt). Returns the
+/// tokens to escrow for when the requester names no limit and the kind knows better
+/// than the default: an embedding model's bound on its texts' tokens
+/// (`flownet_core::embedding::max_units`, within the model's tokens per text).
 pub fn precheck(
     models_dir: &Path,
     model_id: &str,
     prompt: &str,
     input: Option<&[u8]>,
-) -> std::result::Result<(), flownet_core::Error> {
+) -> std::result::Result<Option<u64>, flownet_core::Error> {
     use flownet_core::{Error as E, TaskKind};
     let Ok(all) = manifests(models_dir) else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(m) = all.iter().find(|m| m.id == model_id) else {
-        return Ok(());
+        return Ok(None);
     };
     match (m.kind, input) {
         (TaskKind::TextToImage, Some(_)) => Err(E::InvalidInput(format!(
@@ -86,15 +90,30 @@ pub fn precheck(
                 "model {model_id} classifies an image: give one (--image FILE)"
             )))
         }
-        (TaskKind::ImageClassification, Some(bytes)) => {
-            flownet_infer::check_image(bytes).map(|_| ()).map_err(|e| {
+        (TaskKind::ImageClassification, Some(bytes)) => flownet_infer::check_image(bytes)
+            .map(|_| None)
+            .map_err(|e| {
                 E::InvalidInput(
                     e.to_string()
                         .trim_start_matches("invalid input: ")
                         .to_owned(),
                 )
-            })
+            }),
+        (TaskKind::Embedding, input) => {
+            let source = match input {
+                Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {
+                    E::InvalidInput(format!(
+                        "model {model_id} embeds text: its input file must be UTF-8 text"
+                    ))
+                })?,
+                None => prompt,
+            };
+            let texts = flownet_core::embedding::inputs(source)?;
+            Ok(Some(flownet_core::embedding::max_units(
+                &texts,
+                m.context_length.map(u64::from),
+            )))
         }
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }

@@ -201,9 +201,18 @@ fn call_python_streaming(
     let id = &model.info.id;
     Python::attach(|py| {
         let started = Instant::now();
-        let prompt = match &request.input {
-            Some(image) => PyBytes::new(py, image).into_any(),
-            None => PyString::new(py, &request.prompt).into_any(),
+        // An embedding function gets the texts (a list of str), however the task
+        // carried them (a plain prompt, an {"input": [...]} prompt or an input blob).
+        let texts = match model.info.kind {
+            TaskKind::Embedding => Some(embedding_texts(request)?),
+            _ => None,
+        };
+        let prompt = match (&texts, &request.input) {
+            (Some(texts), _) => PyList::new(py, texts)
+                .map_err(|e| Error::Inference(format!("texts for {id}: {e}")))?
+                .into_any(),
+            (None, Some(image)) => PyBytes::new(py, image).into_any(),
+            (None, None) => PyString::new(py, &request.prompt).into_any(),
         };
         let params = json_to_py(py, &serde_json::Value::Object(request.params.clone()))
             .map_err(|e| Error::Inference(format!("params for {id}: {e}")))?;
@@ -212,7 +221,9 @@ fn call_python_streaming(
                 && out.hasattr("__next__").unwrap_or(false)
                 && !out.is_instance_of::<PyString>()
                 && !out.is_instance_of::<PyBytes>();
-            if is_iterator {
+            if let Some(texts) = &texts {
+                embeddings(&out, texts, id, model.metered)
+            } else if is_iterator {
                 generate(&out, request, tx)
             } else if model.metered && out.is_instance_of::<PyString>() {
                 let pieces = PyList::new(py, [out])?;
@@ -247,6 +258,87 @@ fn call_python_streaming(
             }
         }
     })
+}
+
+/// The texts an embedding task stands for: its input blob (UTF-8) or its prompt, read
+/// by `flownet_core::embedding::inputs`.
+fn embedding_texts(request: &InferenceRequest) -> Result<Vec<String>> {
+    let source = match &request.input {
+        Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {
+            Error::InvalidInput("the input of an embedding model must be UTF-8 text".into())
+        })?,
+        None => &request.prompt,
+    };
+    flownet_core::embedding::inputs(source)
+}
+
+/// An embedding function's result as FlowNet's embedding JSON: a list of vectors (one
+/// per text, all of one length), or a dict `{"embeddings": [...], "tokens": [...]}`
+/// with the tokens each text took. A model priced per 1,000 tokens must say its
+/// tokens, since it is paid for them.
+fn embeddings(
+    out: &Bound<'_, PyAny>,
+    texts: &[String],
+    id: &str,
+    metered: bool,
+) -> PyResult<(Vec<u8>, String)> {
+    let bad = |why: String| pyo3::exceptions::PyValueError::new_err(why);
+    let (vectors, tokens) = if out.is_instance_of::<PyDict>() {
+        let vectors = out.get_item("embeddings").map_err(|_| {
+            bad(format!("the handler of {id} returned a dict without \"embeddings\""))
+        })?;
+        let tokens: Option<Vec<u64>> = match out.get_item("tokens") {
+            Ok(t) if !t.is_none() => Some(t.extract()?),
+            _ => None,
+        };
+        (vectors.extract::<Vec<Vec<f32>>>()?, tokens)
+    } else {
+        (out.extract::<Vec<Vec<f32>>>().map_err(|_| {
+            bad(format!(
+                "the handler of {id} must return a list of vectors (lists of floats), one per \
+                 text, or {{\"embeddings\": [...], \"tokens\": [...]}}"
+            ))
+        })?, None)
+    };
+    let dimensions = vectors.first().map_or(0, Vec::len);
+    if vectors.len() != texts.len() || dimensions == 0 || vectors.iter().any(|v| v.len() != dimensions) {
+        return Err(bad(format!(
+            "the handler of {id} returned {} vectors for {} texts; it must return one non-empty \
+             vector per text, all of one length",
+            vectors.len(),
+            texts.len()
+        )));
+    }
+    let tokens = match tokens {
+        Some(t) if t.len() == texts.len() => t,
+        Some(t) => {
+            return Err(bad(format!(
+                "the handler of {id} gave {} token counts for {} texts",
+                t.len(),
+                texts.len()
+            )));
+        }
+        None if metered => {
+            return Err(bad(format!(
+                "the handler of {id} is priced per 1,000 tokens: return {{\"embeddings\": [...], \
+                 \"tokens\": [...]}} with the tokens each text took"
+            )));
+        }
+        None => vec![0; texts.len()],
+    };
+    let used: u64 = tokens.iter().sum();
+    let body = flownet_core::Embeddings {
+        model: id.to_owned(),
+        dimensions,
+        embeddings: vectors,
+        truncated: vec![false; tokens.len()],
+        tokens,
+        usage: flownet_core::embedding::EmbeddingUsage {
+            prompt_tokens: used,
+            total_tokens: used,
+        },
+    };
+    Ok((body.to_bytes(), flownet_core::embedding::MIME.to_owned()))
 }
 
 /// The exception with its traceback, as Python would print it.

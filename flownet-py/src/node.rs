@@ -305,7 +305,10 @@ impl Node {
     /// `{"text", "finish_reason", "usage"}` JSON, and stops taking pieces at
     /// `params["max_tokens"]`. With `unit="thousand_tokens"` the price is per 1,000
     /// pieces (tokens) and the node is paid for the pieces delivered; the default
-    /// `unit="task"` prices each task whole.
+    /// `unit="task"` prices each task whole. An `embedding` function gets the task's
+    /// texts (a list of str) and returns one vector per text, or `{"embeddings": [...],
+    /// "tokens": [...]}`; priced per 1,000 tokens it must say the tokens each text
+    /// took, which it is paid for.
     #[pyo3(signature = (model_id, *, price, kind = "text-to-image", name = None, output_mime = None, weights_sha256 = None, prompt_mapping = None, defaults = None, unit = "task"))]
     #[allow(clippy::too_many_arguments)]
     fn model(
@@ -327,9 +330,11 @@ impl Node {
                 )))
             })?;
         let kind = parse_kind(kind)?;
-        if unit == flownet_core::PriceUnit::ThousandTokens && kind != TaskKind::TextGeneration {
+        if unit == flownet_core::PriceUnit::ThousandTokens
+            && !matches!(kind, TaskKind::TextGeneration | TaskKind::Embedding)
+        {
             return Err(FlowError::Core(Error::InvalidInput(
-                "only text-generation models are priced per 1,000 tokens".into(),
+                "only text-generation and embedding models are priced per 1,000 tokens".into(),
             ))
             .into());
         }

@@ -29,6 +29,7 @@ BIN = os.environ.get("FLOWNET_BIN", str(REPO / "target" / "debug" / "flownet"))
 MODELS = os.environ.get("FLOWNET_MODELS", str(REPO / "models"))
 MODEL = "terrain-diffusion-128"
 CHAT = "smollm2-135m-instruct"
+EMBED = "all-minilm-l6-v2"
 
 
 def free_port() -> int:
@@ -59,7 +60,7 @@ class Market:
         self.flownet(
             "alpine", "node", "register", "--name", "Alpine node",
             "--endpoint", f"http://127.0.0.1:{node_port}", "--model", f"{MODEL}=0.5",
-            "--model", "mobilenet-v2=0.1", "--model", f"{CHAT}=0.2",
+            "--model", "mobilenet-v2=0.1", "--model", f"{CHAT}=0.2", "--model", f"{EMBED}=0.02",
         )
         self.keys = {
             "rich": self.flownet("alpine", "web", "keys", "create", "--label", "rich", "--max-price", "1", "--faucet", "--rate", "600/60")["key"],
@@ -211,6 +212,62 @@ def test_kinds_nobody_serves_are_not_found(market):
         c.completions.create(model="gpt-3.5-turbo-instruct", prompt="hello")
     with pytest.raises(openai.NotFoundError):
         c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+
+
+def reference_embeddings(texts: list[str]):
+    """The Python reference pipeline (onnxruntime + numpy + tokenizers) on the same model."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "benches" / "python"))
+    from embed_ref import Reference
+
+    return Reference(Path(MODELS) / EMBED, threads=1).embed(texts)
+
+
+SENTENCES = [
+    "A man is playing a guitar.",
+    "Someone is strumming a guitar.",
+    "The stock market fell sharply today.",
+]
+
+
+def test_embeddings_of_a_list_in_one_task_match_the_reference(market):
+    import numpy as np
+
+    c = client(market, market.keys["rich"])
+    models = {m.id: m for m in c.models.list().data}
+    assert EMBED in models
+    # The SDK asks for base64 by default and decodes it to floats.
+    r = c.embeddings.create(model=EMBED, input=SENTENCES)
+    assert [d.index for d in r.data] == [0, 1, 2]
+    ours = np.array([d.embedding for d in r.data])
+    assert ours.shape == (3, 384)
+    theirs = reference_embeddings(SENTENCES)
+    assert np.abs(ours - theirs).max() < 1e-4
+    sims = ours @ ours.T
+    assert abs(sims - theirs @ theirs.T).max() < 1e-4
+    assert sims[0, 1] > sims[0, 2] + 0.3, sims
+    # Paid per 1,000 tokens read: the usage is the node's count, the rest came back.
+    assert r.usage.prompt_tokens == r.usage.total_tokens > 3
+    task = task_of(market, r.model_extra["flownet"]["task_id"])
+    assert task["status"] == "fulfilled"
+    assert task["units"] == r.usage.prompt_tokens
+    assert float(task["refunded"]) > 0
+    # One string, as floats.
+    one = c.embeddings.create(model=EMBED, input=SENTENCES[0], encoding_format="float")
+    assert len(one.data) == 1
+    assert np.abs(np.array(one.data[0].embedding) - theirs[0]).max() < 1e-4
+
+
+def test_bad_embedding_requests_are_refused_before_payment(market):
+    c = client(market, market.keys["rich"])
+    for bad in ([], [""], ["ok", 3], [[1, 2, 3]]):
+        with pytest.raises(openai.BadRequestError) as e:
+            c.embeddings.create(model=EMBED, input=bad)
+        assert e.value.code == "invalid_input", bad
+    with pytest.raises(openai.BadRequestError) as e:
+        c.embeddings.create(model=CHAT, input="hello")
+    assert e.value.code == "wrong_model_kind"
 
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]

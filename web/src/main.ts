@@ -16,6 +16,7 @@ import {
   flowConfig,
 } from "./api";
 import { type Message, conversationPrompt, displayMime, meteredCost, readChatStream } from "./chat";
+import { type Embeddings, cosine, embeddingMaxUnits, embeddingPrompt, embeddingTexts, readEmbeddings } from "./embed";
 import { type Action, type InputRef, formatAmount, hex } from "./encoding";
 import { proofHeader } from "./pow";
 // FCL is loaded only on Flow: the embedded ledger's page stays small.
@@ -315,7 +316,30 @@ function renderNodeChoice(): void {
   const meta = state.models.get(model);
   $("mapping").textContent = meta ? `How ${model} reads a prompt: ${meta.prompt_mapping}` : "";
   renderChatMode(model);
+  const embedding = isEmbeddingModel(model);
+  $("prompt-label").textContent = embedding ? "Texts to embed (one per line)" : "Prompt";
+  $<HTMLTextAreaElement>("prompt").rows = embedding ? 5 : 3;
   updatePrice();
+}
+
+function isEmbeddingModel(model: string): boolean {
+  const offerKind = state.nodes.flatMap((n) => n.models).find((m) => m.model_id === model)?.kind;
+  return (state.models.get(model)?.kind ?? offerKind) === "embedding";
+}
+
+/** What the prompt box asks for: the prompt to sign, and for a metered offer the most
+ * tokens it escrows for (an embedding model's bound on its texts). */
+function promptRequest(c: NonNullable<ReturnType<typeof chosenOffer>>, box: string): { prompt: string; maxUnits?: number } {
+  if (isEmbeddingModel(c.offer.model_id)) {
+    const texts = embeddingTexts(box);
+    return { prompt: embeddingPrompt(texts), maxUnits: embeddingMaxUnits(texts) };
+  }
+  return { prompt: box };
+}
+
+/** The escrow of the prompt box's request at `c`'s price, in base units. */
+function promptEscrow(c: NonNullable<ReturnType<typeof chosenOffer>>, maxUnits: number | undefined): number {
+  return c.offer.unit === "thousand_tokens" ? meteredCost(c.offer.price_units, maxUnits ?? 256) : c.offer.price_units;
 }
 
 function chosenOffer() {
@@ -332,6 +356,16 @@ function updatePrice(): void {
   const price = $("price");
   if (!c) {
     price.textContent = "No node offers a model you can prompt yet.";
+    return;
+  }
+  if (c.offer.unit === "thousand_tokens" && isEmbeddingModel(c.offer.model_id)) {
+    const texts = embeddingTexts($<HTMLTextAreaElement>("prompt").value);
+    const max = embeddingMaxUnits(texts);
+    const escrow = promptEscrow(c, max);
+    const short = state.account && state.account.balance_units < escrow;
+    price.textContent =
+      `${c.offer.price} FLOWNET per 1,000 tokens. ${texts.length} text${texts.length === 1 ? "" : "s"}: you escrow ${formatAmount(escrow)} FLOWNET for at most ${max} tokens; you pay for the tokens ${c.node.name} reads and the rest comes back.` +
+      (short ? " Your balance is too low: get welcome tokens first." : "");
     return;
   }
   const short = state.account && state.account.balance_units < c.offer.price_units;
@@ -455,9 +489,12 @@ async function showResult(task: Task): Promise<void> {
   const ok = got === out.sha256;
   let view: HTMLElement;
   const mime = displayMime(state.models.get(task.model_id)?.output_mime);
+  const embeddings = isEmbeddingModel(task.model_id) ? readEmbeddings(bytes) : null;
   if (mime) {
     const url = URL.createObjectURL(new Blob([bytes], { type: mime }));
     view = el("img", { src: url, alt: `Output of task ${task.id} for the prompt “${task.prompt}”`, id: "result-image" });
+  } else if (embeddings) {
+    view = embeddingView(embeddings, task);
   } else {
     view = el("pre", { class: "text-output" }, new TextDecoder().decode(bytes));
   }
@@ -475,6 +512,42 @@ async function showResult(task: Task): Promise<void> {
   );
   $("result").replaceChildren(el("figure", { class: "output" }, view, el("figcaption", {}, facts)), rateForm(task, "Rate your output (this moves the node's score)"));
   await Promise.all([refreshAccount(), refreshNfts(), refreshNodes()]);
+}
+
+/** An embedding output: what was embedded, the texts' cosine similarities, and the
+ * first numbers of each vector (the whole JSON is one click away). */
+function embeddingView(e: Embeddings, task: Task): HTMLElement {
+  let texts: string[];
+  try {
+    const v = JSON.parse(task.prompt) as { input?: unknown };
+    texts = Array.isArray(v.input) ? v.input.map(String) : typeof v.input === "string" ? [v.input] : [task.prompt];
+  } catch {
+    texts = [task.prompt];
+  }
+  const n = e.embeddings.length;
+  const summary = el(
+    "p",
+    { id: "result-embeddings" },
+    `${n} vector${n === 1 ? "" : "s"} of ${e.dimensions} dimensions from ${e.usage.prompt_tokens} tokens` +
+      (e.truncated.some((t) => t) ? " (some texts were cut at the model's length)" : "") +
+      ".",
+  );
+  const parts: HTMLElement[] = [summary];
+  if (n >= 2 && n <= 12) {
+    const head = el("tr", {}, el("th", { scope: "col" }, "cosine"), ...e.embeddings.map((_, j) => el("th", { scope: "col" }, `#${j + 1}`)));
+    const rows = e.embeddings.map((a, i) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row", title: texts[i] ?? "" }, `#${i + 1} ${(texts[i] ?? "").slice(0, 40)}`),
+        ...e.embeddings.map((b, j) => el("td", { class: "num" }, i === j ? "1" : cosine(a, b).toFixed(3))),
+      ),
+    );
+    parts.push(el("table", { class: "similarity", id: "result-similarity" }, el("caption", {}, "How alike the texts are (1 = same meaning)"), el("thead", {}, head), el("tbody", {}, ...rows)));
+  }
+  const preview = e.embeddings.map((v, i) => `#${i + 1} [${v.slice(0, 6).map((x) => x.toFixed(4)).join(", ")}, …]`).join("\n");
+  parts.push(el("details", {}, el("summary", {}, "Vectors"), el("pre", { class: "text-output" }, preview)));
+  return el("div", { class: "embedding-output" }, ...parts);
 }
 
 // ---- the chat view (text-generation models) ---------------------------------------
@@ -929,20 +1002,24 @@ function wire(): void {
   );
   $("model").addEventListener("change", renderNodeChoice);
   $("node").addEventListener("change", updatePrice);
+  $("prompt").addEventListener("input", updatePrice);
   const form = $<HTMLFormElement>("ask-form");
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     void act($<HTMLButtonElement>("pay"), async () => {
       const c = chosenOffer();
       if (!c) throw new Error("choose a model and a node");
-      const prompt = $<HTMLTextAreaElement>("prompt").value;
-      if (!prompt.trim()) {
+      const box = $<HTMLTextAreaElement>("prompt").value;
+      if (!box.trim()) {
         $("prompt").focus();
-        throw new Error("write a prompt first");
+        throw new Error(isEmbeddingModel(c.offer.model_id) ? "write a text to embed first" : "write a prompt first");
       }
+      const { prompt, maxUnits } = promptRequest(c, box);
       const size = new TextEncoder().encode(prompt).length;
       if (size > state.maxPromptBytes) throw new Error(`the prompt is ${size} bytes; at most ${state.maxPromptBytes} are allowed`);
-      if (state.account && state.account.balance_units < c.offer.price_units)
+      const metered = c.offer.unit === "thousand_tokens";
+      const escrow = promptEscrow(c, maxUnits);
+      if (state.account && state.account.balance_units < escrow)
         throw new Error("your balance is too low for this node's price: get welcome tokens first");
       const receipt = await send({
         type: "submit",
@@ -951,7 +1028,8 @@ function wire(): void {
         prompt,
         params: "{}",
         // The price seen here is the most this task may cost.
-        max_price: c.offer.price_units,
+        max_price: escrow,
+        ...(metered ? { max_units: maxUnits ?? 256 } : {}),
       });
       const id = receipt.outcome.task;
       if (id === undefined) throw new Error("the ledger did not return a task id");

@@ -368,7 +368,12 @@ pub(crate) async fn wait_and_save(
     let generation = (output.mime == flownet_core::Generation::MIME)
         .then(|| flownet_core::Generation::from_bytes(&bytes).ok())
         .flatten();
-    let text = (output.mime == "application/json" && generation.is_none())
+    // Embeddings are summed up (the vectors are in the saved file), with the texts'
+    // cosine similarities when there are a few.
+    let embeddings = (output.mime == flownet_core::embedding::MIME && generation.is_none())
+        .then(|| flownet_core::Embeddings::from_bytes(&bytes).ok())
+        .flatten();
+    let text = (output.mime == "application/json" && generation.is_none() && embeddings.is_none())
         .then(|| String::from_utf8_lossy(&bytes).into_owned());
     // The tokens paid for, recounted with the model's tokenizer when it is here.
     let check = match &generation {
@@ -386,6 +391,12 @@ pub(crate) async fn wait_and_save(
         j["text"] = json!(g.text);
         j["finish_reason"] = json!(g.finish_reason);
         j["usage"] = json!(g.usage);
+    }
+    if let Some(e) = &embeddings {
+        j["embeddings"] = json!({
+            "count": e.embeddings.len(), "dimensions": e.dimensions, "tokens": e.tokens,
+            "truncated": e.truncated, "usage": e.usage,
+        });
     }
     if let Some(c) = &check {
         j["units_check"] = c.to_json();
@@ -435,9 +446,48 @@ pub(crate) async fn wait_and_save(
             s.push('\n');
             s.push_str(&t);
         }
+        if let Some(e) = &embeddings {
+            s.push('\n');
+            s.push_str(&describe_embeddings(e));
+        }
         s
     });
     Ok(task)
+}
+
+/// An embedding output in a few lines: how many vectors, their tokens, and for up to
+/// 8 texts the matrix of their cosine similarities.
+fn describe_embeddings(e: &flownet_core::Embeddings) -> String {
+    let n = e.embeddings.len();
+    let cut = e.truncated.iter().filter(|t| **t).count();
+    let mut s = format!(
+        "{n} embedding{} of {} dimensions, {} tokens ({})",
+        if n == 1 { "" } else { "s" },
+        e.dimensions,
+        e.usage.prompt_tokens,
+        e.tokens
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" + ")
+    );
+    if cut > 0 {
+        s.push_str(&format!("; {cut} text(s) cut at the model's length"));
+    }
+    if (2..=8).contains(&n) {
+        s.push_str("\ncosine similarities:\n    ");
+        for j in 0..n {
+            s.push_str(&format!("{:>7}", format!("#{j}")));
+        }
+        for i in 0..n {
+            s.push_str(&format!("\n{:>4}", format!("#{i}")));
+            for j in 0..n {
+                let c = flownet_core::embedding::cosine(&e.embeddings[i], &e.embeddings[j]);
+                s.push_str(&format!("{c:>7.3}"));
+            }
+        }
+    }
+    s
 }
 
 /// Follows the node's stream of task `id` and prints its text as it comes; returns
@@ -583,10 +633,15 @@ pub async fn submit(
         params,
         models_dir,
     } = req;
-    // What the model's manifest says it takes, checked before anything is paid.
-    if let Some(dir) = &models_dir {
-        flownet_node::engine::precheck(dir, &model, &prompt, input_bytes.as_deref())?;
-    }
+    // What the model's manifest says it takes, checked before anything is paid (and
+    // for an embedding model, the most tokens its texts can be).
+    let bound = match &models_dir {
+        Some(dir) => {
+            flownet_node::engine::precheck(dir, &model, &prompt, input_bytes.as_deref())?
+        }
+        None => None,
+    };
+    let max_tokens = max_tokens.or(bound);
     let ledger = wallet.ledger().clone();
     let params_map = match serde_json::from_str(&params) {
         Ok(serde_json::Value::Object(map)) => map,

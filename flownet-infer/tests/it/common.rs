@@ -8,6 +8,7 @@ use flownet_infer::{EngineOptions, FLOWNET_MODELS, ORT_DYLIB_PATH, OnnxEngine};
 pub const TERRAIN: &str = "terrain-diffusion-128";
 pub const MOBILENET: &str = "mobilenet-v2";
 pub const SMOLLM2: &str = "smollm2-135m-instruct";
+pub const MINILM: &str = "all-minilm-l6-v2";
 
 const SETUP_HINT: &str = "the integration tests need the models and ONNX Runtime: run `eval \"$(scripts/setup.sh)\"` from the workspace root first";
 
@@ -52,7 +53,7 @@ pub fn engine() -> &'static OnnxEngine {
         let options = if smollm2_present() {
             options()
         } else {
-            options().with_models([TERRAIN, MOBILENET])
+            options().with_models([TERRAIN, MOBILENET, MINILM])
         };
         let engine = OnnxEngine::load(&dir, &options).unwrap_or_else(|e| {
             panic!(
@@ -60,7 +61,7 @@ pub fn engine() -> &'static OnnxEngine {
                 dir.display()
             )
         });
-        for id in [TERRAIN, MOBILENET] {
+        for id in [TERRAIN, MOBILENET, MINILM] {
             assert!(
                 engine.manifest(id).is_some(),
                 "model {id} is missing from {}; {SETUP_HINT}",
@@ -69,6 +70,18 @@ pub fn engine() -> &'static OnnxEngine {
         }
         engine
     })
+}
+
+/// The project's Python (the venv `scripts/setup.sh` makes), for the reference
+/// pipelines the tests compare with: `FLOWNET_PYTHON`, else the workspace's
+/// `.venv/bin/python`.
+pub fn python() -> PathBuf {
+    std::env::var_os("FLOWNET_PYTHON")
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
+            PathBuf::from,
+        )
 }
 
 /// A test photo's bytes from `models/testdata`.

@@ -4,6 +4,7 @@
 
 mod classify;
 mod common;
+mod embed;
 mod engine;
 mod llm;
 mod manifest;
