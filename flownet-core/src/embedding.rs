@@ -152,7 +152,11 @@ impl Embeddings {
 
 /// The cosine similarity of two vectors (0 when either is all zeros).
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     if na == 0.0 || nb == 0.0 {
@@ -174,7 +178,10 @@ mod tests {
     fn a_plain_prompt_is_one_text_and_an_input_object_is_a_batch() {
         assert_eq!(inputs("hello world").unwrap(), s(&["hello world"]));
         assert_eq!(inputs(r#"{"input": "a"}"#).unwrap(), s(&["a"]));
-        assert_eq!(inputs(r#"{"input": ["a", "b c"]}"#).unwrap(), s(&["a", "b c"]));
+        assert_eq!(
+            inputs(r#"{"input": ["a", "b c"]}"#).unwrap(),
+            s(&["a", "b c"])
+        );
         // JSON that is not an input object is text like any other.
         assert_eq!(inputs(r#"{"a": 1}"#).unwrap(), s(&[r#"{"a": 1}"#]));
         assert_eq!(inputs("[1, 2]").unwrap(), s(&["[1, 2]"]));
@@ -214,7 +221,10 @@ mod tests {
         // "é" is two bytes; a Hangul syllable three (it decomposes into up to 3 jamo).
         assert_eq!(max_units(&s(&["é", "한"]), None), 4 + 5);
         assert_eq!(max_units(&s(&[&"x".repeat(1000)]), Some(256)), 256);
-        assert_eq!(max_units(&s(&["ab", &"x".repeat(1000)]), Some(256)), 4 + 256);
+        assert_eq!(
+            max_units(&s(&["ab", &"x".repeat(1000)]), Some(256)),
+            4 + 256
+        );
         assert_eq!(max_units(&[], None), 1);
     }
 

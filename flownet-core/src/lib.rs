@@ -49,6 +49,7 @@ pub use action::{Action, Envelope, LedgerId, SignedEnvelope};
 pub use address::Address;
 pub use amount::Amount;
 pub use crypto::{Digest32, HashAlgo, PublicKey, Signature, SigningKey};
+pub use embedding::Embeddings;
 pub use endpoint::Endpoint;
 pub use error::{Error, ErrorKind, Result};
 pub use node::{NodeEvent, NodeWorker};
@@ -57,7 +58,6 @@ pub use ports::{
     ModelInfo, Receipt, TaskKind, TaskQuery, TaskStreams,
 };
 pub use ports::{FinishReason, Generation, GenerationFold, LedgerChange, StreamChunk, Usage};
-pub use embedding::Embeddings;
 pub use rules::{Outcome, StateStore};
 pub use types::*;
 pub use wallet::Wallet;

@@ -1278,7 +1278,11 @@ pub async fn embeddings(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let req: EmbeddingRequest = json_body(&headers, body)?;
-    refuse_unknown(&req.extra, &["user", "encoding_format"], "model, input and encoding_format")?;
+    refuse_unknown(
+        &req.extra,
+        &["user", "encoding_format"],
+        "model, input and encoding_format",
+    )?;
     // OpenAI's clients ask for base64 (little-endian f32s) by default.
     let base64 = match req.extra.get("encoding_format") {
         None | Some(Value::Null) => false,

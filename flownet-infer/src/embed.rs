@@ -202,8 +202,13 @@ impl Embedder {
             types[at..at + t.types.len()].copy_from_slice(&t.types);
             mask[at..at + t.ids.len()].fill(1);
         }
-        fn tensor<'a>(shape: [usize; 2], data: &'a [i64], name: &str) -> Result<TensorRef<'a, i64>> {
-            TensorRef::from_array_view((shape, data)).map_err(Error::ort(format!("preparing {name}")))
+        fn tensor<'a>(
+            shape: [usize; 2],
+            data: &'a [i64],
+            name: &str,
+        ) -> Result<TensorRef<'a, i64>> {
+            TensorRef::from_array_view((shape, data))
+                .map_err(Error::ort(format!("preparing {name}")))
         }
         let shape = [n, len];
         let mut inputs = vec![

@@ -283,25 +283,31 @@ fn embeddings(
     metered: bool,
 ) -> PyResult<(Vec<u8>, String)> {
     let bad = |why: String| pyo3::exceptions::PyValueError::new_err(why);
-    let (vectors, tokens) = if out.is_instance_of::<PyDict>() {
-        let vectors = out.get_item("embeddings").map_err(|_| {
-            bad(format!("the handler of {id} returned a dict without \"embeddings\""))
-        })?;
-        let tokens: Option<Vec<u64>> = match out.get_item("tokens") {
-            Ok(t) if !t.is_none() => Some(t.extract()?),
-            _ => None,
-        };
-        (vectors.extract::<Vec<Vec<f32>>>()?, tokens)
-    } else {
-        (out.extract::<Vec<Vec<f32>>>().map_err(|_| {
+    let (vectors, tokens) =
+        if out.is_instance_of::<PyDict>() {
+            let vectors = out.get_item("embeddings").map_err(|_| {
+                bad(format!(
+                    "the handler of {id} returned a dict without \"embeddings\""
+                ))
+            })?;
+            let tokens: Option<Vec<u64>> = match out.get_item("tokens") {
+                Ok(t) if !t.is_none() => Some(t.extract()?),
+                _ => None,
+            };
+            (vectors.extract::<Vec<Vec<f32>>>()?, tokens)
+        } else {
+            (out.extract::<Vec<Vec<f32>>>().map_err(|_| {
             bad(format!(
                 "the handler of {id} must return a list of vectors (lists of floats), one per \
                  text, or {{\"embeddings\": [...], \"tokens\": [...]}}"
             ))
         })?, None)
-    };
+        };
     let dimensions = vectors.first().map_or(0, Vec::len);
-    if vectors.len() != texts.len() || dimensions == 0 || vectors.iter().any(|v| v.len() != dimensions) {
+    if vectors.len() != texts.len()
+        || dimensions == 0
+        || vectors.iter().any(|v| v.len() != dimensions)
+    {
         return Err(bad(format!(
             "the handler of {id} returned {} vectors for {} texts; it must return one non-empty \
              vector per text, all of one length",

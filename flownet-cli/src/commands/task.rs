@@ -636,9 +636,7 @@ pub async fn submit(
     // What the model's manifest says it takes, checked before anything is paid (and
     // for an embedding model, the most tokens its texts can be).
     let bound = match &models_dir {
-        Some(dir) => {
-            flownet_node::engine::precheck(dir, &model, &prompt, input_bytes.as_deref())?
-        }
+        Some(dir) => flownet_node::engine::precheck(dir, &model, &prompt, input_bytes.as_deref())?,
         None => None,
     };
     let max_tokens = max_tokens.or(bound);

@@ -63,7 +63,8 @@ fn reference(texts: &[&str]) -> (Vec<Vec<f64>>, Vec<u64>) {
 
 fn cos64(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt())
+    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt()
+        * b.iter().map(|x| x * x).sum::<f64>().sqrt())
 }
 
 const PAIRS: [&str; 8] = [
@@ -94,7 +95,10 @@ fn vectors_and_similarities_match_the_python_reference() {
             .fold(0.0, f64::max);
         assert!(worst < 1e-4, "text {i}: a component differs by {worst}");
         let norm: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum();
-        assert!((norm - 1.0).abs() < 1e-5, "text {i} has squared norm {norm}");
+        assert!(
+            (norm - 1.0).abs() < 1e-5,
+            "text {i} has squared norm {norm}"
+        );
     }
     for i in 0..PAIRS.len() {
         for j in i + 1..PAIRS.len() {
@@ -114,7 +118,11 @@ fn a_paraphrase_is_nearer_than_an_unrelated_sentence() {
     let v = &e.embeddings;
     let guitar = cosine(&v[0], &v[1]);
     let market = cosine(&v[2], &v[3]);
-    for unrelated in [cosine(&v[0], &v[2]), cosine(&v[0], &v[3]), cosine(&v[1], &v[2])] {
+    for unrelated in [
+        cosine(&v[0], &v[2]),
+        cosine(&v[0], &v[3]),
+        cosine(&v[1], &v[2]),
+    ] {
         assert!(guitar > unrelated + 0.3, "{guitar} vs {unrelated}");
         assert!(market > unrelated + 0.3, "{market} vs {unrelated}");
     }
@@ -175,7 +183,9 @@ fn bad_inputs_and_an_exceeded_budget_are_refused() {
     let e = err("hello world", json!({"max_tokens": 3}));
     assert!(e.contains("4 tokens") && e.contains("at most 3"), "{e}");
     assert_eq!(
-        embed("hello world", json!({"max_tokens": 4})).unwrap().tokens,
+        embed("hello world", json!({"max_tokens": 4}))
+            .unwrap()
+            .tokens,
         [4]
     );
 }
