@@ -123,7 +123,15 @@ pub fn model_request(
             String::new(),
             Some(std::fs::read(models_dir.join("testdata/chelsea.png"))?),
         ),
-        _ => ("jagged alpine peaks".to_owned(), None),
+        "all-minilm-l6-v2" => {
+            let sentences: Vec<String> =
+                serde_json::from_str(include_str!("../python/embed_sentences.json"))?;
+            (serde_json::json!({ "input": sentences }).to_string(), None)
+        }
+        "terrain-diffusion-128" | "smollm2-135m-instruct" => {
+            ("jagged alpine peaks".to_owned(), None)
+        }
+        other => anyhow::bail!("no benchmark request for model {other}"),
     };
     Ok(flownet_core::InferenceRequest {
         model_id: model_id.into(),

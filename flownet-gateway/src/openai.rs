@@ -1343,6 +1343,21 @@ pub async fn embeddings(
             json!({ "object": "embedding", "index": index, "embedding": embedding })
         })
         .collect();
+    let mut fields = flownet_fields(d, &meta, g.config.models_dir.as_deref());
+    // The tokens paid for, recounted with the model's tokenizer when this gateway's
+    // models dir holds the same model.
+    if let Some(dir) = g.config.models_dir.clone() {
+        let (task, out) = (d.task.clone(), out.clone());
+        let check = tokio::task::spawn_blocking(move || {
+            flownet_node::check_embedding_units(&task, &texts, &out, &dir)
+        })
+        .await
+        .map_err(|e| ApiError::internal("recounting the tokens", e))?;
+        if let Some(w) = check.warning(d.task.node) {
+            tracing::warn!(task = d.task.id, "{w}");
+        }
+        fields.insert("units_check".into(), check.to_json());
+    }
     Ok(Json(json!({
         "object": "list",
         "data": data,
@@ -1351,6 +1366,6 @@ pub async fn embeddings(
             "prompt_tokens": out.usage.prompt_tokens,
             "total_tokens": out.usage.total_tokens,
         },
-        "flownet": flownet_fields(d, &meta, g.config.models_dir.as_deref()),
+        "flownet": fields,
     })))
 }

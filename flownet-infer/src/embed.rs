@@ -257,6 +257,36 @@ impl Embedder {
     }
 }
 
+/// How many tokens each of `texts` takes under the tokenizer of the embedding model
+/// `manifest` names (cut at its `context_length`, as the model reads them): what a
+/// requester recounts an embedding task's stated tokens with. Only the tokenizer is
+/// loaded.
+pub fn count_tokens(manifest: &ModelManifest, texts: &[String]) -> Result<Vec<u64>> {
+    if manifest.kind != flownet_core::TaskKind::Embedding {
+        return Err(Error::Unsupported {
+            id: manifest.id.clone(),
+            reason: "not an embedding model".into(),
+        });
+    }
+    let path = manifest
+        .file_path("tokenizer")
+        .ok_or_else(|| Error::Unsupported {
+            id: manifest.id.clone(),
+            reason: "the manifest names no tokenizer (files.tokenizer)".into(),
+        })?;
+    let max_tokens = manifest.context_length.unwrap_or(512) as usize;
+    let tokenizer = load_tokenizer(&path, max_tokens)?;
+    texts
+        .iter()
+        .map(|t| {
+            tokenizer
+                .encode(t.as_str(), true)
+                .map(|e| e.get_ids().len() as u64)
+                .map_err(|e| Error::InvalidInput(format!("tokenizing the text: {e}")))
+        })
+        .collect()
+}
+
 /// The mean of the first `tokens` rows of `hidden` (`[L, d]`), L2-normalised (a zero
 /// vector stays zero), computed in `f64`.
 fn pool(hidden: &[f32], tokens: usize, d: usize) -> Vec<f32> {
@@ -297,7 +327,8 @@ mod tests {
         // Two real tokens and one pad row that must not count.
         let hidden = [1.0, 0.0, 3.0, 4.0, 100.0, 100.0];
         let v = pool(&hidden, 2, 2);
-        let expected = [2.0f64 / 20f64.sqrt(), 4.0 / 20f64.sqrt()];
+        // The mean is (2, 2), of norm √8.
+        let expected = [2.0f64 / 8f64.sqrt(), 2.0 / 8f64.sqrt()];
         assert!((f64::from(v[0]) - expected[0]).abs() < 1e-7, "{v:?}");
         assert!((f64::from(v[1]) - expected[1]).abs() < 1e-7, "{v:?}");
         assert_eq!(pool(&[0.0, 0.0], 1, 2), vec![0.0, 0.0]);

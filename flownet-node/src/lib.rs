@@ -70,7 +70,7 @@ pub use error::{Error, Result};
 pub use fetch::{FetchPolicy, HttpFetcher};
 pub use http::{HttpLimits, serve};
 pub use ipfs::Ipfs;
-pub use recount::{UnitsCheck, check_units};
+pub use recount::{UnitsCheck, check_embedding_units, check_units};
 pub use server::{
     node_router, router, spawn_blob_server, spawn_node_server, spawn_node_server_with,
 };

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use flownet_core::{Generation, Task};
+use flownet_core::{Embeddings, Generation, Task, TaskKind};
 use flownet_infer::ModelFormat;
 
 /// What recounting a delivered answer found.
@@ -113,6 +113,64 @@ pub fn check_units(task: &Task, answer: &Generation, models_dir: &Path) -> Units
                     stated,
                     counted: said,
                     how: "by the answer's own usage",
+                }
+            }
+        }
+    }
+}
+
+/// Recounts an embedding task's stated tokens: `texts` (what the requester sent) under
+/// the tokenizer of the embedding model in `models_dir` whose id and weights match the
+/// task's, else against the output's own token counts.
+pub fn check_embedding_units(
+    task: &Task,
+    texts: &[String],
+    out: &Embeddings,
+    models_dir: &Path,
+) -> UnitsCheck {
+    let Some(stated) = task.units else {
+        return UnitsCheck::Unchecked {
+            reason: "the task is not paid per token, or not fulfilled".into(),
+        };
+    };
+    let local = crate::manifests(models_dir).ok().and_then(|all| {
+        all.into_iter().find(|m| {
+            m.id == task.model_id
+                && m.sha256 == task.weights_sha256
+                && m.kind == TaskKind::Embedding
+        })
+    });
+    match local.map(|m| flownet_infer::embed::count_tokens(&m, texts)) {
+        Some(Ok(counts)) => {
+            let counted = counts.iter().sum::<u64>().min(task.max_units);
+            if counted == stated {
+                UnitsCheck::Matches { units: stated }
+            } else {
+                UnitsCheck::Differs {
+                    stated,
+                    counted,
+                    how: "under the model's tokenizer",
+                }
+            }
+        }
+        other => {
+            let reason = match other {
+                Some(Err(e)) => format!("the local copy of the model cannot count: {e}"),
+                _ => format!(
+                    "no embedding model {} with weights {} in {}",
+                    task.model_id,
+                    task.weights_sha256,
+                    models_dir.display()
+                ),
+            };
+            let said = out.usage.prompt_tokens.min(task.max_units);
+            if said == stated {
+                UnitsCheck::Unchecked { reason }
+            } else {
+                UnitsCheck::Differs {
+                    stated,
+                    counted: said,
+                    how: "by the output's own usage",
                 }
             }
         }

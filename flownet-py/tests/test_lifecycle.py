@@ -170,3 +170,49 @@ def test_a_handler_that_says_the_input_is_bad_declines_and_the_escrow_comes_back
     assert client.task(task.id).status == "declined"
     (listed,) = client.nodes(model="picky")
     assert listed["stats"]["declined"] == 1 if "stats" in listed else listed["declined"] == 1
+
+
+def test_a_python_embedding_handler_is_paid_for_the_tokens_it_says_it_read(ledger: flownet.Ledger, endpoint: str) -> None:
+    node_account = flownet.Account.create(ledger, "embed-node")
+    alice = flownet.Account.create(ledger, "embed-alice")
+    node = flownet.Node(ledger, node_account, name="python embedder", endpoint=endpoint)
+    seen: List[List[str]] = []
+
+    @node.model("letters", price="1", kind="embedding", unit="thousand_tokens")
+    def letters(texts: List[str], params: Dict[str, Any]) -> Dict[str, Any]:
+        """A toy embedding: how often each of 'a', 'e', 'i' occurs; one token per word."""
+        seen.append(texts)
+        vectors = [[t.count(c) / max(1, len(t)) for c in "aei"] for t in texts]
+        return {"embeddings": vectors, "tokens": [len(t.split()) for t in texts]}
+
+    @node.model("untold", price="1", kind="embedding", unit="thousand_tokens")
+    def untold(texts: List[str], params: Dict[str, Any]) -> List[List[float]]:
+        return [[1.0] for _ in texts]
+
+    server = threading.Thread(target=node.serve, kwargs={"interval_ms": 20})
+    server.start()
+    try:
+        client = flownet.Client(ledger, alice)
+        wait_until(lambda: bool(client.nodes(model="letters")), what="the node to register")
+        (listed,) = client.nodes(model="letters")
+        assert {m["model_id"]: m["unit"] for m in listed["models"]} == {"letters": "thousand_tokens", "untold": "thousand_tokens"}
+        task = client.submit('{"input": ["a banana", "three green trees here"]}', "letters")
+        out = task.wait(timeout=30)
+        assert seen == [["a banana", "three green trees here"]]
+        body = out.json()
+        assert body["tokens"] == [2, 4] and body["usage"]["prompt_tokens"] == 6
+        assert body["dimensions"] == 3 and len(body["embeddings"]) == 2
+        info = task.info()
+        assert info["units"] == 6
+        # 1 FLOWNET per 1,000 tokens: 6 tokens cost 0.006; the rest of the escrow came back.
+        assert alice.balance() == Decimal("1000") - Decimal("0.006")
+        # A metered handler that does not say its tokens is declined, and refunded.
+        before = alice.balance()
+        declined = client.submit("hello", "untold")
+        with pytest.raises(flownet.FlowNetError) as e:
+            declined.wait(timeout=30)
+        assert "tokens" in str(e.value)
+        assert alice.balance() == before
+    finally:
+        node.stop()
+        server.join(timeout=10)

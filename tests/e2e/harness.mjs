@@ -233,6 +233,22 @@ export class Market {
     return this.url;
   }
 
+  /** One node serving the embedding model inside the gateway's process; returns the
+   * gateway's base URL. */
+  async startEmbed(price = "0.5") {
+    const [gatewayPort, nodePort] = await freePorts(2);
+    this.run("embedder", ["init"]);
+    this.run("embedder", [
+      "node", "register", "--name", "Embedding node", "--endpoint", `http://127.0.0.1:${nodePort}`,
+      "--model", `all-minilm-l6-v2=${price}`,
+    ]);
+    this.gateway = this.spawn("embedder", ["web", "--listen", `127.0.0.1:${gatewayPort}`, "--node", "--threads", "1"]);
+    this.url = `http://127.0.0.1:${gatewayPort}`;
+    await this.waitFor(`${this.url}/healthz`, this.gateway);
+    await this.waitFor(`http://127.0.0.1:${nodePort}/healthz`, this.gateway);
+    return this.url;
+  }
+
   async stop() {
     for (const c of this.children) {
       if (c.exitCode === null) {

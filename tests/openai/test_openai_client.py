@@ -253,6 +253,8 @@ def test_embeddings_of_a_list_in_one_task_match_the_reference(market):
     assert task["status"] == "fulfilled"
     assert task["units"] == r.usage.prompt_tokens
     assert float(task["refunded"]) > 0
+    # The gateway recounted the tokens with the model's own tokenizer.
+    assert r.model_extra["flownet"]["units_check"]["result"] == "matches", r.model_extra["flownet"]
     # One string, as floats.
     one = c.embeddings.create(model=EMBED, input=SENTENCES[0], encoding_format="float")
     assert len(one.data) == 1

@@ -7,6 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use flownet_infer::{EngineOptions, OnnxEngine, default_models_dir};
 
+const EMBED: &str = "all-minilm-l6-v2";
+
 fn main() -> Result<()> {
     let mut threads = 1usize;
     let mut iters = 50usize;
@@ -27,6 +29,27 @@ fn main() -> Result<()> {
             )
         })?;
     let ids: Vec<String> = engine.manifests().map(|m| m.id.clone()).collect();
+    // Embeddings: the whole pipeline (tokenize, run, pool) over the benchmark's 32
+    // sentences in one request, as benches/python/embed_ref.py --bench times it.
+    if engine.manifest(EMBED).is_some() {
+        let sentences: Vec<String> =
+            serde_json::from_str(include_str!("../../python/embed_sentences.json"))?;
+        let request = flownet_core::InferenceRequest {
+            model_id: EMBED.into(),
+            prompt: serde_json::json!({ "input": sentences }).to_string(),
+            params: serde_json::Map::new(),
+            input: None,
+        };
+        let times = time(iters.min(20), || engine.infer_blocking(&request).map(drop))?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": EMBED, "threads": threads, "iters": times.len(),
+                "sentences": sentences.len(),
+                "sentences_per_s": (sentences.len() as f64 / (p50(&times) / 1000.0) * 10.0).round() / 10.0,
+            })
+        );
+    }
     for id in ids {
         let Some(inputs) = flownet_benches::model_inputs(&id) else {
             continue;

@@ -228,6 +228,59 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         }
     }
 
+    // A language step: alice embeds three sentences, paid per 1,000 tokens read.
+    let mut embeddings = None;
+    if let Some(e) = models.iter().find(|m| m.kind == TaskKind::Embedding) {
+        let texts: Vec<String> = [
+            "A man is playing a guitar.",
+            "Someone strums a guitar on stage.",
+            "The stock market fell sharply today.",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (enode, eoffer) = pick_node(ledger.as_ref(), &e.id, None).await?;
+        let max_units = flownet_core::embedding::max_units(&texts, None);
+        let (max_units, escrow, max_price) =
+            flownet_core::rules::quote(&eoffer, Some(max_units), &serde_json::Map::new(), None)?;
+        step(format!(
+            "alice embeds 3 sentences with {}: escrows {escrow} FLOWNET for at most {max_units} tokens",
+            e.id
+        ));
+        let eid = alice
+            .submit_action(flownet_core::Action::Submit {
+                node: enode.owner,
+                model_id: e.id.clone(),
+                prompt: flownet_core::embedding::prompt_for(&texts)?,
+                params: "{}".into(),
+                max_price,
+                input: None,
+                max_units,
+            })
+            .await?;
+        let etask = wait_for(ledger.as_ref(), None, eid, Duration::from_secs(120)).await?;
+        if let Some(out) = &etask.result {
+            let bytes = blobs::fetch_output(out, Some(&blob_store), FetchPolicy::LOOPBACK)?;
+            let v = flownet_core::Embeddings::from_bytes(&bytes)?;
+            let cos = |i: usize, j: usize| {
+                flownet_core::embedding::cosine(&v.embeddings[i], &v.embeddings[j])
+            };
+            step(format!(
+                "task {eid} fulfilled: 3 vectors of {} dimensions from {} tokens; cosine \
+                 guitar/guitar {:.3}, guitar/stocks {:.3}; {} FLOWNET of the escrow came back",
+                v.dimensions,
+                v.usage.prompt_tokens,
+                cos(0, 1),
+                cos(0, 2),
+                etask.refunded
+            ));
+            embeddings = Some(json!({
+                "task": eid, "model": e.id, "tokens": v.usage.prompt_tokens,
+                "similarity": { "paraphrase": cos(0, 1), "unrelated": cos(0, 2) },
+                "refunded": etask.refunded.to_string(),
+            }));
+        }
+    }
+
     let before_bob = ledger
         .account(bob.address())
         .await?
@@ -284,6 +337,7 @@ pub async fn run(ctx: &Ctx, args: DemoArgs) -> Result<()> {
         "weights_sha256": t2i.weights_sha256,
         "prompt_mapping": t2i.prompt_mapping,
         "classification": classification,
+        "embeddings": embeddings,
         "balances": balances,
         "treasury": info.globals.treasury.to_string(),
         "node": super::node_json(&node_after),

@@ -384,7 +384,19 @@ pub(crate) async fn wait_and_save(
                     .await?,
             )
         }
-        _ => None,
+        _ => match (&embeddings, flownet_core::embedding::inputs(&task.prompt)) {
+            // An embedding task's texts are its prompt unless it named an input blob.
+            (Some(e), Ok(texts)) if task.units.is_some() && task.input.is_none() => {
+                let (t, e, dir) = (task.clone(), e.clone(), ctx.models_dir.clone());
+                Some(
+                    tokio::task::spawn_blocking(move || {
+                        flownet_node::check_embedding_units(&t, &texts, &e, &dir)
+                    })
+                    .await?,
+                )
+            }
+            _ => None,
+        },
     };
     let mut j = json!({ "task": id, "status": task.status, "path": path, "sha256": output.sha256, "mime": output.mime, "size": output.size, "cid": output.cid(), "nft": task.nft });
     if let Some(g) = &generation {

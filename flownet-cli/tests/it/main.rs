@@ -2,6 +2,7 @@
 //! real models, real HTTP.
 
 mod chat;
+mod embed;
 mod ledger_verify;
 #[cfg(feature = "flow")]
 mod sponsor_flow;

@@ -311,13 +311,20 @@ fn the_demo_runs_the_whole_spine() {
     assert_eq!(summary["sha256"], crate::support::sha256_hex(&png));
     let decoded = image_size(&png);
     assert_eq!(decoded, (128, 128));
-    assert_eq!(summary["node"]["fulfilled"], 2);
+    // The image, the classification and the embeddings.
+    assert_eq!(summary["node"]["fulfilled"], 3);
     assert_eq!(summary["node"]["ratings"], 1);
     assert_eq!(
         summary["classification"]["labels"][0]["label"],
         "Egyptian Mau"
     );
-    assert_eq!(summary["nfts"].as_array().unwrap().len(), 2);
+    let sim = &summary["embeddings"]["similarity"];
+    assert!(
+        sim["paraphrase"].as_f64().unwrap() > sim["unrelated"].as_f64().unwrap() + 0.3,
+        "{summary}"
+    );
+    assert!(summary["embeddings"]["tokens"].as_u64().unwrap() > 3);
+    assert_eq!(summary["nfts"].as_array().unwrap().len(), 3);
     // A second run starts fresh in the same dir.
     let again = f.json(
         "alice",
