@@ -1242,9 +1242,9 @@ pub struct EmbeddingRequest {
     extra: Map<String, Value>,
 }
 
-/// `input` as texts: one string or a list of strings (OpenAI's token-array forms are
-/// refused: a node's tokenizer is its own).
-fn embedding_texts(input: Option<Value>) -> ApiResult<Vec<String>> {
+/// `input` as texts, and the prompt that carries them: one string or a list of strings
+/// (OpenAI's token-array forms are refused: a node's tokenizer is its own).
+fn embedding_texts(input: Option<Value>) -> ApiResult<(Vec<String>, String)> {
     let bad = |message: String| ApiError::bad_request("invalid_input", message).with_param("input");
     let texts = match input {
         Some(Value::String(s)) => vec![s],
@@ -1263,8 +1263,8 @@ fn embedding_texts(input: Option<Value>) -> ApiResult<Vec<String>> {
         Some(_) => return Err(bad("`input` must be a string or a list of strings".into())),
     };
     // The node's rules, checked before anything is paid.
-    flownet_core::embedding::prompt_for(&texts).map_err(|e| bad(e.to_string()))?;
-    Ok(texts)
+    let prompt = flownet_core::embedding::prompt_for(&texts).map_err(|e| bad(e.to_string()))?;
+    Ok((texts, prompt))
 }
 
 /// Embeddings by an embedding model: every text of the request in one task (one
@@ -1296,7 +1296,7 @@ pub async fn embeddings(
             .with_param("encoding_format"));
         }
     };
-    let texts = embedding_texts(req.input)?;
+    let (texts, source) = embedding_texts(req.input)?;
     let (meta, candidates) = choose(
         &g,
         &key,
@@ -1305,8 +1305,6 @@ pub async fn embeddings(
         "/v1/embeddings",
     )
     .await?;
-    let source = flownet_core::embedding::prompt_for(&texts)
-        .map_err(|e| ApiError::bad_request("invalid_input", e.to_string()).with_param("input"))?;
     let (prompt, input) = hold_input(&g, &headers, source, "input").await?;
     let job = Job {
         prompt: &prompt,

@@ -66,57 +66,19 @@ impl UnitsCheck {
 /// task's, else only against the answer's own usage. Blocking (the first call for a
 /// model hashes its weights); a task that is not metered or not settled is `Unchecked`.
 pub fn check_units(task: &Task, answer: &Generation, models_dir: &Path) -> UnitsCheck {
-    let Some(stated) = task.units else {
-        return UnitsCheck::Unchecked {
-            reason: "the task is not paid per token, or not fulfilled".into(),
-        };
-    };
-    let local = crate::manifests(models_dir).ok().and_then(|all| {
-        all.into_iter().find(|m| {
-            m.id == task.model_id
-                && m.sha256 == task.weights_sha256
-                && m.format() == ModelFormat::Gguf
-                && m.weights_path().exists()
-        })
-    });
-    let counted = local
-        .as_ref()
-        .map(|m| flownet_infer::count_tokens(m, &answer.text));
-    match counted {
-        Some(Ok(n)) => {
-            let counted = n.min(task.max_units);
-            if counted == stated {
-                UnitsCheck::Matches { units: stated }
-            } else {
-                UnitsCheck::Differs {
-                    stated,
-                    counted,
-                    how: "under the model's tokenizer",
-                }
-            }
-        }
-        other => {
-            let why = match other {
-                Some(Err(e)) => format!("the local copy of the model cannot count: {e}"),
-                _ => format!(
-                    "no GGUF of {} with weights {} in {}",
-                    task.model_id,
-                    task.weights_sha256,
-                    models_dir.display()
-                ),
-            };
-            let said = answer.usage.completion_tokens.min(task.max_units);
-            if said == stated {
-                UnitsCheck::Unchecked { reason: why }
-            } else {
-                UnitsCheck::Differs {
-                    stated,
-                    counted: said,
-                    how: "by the answer's own usage",
-                }
-            }
-        }
-    }
+    judge(
+        task,
+        || {
+            local_model(task, models_dir, |m| {
+                m.format() == ModelFormat::Gguf && m.weights_path().exists()
+            })
+            .map(|m| flownet_infer::count_tokens(&m, &answer.text))
+        },
+        || format!("no GGUF of {}", task.model_id),
+        models_dir,
+        answer.usage.completion_tokens,
+        "by the answer's own usage",
+    )
 }
 
 /// Recounts an embedding task's stated tokens: `texts` (what the requester sent) under
@@ -128,21 +90,53 @@ pub fn check_embedding_units(
     out: &Embeddings,
     models_dir: &Path,
 ) -> UnitsCheck {
+    judge(
+        task,
+        || {
+            local_model(task, models_dir, |m| m.kind == TaskKind::Embedding).map(|m| {
+                flownet_infer::embed::count_tokens(&m, texts).map(|c| c.iter().sum::<u64>())
+            })
+        },
+        || format!("no embedding model {}", task.model_id),
+        models_dir,
+        out.usage.prompt_tokens,
+        "by the output's own usage",
+    )
+}
+
+/// The manifest in `models_dir` of `task`'s model with the task's weights, when it is
+/// there and `usable`.
+fn local_model(
+    task: &Task,
+    models_dir: &Path,
+    usable: impl Fn(&flownet_infer::ModelManifest) -> bool,
+) -> Option<flownet_infer::ModelManifest> {
+    crate::manifests(models_dir).ok().and_then(|all| {
+        all.into_iter()
+            .find(|m| m.id == task.model_id && m.sha256 == task.weights_sha256 && usable(m))
+    })
+}
+
+/// The verdict on the units `task` was paid for: against `count()` (the local model's
+/// recount, when there is one to ask; called only for a settled metered task), else
+/// against `said`, what the output itself says it used (`by` names that source); both
+/// capped at the task's `max_units`.
+fn judge(
+    task: &Task,
+    count: impl FnOnce() -> Option<flownet_infer::Result<u64>>,
+    missing: impl FnOnce() -> String,
+    models_dir: &Path,
+    said: u64,
+    by: &'static str,
+) -> UnitsCheck {
     let Some(stated) = task.units else {
         return UnitsCheck::Unchecked {
             reason: "the task is not paid per token, or not fulfilled".into(),
         };
     };
-    let local = crate::manifests(models_dir).ok().and_then(|all| {
-        all.into_iter().find(|m| {
-            m.id == task.model_id
-                && m.sha256 == task.weights_sha256
-                && m.kind == TaskKind::Embedding
-        })
-    });
-    match local.map(|m| flownet_infer::embed::count_tokens(&m, texts)) {
-        Some(Ok(counts)) => {
-            let counted = counts.iter().sum::<u64>().min(task.max_units);
+    match count() {
+        Some(Ok(n)) => {
+            let counted = n.min(task.max_units);
             if counted == stated {
                 UnitsCheck::Matches { units: stated }
             } else {
@@ -157,20 +151,20 @@ pub fn check_embedding_units(
             let reason = match other {
                 Some(Err(e)) => format!("the local copy of the model cannot count: {e}"),
                 _ => format!(
-                    "no embedding model {} with weights {} in {}",
-                    task.model_id,
+                    "{} with weights {} in {}",
+                    missing(),
                     task.weights_sha256,
                     models_dir.display()
                 ),
             };
-            let said = out.usage.prompt_tokens.min(task.max_units);
+            let said = said.min(task.max_units);
             if said == stated {
                 UnitsCheck::Unchecked { reason }
             } else {
                 UnitsCheck::Differs {
                     stated,
                     counted: said,
-                    how: "by the output's own usage",
+                    how: by,
                 }
             }
         }

@@ -13,7 +13,7 @@ import { after, before, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { Market, assertListensOnlyOnLoopback } from "./harness.mjs";
+import { Market, assertListensOnlyOnLoopback, walletPage } from "./harness.mjs";
 
 const SHOTS = resolve(import.meta.dirname, "../../target/e2e");
 mkdirSync(SHOTS, { recursive: true });
@@ -49,26 +49,7 @@ async function json(path) {
 }
 
 test("texts are embedded, compared and paid per token read", { timeout: 180_000 }, async () => {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  ctx.on("request", (r) => {
-    const u = new URL(r.url());
-    if (!["blob:", "data:"].includes(u.protocol) && u.origin !== base) problems.push(`request off the gateway: ${r.url()}`);
-  });
-  const page = await ctx.newPage();
-  page.on("console", (m) => {
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console: ${m.text()}`);
-  });
-  page.on("response", (r) => {
-    const expected = r.status() === 404 && new URL(r.url()).pathname.startsWith("/api/accounts/");
-    if (r.status() >= 400 && !expected) problems.push(`${r.status()} for ${r.url()}`);
-  });
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-
-  await page.goto(base);
-  await page.getByRole("button", { name: "Make my key" }).click();
-  await page.locator("#address").filter({ hasText: /^0x[0-9a-f]{16}$/ }).waitFor();
-  await page.getByRole("button", { name: "Get welcome tokens" }).click();
-  await page.locator("#balance", { hasText: "1000" }).waitFor();
+  const { ctx, page } = await walletPage(browser, base, problems);
 
   await page.getByLabel("Model", { exact: true }).selectOption(MODEL);
   const box = page.getByLabel("Texts to embed (one per line)");

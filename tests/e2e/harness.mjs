@@ -154,6 +154,34 @@ export function assertListensOnlyOnLoopback(pid, what, atLeast) {
   }
 }
 
+/** A fresh browser profile on `base` (1280×900) that records into `problems` every
+ * request off the gateway, console error, failed response (but the 404 of an account
+ * not made yet) and page error; then makes a key and takes the welcome tokens. Returns
+ * the context and its page. */
+export async function walletPage(browser, base, problems) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  ctx.on("request", (r) => {
+    const u = new URL(r.url());
+    if (!["blob:", "data:"].includes(u.protocol) && u.origin !== base) problems.push(`request off the gateway: ${r.url()}`);
+  });
+  const page = await ctx.newPage();
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) problems.push(`console: ${m.text()}`);
+  });
+  page.on("response", (r) => {
+    const expected = r.status() === 404 && new URL(r.url()).pathname.startsWith("/api/accounts/");
+    if (r.status() >= 400 && !expected) problems.push(`${r.status()} for ${r.url()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+
+  await page.goto(base);
+  await page.getByRole("button", { name: "Make my key" }).click();
+  await page.locator("#address").filter({ hasText: /^0x[0-9a-f]{16}$/ }).waitFor();
+  await page.getByRole("button", { name: "Get welcome tokens" }).click();
+  await page.locator("#balance", { hasText: "1000" }).waitFor();
+  return { ctx, page };
+}
+
 export class Market {
   constructor() {
     this.dir = mkdtempSync(join(tmpdir(), "flownet-e2e-"));

@@ -214,16 +214,6 @@ def test_kinds_nobody_serves_are_not_found(market):
         c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
 
 
-def reference_embeddings(texts: list[str]):
-    """The Python reference pipeline (onnxruntime + numpy + tokenizers) on the same model."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "benches" / "python"))
-    from embed_ref import Reference
-
-    return Reference(Path(MODELS) / EMBED, threads=1).embed(texts)
-
-
 SENTENCES = [
     "A man is playing a guitar.",
     "Someone is strumming a guitar.",
