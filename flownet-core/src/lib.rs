@@ -38,6 +38,7 @@ mod error;
 pub mod memory;
 pub mod mime;
 pub mod node;
+pub mod ocr;
 mod ports;
 pub mod rate;
 pub mod rules;

@@ -126,12 +126,14 @@ pub enum TaskKind {
     ImageClassification,
     TextGeneration,
     Embedding,
+    /// Reading the text in an image (optical character recognition).
+    Ocr,
 }
 
 impl TaskKind {
     /// Whether the task's prompt names an input image (`sha256:<hex>`) rather than text.
     pub fn takes_image(self) -> bool {
-        matches!(self, Self::ImageClassification)
+        matches!(self, Self::ImageClassification | Self::Ocr)
     }
 
     /// What a node's price for a model of this kind pays for: a language model's
@@ -151,6 +153,7 @@ impl TaskKind {
             Self::ImageClassification => "image-classification",
             Self::TextGeneration => "text-generation",
             Self::Embedding => "embedding",
+            Self::Ocr => "ocr",
         }
     }
 }

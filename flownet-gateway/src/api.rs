@@ -59,6 +59,7 @@ pub async fn info(State(g): G) -> ApiResult<Json<Value>> {
             "max_prompt_bytes": rules::MAX_PROMPT_BYTES,
             "max_params_bytes": rules::MAX_PARAMS_BYTES,
             "max_body_bytes": g.config.max_body_bytes,
+            "max_image_bytes": g.config.max_image_bytes,
         },
         "openai": g.keys.is_some(),
         "version": env!("CARGO_PKG_VERSION"),
@@ -654,24 +655,54 @@ pub async fn relay(
     }
 }
 
-/// Holds a conversation too long for the ledger's prompt, for a task the browser
-/// signs: the body (a chat conversation, `{"messages": [...]}`, as the text-generation
-/// models read it; at most the gateway's body limit) is kept in the blob store by its
-/// SHA-256 and served at `/api/blobs/<sha256>`, where the node fetches it and checks it
-/// against the Submit's input. Answers the `input` to sign: `{sha256, size, uri}`.
+/// Holds a task's input for a task the browser signs: a conversation too long for
+/// the ledger's prompt (`{"messages": [...]}` as JSON, as the text-generation models
+/// read it; at most the gateway's body limit), or an image for a model that reads one
+/// (`Content-Type: image/png` or `image/jpeg`, checked to decode, at most
+/// `max_image_bytes`). It is kept in the blob store by its SHA-256 and served at
+/// `/api/blobs/<sha256>`, where the node fetches it and checks it against the
+/// Submit's input. Answers the `input` to sign: `{sha256, size, uri}`.
 pub async fn inputs(
     State(g): G,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<Json<Value>> {
+    let image = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .is_some_and(|t| t == "image/png" || t == "image/jpeg");
     let bytes = match body {
         Ok(bytes) => bytes,
+        Err(e) if image => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "image_too_large",
+                format!(
+                    "this gateway holds images of at most {} bytes ({e})",
+                    g.config.max_image_bytes
+                ),
+            ));
+        }
         Err(e) => {
             return Err(json_body::<Value>(&headers, Err(e))
                 .err()
                 .unwrap_or_else(|| ApiError::bad_request("invalid_body", "unreadable body")));
         }
     };
+    if image {
+        return hold_image(&g, &headers, bytes).await;
+    }
+    if bytes.len() > g.config.max_body_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!(
+                "a conversation held here is at most {} bytes",
+                g.config.max_body_bytes
+            ),
+        ));
+    }
     let parsed: Value = json_body(&headers, Ok(bytes.clone()))?;
     let invalid = |why: String| {
         ApiError::bad_request(
@@ -698,6 +729,40 @@ pub async fn inputs(
     Ok(Json(
         json!({ "sha256": input.sha256, "size": input.size, "uri": input.uri, "cid": input.cid() }),
     ))
+}
+
+/// Holds an image for a task's input (see [`inputs`]): it must be a PNG or JPEG
+/// within the image models' limits, read from its header before it is kept.
+async fn hold_image(g: &Gateway, headers: &HeaderMap, bytes: Bytes) -> ApiResult<Json<Value>> {
+    if bytes.len() > g.config.max_image_bytes {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "image_too_large",
+            format!(
+                "this gateway holds images of at most {} bytes",
+                g.config.max_image_bytes
+            ),
+        ));
+    }
+    let (width, height) = flownet_infer::check_image(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_image",
+            e.to_string().trim_start_matches("invalid input: ").to_owned(),
+        )
+    })?;
+    let Some(store) = g.blobs.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_blob_store",
+            "this gateway keeps no blobs, so it cannot hold an image: use the CLI (--image FILE)",
+        ));
+    };
+    let input = crate::openai::hold_blob(g, headers, store, bytes.to_vec()).await?;
+    rules::check_input(&input).map_err(|e| ApiError::from_core(&e))?;
+    Ok(Json(json!({
+        "sha256": input.sha256, "size": input.size, "uri": input.uri, "cid": input.cid(),
+        "width": width, "height": height,
+    })))
 }
 
 /// The prompt and params limits the relay and the Flow transaction builder apply

@@ -50,6 +50,9 @@ pub struct FlowSide {
 pub struct GatewayConfig {
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Largest image `/api/inputs` holds as a task's input (PNG or JPEG, for the
+    /// models that read an image); every other body stays within `max_body_bytes`.
+    pub max_image_bytes: usize,
     /// Longest a request may take, except event streams and OpenAI generations.
     pub request_timeout: Duration,
     /// Longest an OpenAI request waits for its tasks to be delivered.
@@ -108,6 +111,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            max_image_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             task_timeout: Duration::from_secs(120),
             claim_wait: Duration::from_secs(10),

@@ -41,7 +41,13 @@ impl Gateway {
             .route("/api/blobs/{sha256}", get(api::blob))
             .route("/ipfs/{cid}", get(api::ipfs_block))
             .route("/api/relay", post(api::relay))
-            .route("/api/inputs", post(api::inputs))
+            // Images held for the page go past the body limit (up to their own).
+            .route(
+                "/api/inputs",
+                post(api::inputs).layer(DefaultBodyLimit::max(
+                    self.config.max_image_bytes.max(self.config.max_body_bytes),
+                )),
+            )
             .route("/v1/models", get(openai::models))
             .route("/v1/models/{model}", get(openai::model))
             .route("/metrics", get(metrics));

@@ -131,7 +131,7 @@ pub fn check_image(bytes: &[u8]) -> Result<(u32, u32)> {
 }
 
 /// Decodes PNG or JPEG bytes into RGB.
-fn decode(bytes: &[u8]) -> Result<RgbImage> {
+pub(crate) fn decode(bytes: &[u8]) -> Result<RgbImage> {
     let bad = |e: &dyn std::fmt::Display| {
         Error::InvalidInput(format!("cannot decode the input image: {e}"))
     };

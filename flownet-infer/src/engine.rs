@@ -20,6 +20,7 @@ use crate::{
     embed::Embedder,
     gguf::GgufModel,
     manifest::{self, ModelFormat, ModelManifest},
+    ocr::Reader,
     runtime, terrain,
 };
 
@@ -90,12 +91,17 @@ enum Pipeline {
     Terrain,
     Classifier(Classifier),
     Embedder(Box<Embedder>),
+    Reader(Box<Reader>),
 }
 
 impl Pipeline {
     /// The pipeline for `manifest`, after checking that its tensors are what the
-    /// pipeline feeds and reads.
-    fn for_manifest(manifest: &ModelManifest) -> Result<Self> {
+    /// pipeline feeds and reads. `session` builds the session of one of the manifest's
+    /// extra weights files, by role, for pipelines that run more than one model.
+    fn for_manifest(
+        manifest: &ModelManifest,
+        session: &dyn Fn(&str) -> Result<Session>,
+    ) -> Result<Self> {
         let unsupported = |reason: String| Error::Unsupported {
             id: manifest.id.clone(),
             reason,
@@ -159,6 +165,10 @@ impl Pipeline {
                 }))
             }
             TaskKind::Embedding => Ok(Self::Embedder(Box::new(Embedder::for_manifest(manifest)?))),
+            TaskKind::Ocr => Ok(Self::Reader(Box::new(Reader::for_manifest(
+                manifest, session,
+            )?))),
+            #[allow(unreachable_patterns)]
             kind => Err(unsupported(format!(
                 "no pipeline for kind {}",
                 kind.as_str()
@@ -231,7 +241,11 @@ impl OnnxEngine {
                     GgufModel::load(&manifest, threads, options.execution_provider)
                         .map(|m| Runner::Gguf(std::sync::Arc::new(m)))
                 }
-                ModelFormat::Onnx => Pipeline::for_manifest(&manifest).and_then(|pipeline| {
+                ModelFormat::Onnx => Pipeline::for_manifest(&manifest, &|role| {
+                    let env = runtime::environment(options.runtime_path.as_deref())?;
+                    build_file_session(env, &manifest, role, options.execution_provider, threads)
+                })
+                .and_then(|pipeline| {
                     let env = runtime::environment(options.runtime_path.as_deref())?;
                     let session =
                         build_session(env, &manifest, options.execution_provider, threads)?;
@@ -306,6 +320,11 @@ impl OnnxEngine {
                 pipeline: Pipeline::Embedder(embedder),
                 session,
             } => embedder.infer(&model.manifest.id, session, request),
+            // The reader locks each of its three sessions only around that model's runs.
+            Runner::Onnx {
+                pipeline: Pipeline::Reader(reader),
+                session,
+            } => reader.infer(&model.manifest.id, session, request),
             Runner::Onnx { pipeline, session } => {
                 // A panic in another request leaves the session usable: ONNX Runtime
                 // keeps no state between runs that a half-finished run could corrupt.
@@ -315,7 +334,7 @@ impl OnnxEngine {
                     Pipeline::Classifier(classifier) => {
                         classifier.infer(&model.manifest.id, &mut session, request)
                     }
-                    Pipeline::Embedder(_) => unreachable!("matched above"),
+                    Pipeline::Embedder(_) | Pipeline::Reader(_) => unreachable!("matched above"),
                 }
             }
         }
@@ -440,7 +459,42 @@ fn build_session(
     threads: usize,
 ) -> Result<Session> {
     let weights = manifest.verify_weights()?;
-    let path = manifest.weights_path();
+    let session = session_from(
+        env,
+        &weights,
+        &manifest.weights_path(),
+        &manifest.id,
+        provider,
+        threads,
+    )?;
+    check_io_names(manifest, &session)?;
+    Ok(session)
+}
+
+/// Builds the session of `manifest`'s extra weights file with this role, from its
+/// hash-checked bytes (the pipeline checks its tensors).
+fn build_file_session(
+    env: &Environment,
+    manifest: &ModelManifest,
+    role: &str,
+    provider: ExecutionProvider,
+    threads: usize,
+) -> Result<Session> {
+    let bytes = manifest.verify_file(role)?;
+    let path = manifest.file_path(role).unwrap_or_default();
+    session_from(env, &bytes, &path, &manifest.id, provider, threads)
+}
+
+/// A session for the ONNX graph `weights` (read from `path`), on the requested
+/// execution provider or, if that fails, on the CPU.
+fn session_from(
+    env: &Environment,
+    weights: &[u8],
+    path: &Path,
+    id: &str,
+    provider: ExecutionProvider,
+    threads: usize,
+) -> Result<Session> {
     let context = |what: &str| format!("{what} for {}", path.display());
     let mut builder = Session::builder(env)
         .map_err(Error::ort(context("creating a session builder")))?
@@ -451,18 +505,14 @@ fn build_session(
 
     let session = match provider {
         ExecutionProvider::Cpu => None,
-        ExecutionProvider::Cuda { device_id } => {
-            cuda_session(&builder, &weights, device_id, &manifest.id)
-        }
+        ExecutionProvider::Cuda { device_id } => cuda_session(&builder, weights, device_id, id),
     };
-    let session = match session {
-        Some(session) => session,
+    match session {
+        Some(session) => Ok(session),
         None => builder
-            .commit_from_memory(&weights)
-            .map_err(Error::ort(context("loading the model")))?,
-    };
-    check_io_names(manifest, &session)?;
-    Ok(session)
+            .commit_from_memory(weights)
+            .map_err(Error::ort(context("loading the model"))),
+    }
 }
 
 /// A session on CUDA device `device_id`, or `None` (with a warning) if CUDA is not

@@ -2,9 +2,11 @@
 //! the models of a models directory (`models/<id>/manifest.json` + the weights file). It
 //! checks each model's weights against the SHA-256 in its manifest, loads each model
 //! once, and turns requests into model inputs and model outputs into bytes through a
-//! pipeline chosen by the manifest: terrain generation for `text-to-image` and an
-//! ImageNet classifier for `image-classification` (ONNX models, run by ONNX Runtime),
-//! and chat for `text-generation` (GGUF language models, run by llama.cpp).
+//! pipeline chosen by the manifest: terrain generation for `text-to-image`, an
+//! ImageNet classifier for `image-classification`, mean-pooled sentence embeddings for
+//! `embedding` and PP-OCR's detect-classify-recognise for `ocr` (ONNX models, run by
+//! ONNX Runtime), and chat for `text-generation` (GGUF language models, run by
+//! llama.cpp).
 //!
 //! This is the only crate that knows an inference runtime. ONNX Runtime is a shared
 //! library loaded at run time, from the path given to [`init_runtime`] or from
@@ -76,6 +78,7 @@ mod engine;
 mod error;
 mod gguf;
 pub mod manifest;
+pub mod ocr;
 mod params;
 pub mod rng;
 mod runtime;

@@ -39,6 +39,11 @@ pub struct ModelManifest {
     /// Extra files by role (`labels`, …), relative to the model's directory.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// SHA-256 of the extra files that are weights too (an OCR model's recogniser and
+    /// angle classifier), by role: each is checked when it is loaded, and the model's
+    /// digest ([`ModelManifest::digest`]) covers them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub file_sha256: BTreeMap<String, Digest32>,
     /// The ONNX graph's inputs and outputs; empty for GGUF models.
     #[serde(default)]
     pub inputs: Vec<TensorSpec>,
@@ -119,6 +124,12 @@ impl ModelManifest {
                 ));
             }
         }
+        if let Some(role) = self.file_sha256.keys().find(|r| !self.files.contains_key(*r)) {
+            return Err(Error::manifest(
+                path,
+                format!("file_sha256 names {role:?}, which files does not"),
+            ));
+        }
         match self.format() {
             ModelFormat::Onnx if self.inputs.is_empty() || self.outputs.is_empty() => {
                 return Err(Error::manifest(
@@ -165,23 +176,42 @@ impl ModelManifest {
     /// Reads the weights and checks them against the manifest's SHA-256; returns the
     /// bytes so the session is built from exactly what was hashed.
     pub fn verify_weights(&self) -> Result<Vec<u8>> {
-        let path = self.weights_path();
-        let mut bytes = Vec::new();
-        std::fs::File::open(&path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
-        let actual = Digest32(Sha256::digest(&bytes).into());
-        if actual != self.sha256 {
-            return Err(Error::ChecksumMismatch {
-                path,
-                expected: self.sha256.to_hex(),
-                actual: actual.to_hex(),
-            });
+        read_checked(self.weights_path(), self.sha256)
+    }
+
+    /// Reads the extra weights file with this role and checks it against its
+    /// `file_sha256`; an error if the manifest names no such file or no hash for it.
+    pub fn verify_file(&self, role: &str) -> Result<Vec<u8>> {
+        let missing = |what: &str| {
+            Error::manifest(
+                self.dir.join(MANIFEST_FILE),
+                format!("the manifest names no {what} for {role:?}"),
+            )
+        };
+        let path = self.file_path(role).ok_or_else(|| missing("file (files)"))?;
+        let sha = self
+            .file_sha256
+            .get(role)
+            .copied()
+            .ok_or_else(|| missing("hash (file_sha256)"))?;
+        read_checked(path, sha)
+    }
+
+    /// The digest that names the model's weights on the ledger and in its outputs'
+    /// NFTs: the weights file's SHA-256 for a model that is one file; for a model whose
+    /// weights are several files, the SHA-256 of the text
+    /// `flownet-model-files-v1\n` followed by one line `<role> <sha256 hex>\n` per
+    /// file, `weights` first and then each of `file_sha256` in role order, so that
+    /// changing any of them changes the digest.
+    pub fn digest(&self) -> Digest32 {
+        if self.file_sha256.is_empty() {
+            return self.sha256;
         }
-        Ok(bytes)
+        let mut text = format!("flownet-model-files-v1\nweights {}\n", self.sha256.to_hex());
+        for (role, sha) in &self.file_sha256 {
+            text.push_str(&format!("{role} {}\n", sha.to_hex()));
+        }
+        Digest32(Sha256::digest(text.as_bytes()).into())
     }
 
     /// What the marketplace is told about the model.
@@ -190,12 +220,32 @@ impl ModelManifest {
             id: self.id.clone(),
             kind: self.kind,
             name: self.name.clone(),
-            weights_sha256: self.sha256,
+            weights_sha256: self.digest(),
             output_mime: self.output_mime.clone(),
             prompt_mapping: self.prompt_mapping.clone(),
             defaults: self.defaults.clone(),
         }
     }
+}
+
+/// The bytes of `path`, checked against `expected`.
+fn read_checked(path: PathBuf, expected: Digest32) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|mut f| f.read_to_end(&mut bytes))
+        .map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+    let actual = Digest32(Sha256::digest(&bytes).into());
+    if actual != expected {
+        return Err(Error::ChecksumMismatch {
+            path,
+            expected: expected.to_hex(),
+            actual: actual.to_hex(),
+        });
+    }
+    Ok(bytes)
 }
 
 /// Whether `name` is a relative path with no `..`, so it cannot point outside the

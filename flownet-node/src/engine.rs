@@ -62,8 +62,8 @@ pub async fn load_engine(models_dir: &Path, settings: &EngineSettings) -> Result
 
 /// What a requester checks before paying for `model_id`, from the model's manifest in
 /// `models_dir` when it is there (else nothing can be known here): a text-to-image
-/// model takes no input file, an image classifier needs an image it can decode
-/// (checked from the header), within its size limits, an embedding model needs texts
+/// model takes no input file, an image classifier or OCR model needs an image it can
+/// decode (checked from the header), within its size limits, an embedding model needs texts
 /// (`flownet_core::embedding::inputs`, from the input file or the prompt). Returns the
 /// tokens to escrow for when the requester names no limit and the kind knows better
 /// than the default: an embedding model's bound on its texts' tokens
@@ -85,12 +85,17 @@ pub fn precheck(
         (TaskKind::TextToImage, Some(_)) => Err(E::InvalidInput(format!(
             "model {model_id} makes an image from a text prompt: it takes no input file"
         ))),
-        (TaskKind::ImageClassification, None) if !prompt.starts_with("sha256:") => {
+        (TaskKind::ImageClassification | TaskKind::Ocr, None) if !prompt.starts_with("sha256:") => {
             Err(E::InvalidInput(format!(
-                "model {model_id} classifies an image: give one (--image FILE)"
+                "model {model_id} {} an image: give one (--image FILE)",
+                if m.kind == TaskKind::Ocr {
+                    "reads the text in"
+                } else {
+                    "classifies"
+                }
             )))
         }
-        (TaskKind::ImageClassification, Some(bytes)) => flownet_infer::check_image(bytes)
+        (TaskKind::ImageClassification | TaskKind::Ocr, Some(bytes)) => flownet_infer::check_image(bytes)
             .map(|_| None)
             .map_err(|e| {
                 E::InvalidInput(

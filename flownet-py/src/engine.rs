@@ -223,6 +223,8 @@ fn call_python_streaming(
                 && !out.is_instance_of::<PyBytes>();
             if let Some(texts) = &texts {
                 embeddings(&out, texts, id, model.metered)
+            } else if model.info.kind == TaskKind::Ocr {
+                reading(&out, request, id)
             } else if is_iterator {
                 generate(&out, request, tx)
             } else if model.metered && out.is_instance_of::<PyString>() {
@@ -345,6 +347,85 @@ fn embeddings(
         },
     };
     Ok((body.to_bytes(), flownet_core::embedding::MIME.to_owned()))
+}
+
+/// An OCR function's result as FlowNet's OCR JSON (`flownet_core::ocr::Reading`): the
+/// text (a `str`, one line per `\n`), a list of lines (each a `str`, or a dict with
+/// `"text"` and optionally `"score"` and `"box"`: four `[x, y]` corners), or a dict
+/// with `"lines"` in either form. A line without a box spans the whole image.
+fn reading(
+    out: &Bound<'_, PyAny>,
+    request: &InferenceRequest,
+    id: &str,
+) -> PyResult<(Vec<u8>, String)> {
+    use flownet_core::ocr::{Line, Reading};
+    let bad = |why: String| pyo3::exceptions::PyValueError::new_err(why);
+    let (width, height) = request
+        .input
+        .as_deref()
+        .map(flownet_infer::check_image)
+        .transpose()
+        .map_err(|e| bad(e.to_string()))?
+        .unwrap_or((0, 0));
+    let whole = [[0, 0], [width, 0], [width, height], [0, height]];
+    let items: Vec<Bound<'_, PyAny>> = if out.is_instance_of::<PyString>() {
+        let text: String = out.extract()?;
+        text.lines()
+            .map(|l| PyString::new(out.py(), l).into_any())
+            .collect()
+    } else {
+        let list = if out.is_instance_of::<PyDict>() {
+            out.get_item("lines").map_err(|_| {
+                bad(format!("the handler of {id} returned a dict without \"lines\""))
+            })?
+        } else {
+            out.clone()
+        };
+        list.try_iter()
+            .map_err(|_| {
+                bad(format!(
+                    "the handler of {id} must return the text (str), a list of lines, or \
+                     {{\"lines\": [...]}}"
+                ))
+            })?
+            .collect::<PyResult<_>>()?
+    };
+    let mut lines = Vec::new();
+    for item in items {
+        let (text, score, corners) = if item.is_instance_of::<PyString>() {
+            (item.extract::<String>()?, 1.0, whole)
+        } else {
+            let text: String = item
+                .get_item("text")
+                .and_then(|t| t.extract())
+                .map_err(|_| bad(format!("a line from the handler of {id} has no \"text\"")))?;
+            let score = match item.get_item("score") {
+                Ok(s) if !s.is_none() => s.extract::<f32>()?,
+                _ => 1.0,
+            };
+            let corners = match item.get_item("box") {
+                Ok(b) if !b.is_none() => b.extract::<[[u32; 2]; 4]>()?,
+                _ => whole,
+            };
+            (text, score, corners)
+        };
+        let text = text.trim().to_owned();
+        if !text.is_empty() {
+            lines.push(Line {
+                text,
+                score,
+                corners,
+            });
+        }
+    }
+    if lines.is_empty() {
+        return Err(bad(format!("the handler of {id} found no text in the image")));
+    }
+    let body = Reading::new(id, width, height, lines);
+    let bytes = serde_json::to_vec(&body).map_err(|e| bad(e.to_string()))?;
+    // The same checks a requester applies (scores, corners inside the image).
+    Reading::from_bytes(&bytes).map_err(|e| bad(format!("the handler of {id}: {e}")))?;
+    Ok((bytes, flownet_core::ocr::MIME.to_owned()))
 }
 
 /// The exception with its traceback, as Python would print it.

@@ -179,7 +179,7 @@ impl Node {
                 let manifest = ModelManifest::load(dir.join(&id))?;
                 offers.push(OfferedModel {
                     model_id: id.clone(),
-                    weights_sha256: manifest.sha256,
+                    weights_sha256: manifest.digest(),
                     price,
                     unit: manifest.kind.price_unit(),
                 });
@@ -248,7 +248,7 @@ fn parse_kind(kind: &str) -> FlowResult<TaskKind> {
     serde_json::from_value(serde_json::Value::String(kind.to_owned())).map_err(|_| {
         Error::InvalidInput(format!(
             "unknown model kind {kind:?}: expected text-to-image, image-classification, \
-             text-generation or embedding"
+             text-generation, embedding or ocr"
         ))
         .into()
     })
@@ -257,7 +257,7 @@ fn parse_kind(kind: &str) -> FlowResult<TaskKind> {
 fn default_mime(kind: TaskKind) -> &'static str {
     match kind {
         TaskKind::TextToImage => "image/png",
-        TaskKind::ImageClassification | TaskKind::Embedding => "application/json",
+        TaskKind::ImageClassification | TaskKind::Embedding | TaskKind::Ocr => "application/json",
         TaskKind::TextGeneration => "text/plain; charset=utf-8",
     }
 }
@@ -308,7 +308,10 @@ impl Node {
     /// `unit="task"` prices each task whole. An `embedding` function gets the task's
     /// texts (a list of str) and returns one vector per text, or `{"embeddings": [...],
     /// "tokens": [...]}`; priced per 1,000 tokens it must say the tokens each text
-    /// took, which it is paid for.
+    /// took, which it is paid for. An `ocr` function gets the image's bytes and returns
+    /// the text it read (a str, one line per line), a list of lines (str, or dicts
+    /// with `"text"` and optionally `"score"` and `"box"`, four `[x, y]` corners), or
+    /// `{"lines": [...]}`; no text at all declines the task (the requester is refunded).
     #[pyo3(signature = (model_id, *, price, kind = "text-to-image", name = None, output_mime = None, weights_sha256 = None, prompt_mapping = None, defaults = None, unit = "task"))]
     #[allow(clippy::too_many_arguments)]
     fn model(
@@ -649,7 +652,7 @@ impl Node {
                     let manifest = ModelManifest::load(dir.join(&id))?;
                     Ok(OfferedModel {
                         model_id: id,
-                        weights_sha256: manifest.sha256,
+                        weights_sha256: manifest.digest(),
                         price,
                         unit: flownet_core::PriceUnit::Task,
                     })

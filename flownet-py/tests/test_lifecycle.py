@@ -216,3 +216,48 @@ def test_a_python_embedding_handler_is_paid_for_the_tokens_it_says_it_read(ledge
     finally:
         node.stop()
         server.join(timeout=10)
+
+
+def test_a_python_ocr_handler_gets_the_image_and_its_lines_become_the_reading(ledger: flownet.Ledger, endpoint: str) -> None:
+    node_account = flownet.Account.create(ledger, "ocr-node")
+    alice = flownet.Account.create(ledger, "ocr-alice")
+    node = flownet.Node(ledger, node_account, name="python reader", endpoint=endpoint)
+    sizes: List[Any] = []
+
+    @node.model("sizer", price="0.2", kind="ocr")
+    def sizer(image: bytes, params: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """Reads nothing: says the image's size, as a line in its top half."""
+        with Image.open(io.BytesIO(image)) as im:
+            sizes.append(im.size)
+            w, h = im.size
+        return [{"text": f"{w} by {h}", "score": 0.75, "box": [[0, 0], [w, 0], [w, h // 2], [0, h // 2]]}, "second line"]
+
+    @node.model("blind", price="0.2", kind="ocr")
+    def blind(image: bytes, params: Dict[str, Any]) -> str:
+        return "  \n "
+
+    server = threading.Thread(target=node.serve, kwargs={"interval_ms": 20})
+    server.start()
+    try:
+        client = flownet.Client(ledger, alice)
+        wait_until(lambda: bool(client.nodes(model="sizer")), what="the node to register")
+        (listed,) = client.nodes(model="sizer")
+        assert {m["model_id"]: m["unit"] for m in listed["models"]} == {"sizer": "task", "blind": "task"}
+        photo = io.BytesIO()
+        Image.new("RGB", (40, 30), (9, 9, 9)).save(photo, format="PNG")
+        out = client.submit(photo.getvalue(), "sizer").wait(timeout=30)
+        assert sizes == [(40, 30)]
+        body = out.json()
+        assert body["text"] == "40 by 30\nsecond line"
+        assert (body["width"], body["height"]) == (40, 30)
+        assert body["lines"][0] == {"text": "40 by 30", "score": 0.75, "box": [[0, 0], [40, 0], [40, 15], [0, 15]]}
+        assert body["lines"][1]["box"] == [[0, 0], [40, 0], [40, 30], [0, 30]]
+        # A handler that finds no text is declined, and the requester refunded.
+        before = alice.balance()
+        with pytest.raises(flownet.FlowNetError) as e:
+            client.submit(photo.getvalue(), "blind").wait(timeout=30)
+        assert "no text" in str(e.value)
+        assert alice.balance() == before
+    finally:
+        node.stop()
+        server.join(timeout=10)

@@ -264,13 +264,22 @@ export class Market {
   /** One node serving the embedding model inside the gateway's process; returns the
    * gateway's base URL. */
   async startEmbed(price = "0.5") {
+    return this.startOne("embedder", "Embedding node", `all-minilm-l6-v2=${price}`);
+  }
+
+  /** One node serving the OCR model inside the gateway's process; returns the
+   * gateway's base URL. */
+  async startOcr(price = "0.2") {
+    return this.startOne("reader", "Reading node", `pp-ocrv4=${price}`);
+  }
+
+  /** One node named `name` offering `offer` (`model=price`) inside the gateway's
+   * process, with data dir `key`; returns the gateway's base URL. */
+  async startOne(key, name, offer) {
     const [gatewayPort, nodePort] = await freePorts(2);
-    this.run("embedder", ["init"]);
-    this.run("embedder", [
-      "node", "register", "--name", "Embedding node", "--endpoint", `http://127.0.0.1:${nodePort}`,
-      "--model", `all-minilm-l6-v2=${price}`,
-    ]);
-    this.gateway = this.spawn("embedder", ["web", "--listen", `127.0.0.1:${gatewayPort}`, "--node", "--threads", "1"]);
+    this.run(key, ["init"]);
+    this.run(key, ["node", "register", "--name", name, "--endpoint", `http://127.0.0.1:${nodePort}`, "--model", offer]);
+    this.gateway = this.spawn(key, ["web", "--listen", `127.0.0.1:${gatewayPort}`, "--node", "--threads", "1"]);
     this.url = `http://127.0.0.1:${gatewayPort}`;
     await this.waitFor(`${this.url}/healthz`, this.gateway);
     await this.waitFor(`http://127.0.0.1:${nodePort}/healthz`, this.gateway);

@@ -41,7 +41,7 @@ export interface Info {
   now: number;
   faucet_amount: string;
   config: { claim_window_s: number; fulfil_window_s: number; faucet_amount: number };
-  limits: { max_prompt_bytes: number; max_body_bytes: number };
+  limits: { max_prompt_bytes: number; max_body_bytes: number; max_image_bytes?: number };
 }
 
 export interface Account {
@@ -170,6 +170,13 @@ export const api = {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: conversation,
+    }),
+  /** Has the gateway hold an image (PNG or JPEG) as a task's input. */
+  holdImage: (bytes: Uint8Array, type: string) =>
+    call<InputRef & { width: number; height: number }>("/api/inputs", {
+      method: "POST",
+      headers: { "content-type": type },
+      body: bytes.slice().buffer as ArrayBuffer,
     }),
   /** Relays a signed envelope; `pow` is the `X-FlowNet-Pow` proof a Flow sponsor asks
    * of a `create_account`. */

@@ -18,6 +18,7 @@ import {
 import { type Message, conversationPrompt, displayMime, meteredCost, readChatStream } from "./chat";
 import { type Embeddings, cosine, embeddingMaxUnits, embeddingPrompt, embeddingTexts, readEmbeddings } from "./embed";
 import { type Action, type InputRef, formatAmount, hex } from "./encoding";
+import { IMAGE_KINDS, type Reading, imageProblem, imageType, readLabels, readReading } from "./image";
 import { proofHeader } from "./pow";
 // FCL is loaded only on Flow: the embedded ledger's page stays small.
 type FlowModule = typeof import("./flow");
@@ -63,6 +64,8 @@ const state: {
   maxPromptBytes: number;
   /** The largest request body the gateway takes: the longest conversation it holds. */
   maxBodyBytes: number;
+  /** The largest image the gateway holds as a task's input. */
+  maxImageBytes: number;
   events?: EventSource;
   /** On Flow: the gateway's Flow side (FCL sends the transactions). */
   flow?: FlowConfig;
@@ -70,7 +73,7 @@ const state: {
   fcl?: FlowModule;
   /** On Flow: the address of a user logged in with a Flow wallet instead of a key. */
   wallet?: string;
-} = { nodes: [], models: new Map(), maxPromptBytes: 4096, maxBodyBytes: 65536 };
+} = { nodes: [], models: new Map(), maxPromptBytes: 4096, maxBodyBytes: 65536, maxImageBytes: 4 << 20 };
 
 /** The account the page acts for: the wallet's, the key's Flow account, or the key's
  * own address on the embedded ledger. */
@@ -278,8 +281,8 @@ function renderNodes(): void {
   }
 }
 
-/** Kinds the form can ask for with a text prompt. */
-const TEXT_KINDS = new Set(["text-to-image", "text-generation", "embedding"]);
+/** Kinds the form can ask for: with a text prompt, or an image (`IMAGE_KINDS`). */
+const FORM_KINDS = new Set(["text-to-image", "text-generation", "embedding", ...IMAGE_KINDS]);
 
 function renderModelChoice(): void {
   const select = $<HTMLSelectElement>("model");
@@ -289,9 +292,9 @@ function renderModelChoice(): void {
     for (const m of n.models) if (!seen.has(m.model_id)) seen.set(m.model_id, m.kind);
   select.replaceChildren();
   for (const [id, kind] of seen) {
-    const usable = kind === null || TEXT_KINDS.has(kind);
+    const usable = kind === null || FORM_KINDS.has(kind);
     select.append(
-      el("option", { value: id, disabled: !usable }, usable ? id : `${id} (takes an image: use the CLI)`),
+      el("option", { value: id, disabled: !usable }, usable ? id : `${id} (${kind}: use the CLI)`),
     );
   }
   const first = [...select.options].find((o) => !o.disabled);
@@ -319,7 +322,54 @@ function renderNodeChoice(): void {
   const embedding = isEmbeddingModel(model);
   $("prompt-label").textContent = embedding ? "Texts to embed (one per line)" : "Prompt";
   $<HTMLTextAreaElement>("prompt").rows = embedding ? 5 : 3;
+  // A model that reads an image takes a file instead of a prompt.
+  const image = takesImage(model);
+  const chatting = isChatModel(model);
+  $("prompt-field").hidden = chatting || image;
+  $("image-field").hidden = chatting || !image;
+  $<HTMLTextAreaElement>("prompt").required = !image;
+  $<HTMLInputElement>("image").required = image;
+  $("image-hint").textContent = image
+    ? `${modelKind(model) === "ocr" ? "The node reads the text in it" : "The node says what it shows"}; it goes to the node by its SHA-256, at most ${formatBytes(state.maxImageBytes)}.`
+    : "";
   updatePrice();
+}
+
+function modelKind(model: string): string | undefined {
+  const offerKind = state.nodes.flatMap((n) => n.models).find((m) => m.model_id === model)?.kind;
+  return state.models.get(model)?.kind ?? offerKind ?? undefined;
+}
+
+function takesImage(model: string): boolean {
+  const kind = modelKind(model);
+  return kind !== undefined && IMAGE_KINDS.has(kind);
+}
+
+function formatBytes(n: number): string {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(n % (1 << 20) ? 1 : 0)} MiB` : `${Math.round(n / 1024)} KiB`;
+}
+
+/** The chosen image file's bytes, checked as the node will check them. */
+async function chosenImage(): Promise<Uint8Array> {
+  const file = $<HTMLInputElement>("image").files?.[0];
+  if (!file) {
+    $("image").focus();
+    throw new Error("choose an image file first");
+  }
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const problem = imageProblem(bytes, state.maxImageBytes);
+  if (problem) throw new Error(problem);
+  return bytes;
+}
+
+/** Has the gateway hold `bytes` as a task's input and checks that it names them. */
+async function holdImage(bytes: Uint8Array): Promise<InputRef> {
+  const held = await api.holdImage(bytes, imageType(bytes) ?? "image/png");
+  const input = { sha256: held.sha256, size: held.size, uri: held.uri };
+  const mine = await sha256Hex(bytes.slice().buffer as ArrayBuffer);
+  if (input.sha256 !== mine || input.size !== bytes.length)
+    throw new Error("The gateway answered with another hash for the image: reload the page and try again.");
+  return input;
 }
 
 function isEmbeddingModel(model: string): boolean {
@@ -490,7 +540,18 @@ async function showResult(task: Task): Promise<void> {
   let view: HTMLElement;
   const mime = displayMime(state.models.get(task.model_id)?.output_mime);
   const embeddings = isEmbeddingModel(task.model_id) ? readEmbeddings(bytes) : null;
-  if (mime) {
+  const kind = modelKind(task.model_id);
+  const reading = kind === "ocr" ? readReading(bytes) : null;
+  const labels = kind === "image-classification" ? readLabels(bytes) : null;
+  if (reading) {
+    view = readingView(reading);
+  } else if (labels) {
+    view = el(
+      "ol",
+      { class: "labels", id: "result-labels" },
+      ...labels.map((l) => el("li", {}, `${l.label} `, el("span", { class: "small" }, `${(l.score * 100).toFixed(1)}%`))),
+    );
+  } else if (mime) {
     const url = URL.createObjectURL(new Blob([bytes], { type: mime }));
     view = el("img", { src: url, alt: `Output of task ${task.id} for the prompt “${task.prompt}”`, id: "result-image" });
   } else if (embeddings) {
@@ -512,6 +573,29 @@ async function showResult(task: Task): Promise<void> {
   );
   $("result").replaceChildren(el("figure", { class: "output" }, view, el("figcaption", {}, facts)), rateForm(task, "Rate your output (this moves the node's score)"));
   await Promise.all([refreshAccount(), refreshNfts(), refreshNodes()]);
+}
+
+/** An OCR output: the text read, line by line, with each line's confidence. */
+function readingView(r: Reading): HTMLElement {
+  const n = r.lines.length;
+  return el(
+    "div",
+    { class: "ocr-output" },
+    el("p", {}, `${n} line${n === 1 ? "" : "s"} of text read in the ${r.width}×${r.height} image:`),
+    el("pre", { class: "text-output", id: "result-text" }, r.text),
+    el(
+      "details",
+      {},
+      el("summary", {}, "Lines and where they are"),
+      el(
+        "ol",
+        { class: "ocr-lines" },
+        ...r.lines.map((l) =>
+          el("li", {}, `${l.text} `, el("span", { class: "small" }, `(${(l.score * 100).toFixed(1)}%, at ${l.box[0].join(",")}–${l.box[2].join(",")})`)),
+        ),
+      ),
+    ),
+  );
 }
 
 /** An embedding output: what was embedded, the texts' cosine similarities, and the
@@ -1003,12 +1087,48 @@ function wire(): void {
   $("model").addEventListener("change", renderNodeChoice);
   $("node").addEventListener("change", updatePrice);
   $("prompt").addEventListener("input", updatePrice);
+  const imageInput = $<HTMLInputElement>("image");
+  imageInput.addEventListener("change", () => {
+    const preview = $<HTMLImageElement>("image-preview");
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    const file = imageInput.files?.[0];
+    preview.hidden = !file;
+    if (file) {
+      preview.src = URL.createObjectURL(file);
+      preview.alt = `The image to send: ${file.name}`;
+    } else {
+      preview.removeAttribute("src");
+    }
+  });
   const form = $<HTMLFormElement>("ask-form");
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     void act($<HTMLButtonElement>("pay"), async () => {
       const c = chosenOffer();
       if (!c) throw new Error("choose a model and a node");
+      if (takesImage(c.offer.model_id)) {
+        const bytes = await chosenImage();
+        if (state.account && state.account.balance_units < c.offer.price_units)
+          throw new Error("your balance is too low for this node's price: get welcome tokens first");
+        // The image goes as the task's input, held by the gateway and named by the
+        // hash signed here; the node fetches it and checks it against that hash.
+        const input = await holdImage(bytes);
+        const receipt = await send({
+          type: "submit",
+          node: c.node.owner,
+          model_id: c.offer.model_id,
+          prompt: `sha256:${input.sha256}`,
+          params: "{}",
+          input,
+          max_price: c.offer.price_units,
+        });
+        const id = receipt.outcome.task;
+        if (id === undefined) throw new Error("the ledger did not return a task id");
+        follow(id);
+        $("status-h").focus();
+        await refreshAccount();
+        return;
+      }
       const box = $<HTMLTextAreaElement>("prompt").value;
       if (!box.trim()) {
         $("prompt").focus();
@@ -1078,6 +1198,7 @@ async function main(): Promise<void> {
     state.ledger = info.ledger;
     state.maxPromptBytes = info.limits.max_prompt_bytes;
     state.maxBodyBytes = info.limits.max_body_bytes;
+    state.maxImageBytes = info.limits.max_image_bytes ?? state.maxImageBytes;
     // Only a gateway on Flow has the Flow routes (asking elsewhere would log a 404).
     if (info.network !== "embedded") state.flow = await flowConfig();
     if (state.flow) {

@@ -8,16 +8,21 @@ use anyhow::{Context, Result};
 use flownet_infer::{EngineOptions, OnnxEngine, default_models_dir};
 
 const EMBED: &str = "all-minilm-l6-v2";
+const OCR: &str = "pp-ocrv4";
 
 fn main() -> Result<()> {
     let mut threads = 1usize;
     let mut iters = 50usize;
+    let mut ocr_pages: Option<std::path::PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--threads" => threads = args.next().context("--threads N")?.parse()?,
             "--iters" => iters = args.next().context("--iters N")?.parse()?,
-            other => anyhow::bail!("unknown argument {other} (use --threads N --iters N)"),
+            "--ocr-pages" => ocr_pages = Some(args.next().context("--ocr-pages DIR")?.into()),
+            other => anyhow::bail!(
+                "unknown argument {other} (use --threads N --iters N [--ocr-pages DIR])"
+            ),
         }
     }
     let dir = default_models_dir();
@@ -47,6 +52,41 @@ fn main() -> Result<()> {
                 "model": EMBED, "threads": threads, "iters": times.len(),
                 "sentences": sentences.len(),
                 "sentences_per_s": (sentences.len() as f64 / (p50(&times) / 1000.0) * 10.0).round() / 10.0,
+            })
+        );
+    }
+    // OCR: the whole pipeline (decode, detect, classify, recognise) over the pages
+    // `benches/python/ocr_ref.py --bench-pages DIR` rendered, the images its --bench
+    // reads.
+    if let Some(dir) = ocr_pages.filter(|_| engine.manifest(OCR).is_some()) {
+        let mut pages = Vec::new();
+        for n in 0.. {
+            match std::fs::read(dir.join(format!("page{n}.png"))) {
+                Ok(bytes) => pages.push(bytes),
+                Err(_) => break,
+            }
+        }
+        anyhow::ensure!(!pages.is_empty(), "no page0.png in {}", dir.display());
+        let requests: Vec<flownet_core::InferenceRequest> = pages
+            .into_iter()
+            .map(|bytes| flownet_core::InferenceRequest {
+                model_id: OCR.into(),
+                prompt: String::new(),
+                params: serde_json::Map::new(),
+                input: Some(bytes),
+            })
+            .collect();
+        let times = time(iters.min(10), || {
+            requests
+                .iter()
+                .try_for_each(|r| engine.infer_blocking(r).map(drop))
+        })?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": OCR, "threads": threads, "iters": times.len(),
+                "images": requests.len(),
+                "images_per_s": (requests.len() as f64 / (p50(&times) / 1000.0) * 100.0).round() / 100.0,
             })
         );
     }

@@ -335,7 +335,7 @@ fn models(ctx: &Ctx) -> Result<()> {
         .iter()
         .map(|m| {
             json!({
-                "id": m.id, "kind": m.kind, "name": m.name, "sha256": m.sha256, "license": m.license,
+                "id": m.id, "kind": m.kind, "name": m.name, "sha256": m.digest(), "license": m.license,
                 "source": m.source, "output_mime": m.output_mime, "prompt_mapping": m.prompt_mapping,
                 "defaults": m.defaults, "weights_present": m.weights_path().exists(),
             })
@@ -350,7 +350,7 @@ fn models(ctx: &Ctx) -> Result<()> {
                     m.id,
                     m.kind.as_str(),
                     m.name,
-                    m.sha256,
+                    m.digest(),
                     if m.weights_path().exists() {
                         ""
                     } else {
@@ -396,7 +396,7 @@ pub fn offers_from_specs(ctx: &Ctx, specs: &[String]) -> Result<Vec<OfferedModel
             })?;
             Ok(OfferedModel {
                 model_id: id.into(),
-                weights_sha256: manifest.sha256,
+                weights_sha256: manifest.digest(),
                 price: price.parse()?,
                 unit: manifest.kind.price_unit(),
             })

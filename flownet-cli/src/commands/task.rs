@@ -20,8 +20,8 @@ pub enum TaskCmd {
         model: String,
         /// The text prompt (for image models, --image instead)
         prompt: Option<String>,
-        /// An image file to classify: sent as the task's input (the prompt becomes
-        /// sha256:<hex>)
+        /// An image file to classify or read the text of (PNG or JPEG): sent as the
+        /// task's input (the prompt becomes sha256:<hex>)
         #[arg(long, conflicts_with_all = ["prompt", "input"])]
         image: Option<PathBuf>,
         /// A file the task reads, named on the ledger by its sha256 and size and fetched
@@ -373,8 +373,17 @@ pub(crate) async fn wait_and_save(
     let embeddings = (output.mime == flownet_core::embedding::MIME && generation.is_none())
         .then(|| flownet_core::Embeddings::from_bytes(&bytes).ok())
         .flatten();
-    let text = (output.mime == "application/json" && generation.is_none() && embeddings.is_none())
-        .then(|| String::from_utf8_lossy(&bytes).into_owned());
+    // What an OCR model read is shown as its text; the boxes are in the saved file.
+    let reading = (output.mime == flownet_core::ocr::MIME
+        && generation.is_none()
+        && embeddings.is_none())
+    .then(|| flownet_core::ocr::Reading::from_bytes(&bytes).ok())
+    .flatten();
+    let text = (output.mime == "application/json"
+        && generation.is_none()
+        && embeddings.is_none()
+        && reading.is_none())
+    .then(|| String::from_utf8_lossy(&bytes).into_owned());
     // The tokens paid for, recounted with the model's tokenizer when it is here.
     let check = match &generation {
         Some(g) if task.units.is_some() => {
@@ -409,6 +418,10 @@ pub(crate) async fn wait_and_save(
             "count": e.embeddings.len(), "dimensions": e.dimensions, "tokens": e.tokens,
             "truncated": e.truncated, "usage": e.usage,
         });
+    }
+    if let Some(r) = &reading {
+        j["text"] = json!(r.text);
+        j["lines"] = json!(r.lines);
     }
     if let Some(c) = &check {
         j["units_check"] = c.to_json();
@@ -461,6 +474,14 @@ pub(crate) async fn wait_and_save(
         if let Some(e) = &embeddings {
             s.push('\n');
             s.push_str(&describe_embeddings(e));
+        }
+        if let Some(r) = &reading {
+            s.push_str(&format!(
+                "\n{} line{} of text read:\n\n{}",
+                r.lines.len(),
+                if r.lines.len() == 1 { "" } else { "s" },
+                r.text
+            ));
         }
         s
     });

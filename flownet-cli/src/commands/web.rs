@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Largest request body, in bytes
     #[arg(long, default_value_t = 64 * 1024)]
     pub max_body: usize,
+    /// Largest image the page may hand the gateway to hold as a task's input (for
+    /// image classification and OCR), in bytes
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_image: usize,
     /// Longest a request may take, in seconds (not event streams or generations)
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
@@ -150,6 +154,7 @@ impl ServeArgs {
             fetch_policy,
             models_dir: Some(models_dir.to_owned()),
             max_body_bytes: self.max_body,
+            max_image_bytes: self.max_image,
             request_timeout: Duration::from_secs(self.request_timeout),
             header_timeout: Duration::from_secs(self.header_timeout.max(1)),
             body_timeout: Duration::from_secs(self.body_timeout.max(1)),

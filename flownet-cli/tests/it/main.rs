@@ -3,6 +3,7 @@
 
 mod chat;
 mod embed;
+mod ocr;
 mod ledger_verify;
 #[cfg(feature = "flow")]
 mod sponsor_flow;

@@ -9,6 +9,7 @@ pub const TERRAIN: &str = "terrain-diffusion-128";
 pub const MOBILENET: &str = "mobilenet-v2";
 pub const SMOLLM2: &str = "smollm2-135m-instruct";
 pub const MINILM: &str = "all-minilm-l6-v2";
+pub const PPOCR: &str = "pp-ocrv4";
 
 const SETUP_HINT: &str = "the integration tests need the models and ONNX Runtime: run `eval \"$(scripts/setup.sh)\"` from the workspace root first";
 
@@ -53,7 +54,7 @@ pub fn engine() -> &'static OnnxEngine {
         let options = if smollm2_present() {
             options()
         } else {
-            options().with_models([TERRAIN, MOBILENET, MINILM])
+            options().with_models([TERRAIN, MOBILENET, MINILM, PPOCR])
         };
         let engine = OnnxEngine::load(&dir, &options).unwrap_or_else(|e| {
             panic!(
@@ -61,7 +62,7 @@ pub fn engine() -> &'static OnnxEngine {
                 dir.display()
             )
         });
-        for id in [TERRAIN, MOBILENET, MINILM] {
+        for id in [TERRAIN, MOBILENET, MINILM, PPOCR] {
             assert!(
                 engine.manifest(id).is_some(),
                 "model {id} is missing from {}; {SETUP_HINT}",
@@ -82,6 +83,30 @@ pub fn python() -> PathBuf {
             || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"),
             PathBuf::from,
         )
+}
+
+/// Runs `benches/python/<script>` with the project's Python and `args`; its stdout.
+pub fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../benches/python")
+        .join(script);
+    let out = std::process::Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {} {}: {e}; run scripts/setup.sh",
+                python().display(),
+                path.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// A test photo's bytes from `models/testdata`.

@@ -8,5 +8,6 @@ mod embed;
 mod engine;
 mod llm;
 mod manifest;
+mod ocr;
 mod runtime;
 mod terrain;

@@ -1,7 +1,7 @@
 use flownet_core::{Engine, TaskKind};
 use flownet_infer::{Error, ModelManifest, OnnxEngine, terrain};
 
-use crate::common::{self, MINILM, MOBILENET, SMOLLM2, TERRAIN};
+use crate::common::{self, MINILM, MOBILENET, PPOCR, SMOLLM2, TERRAIN};
 
 #[test]
 fn models_are_described_by_their_manifests() {
@@ -9,13 +9,16 @@ fn models_are_described_by_their_manifests() {
     models.sort_by(|a, b| a.id.cmp(&b.id));
     let ids: Vec<&str> = models.iter().map(|m| m.id.as_str()).collect();
     if common::smollm2_present() {
-        assert_eq!(ids, [MINILM, MOBILENET, SMOLLM2, TERRAIN]);
-        assert_eq!(models[2].kind, TaskKind::TextGeneration);
-        assert_eq!(models[2].output_mime, "application/json");
-        models.remove(2);
+        assert_eq!(ids, [MINILM, MOBILENET, PPOCR, SMOLLM2, TERRAIN]);
+        assert_eq!(models[3].kind, TaskKind::TextGeneration);
+        assert_eq!(models[3].output_mime, "application/json");
+        models.remove(3);
     } else {
-        assert_eq!(ids, [MINILM, MOBILENET, TERRAIN]);
+        assert_eq!(ids, [MINILM, MOBILENET, PPOCR, TERRAIN]);
     }
+    let ocr = models.remove(2);
+    assert_eq!(ocr.kind, TaskKind::Ocr);
+    assert_eq!(ocr.output_mime, "application/json");
     assert_eq!(models[0].kind, TaskKind::Embedding);
     assert_eq!(models[0].output_mime, "application/json");
     assert_eq!(models[1].kind, TaskKind::ImageClassification);
@@ -25,6 +28,7 @@ fn models_are_described_by_their_manifests() {
     for m in &models {
         let manifest = ModelManifest::load(common::models_dir().join(&m.id)).unwrap();
         assert_eq!(m.weights_sha256, manifest.sha256);
+        assert_eq!(m.weights_sha256, manifest.digest());
     }
 }
 

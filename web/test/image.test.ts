@@ -1,0 +1,36 @@
+// The image view's rules, which must agree with flownet-infer's image checks and
+// flownet-core's OCR output.
+
+import { strict as assert } from "node:assert";
+import { test } from "node:test";
+
+import { imageProblem, imageType, readLabels, readReading } from "../src/image.js";
+
+const enc = (s: string) => new TextEncoder().encode(s).buffer as ArrayBuffer;
+
+test("only PNG and JPEG files within the gateway's limit are sent", () => {
+  const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]);
+  const jpeg = new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 1]);
+  assert.equal(imageType(png), "image/png");
+  assert.equal(imageType(jpeg), "image/jpeg");
+  assert.equal(imageType(new TextEncoder().encode("GIF89a")), null);
+  assert.equal(imageProblem(png, 100), null);
+  assert.match(imageProblem(png, 5) ?? "", /at most 5/);
+  assert.match(imageProblem(new Uint8Array(), 100) ?? "", /empty/);
+  assert.match(imageProblem(new TextEncoder().encode("hello world"), 100) ?? "", /not a PNG or JPEG/);
+});
+
+test("an OCR output is read only when its text is its lines", () => {
+  const box = [[0, 0], [9, 0], [9, 5], [0, 5]];
+  const good = { model: "m", width: 10, height: 10, text: "a b\nc", lines: [{ text: "a b", score: 0.9, box }, { text: "c", score: 0.8, box }] };
+  assert.equal(readReading(enc(JSON.stringify(good)))?.lines.length, 2);
+  assert.equal(readReading(enc(JSON.stringify({ ...good, text: "other" }))), null);
+  assert.equal(readReading(enc("not json")), null);
+  assert.equal(readReading(enc(JSON.stringify({ labels: [] }))), null);
+});
+
+test("classifier labels are read from their JSON", () => {
+  const labels = readLabels(enc(JSON.stringify({ model: "m", labels: [{ index: 3, label: "cat", score: 0.7 }] })));
+  assert.deepEqual(labels, [{ index: 3, label: "cat", score: 0.7 }]);
+  assert.equal(readLabels(enc(JSON.stringify({ text: "x" }))), null);
+});
