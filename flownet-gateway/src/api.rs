@@ -670,7 +670,13 @@ pub async fn inputs(
     let image = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|t| t == "image/png" || t == "image/jpeg");
     let bytes = match body {
         Ok(bytes) => bytes,
@@ -747,7 +753,9 @@ async fn hold_image(g: &Gateway, headers: &HeaderMap, bytes: Bytes) -> ApiResult
     let (width, height) = flownet_infer::check_image(&bytes).map_err(|e| {
         ApiError::bad_request(
             "invalid_image",
-            e.to_string().trim_start_matches("invalid input: ").to_owned(),
+            e.to_string()
+                .trim_start_matches("invalid input: ")
+                .to_owned(),
         )
     })?;
     let Some(store) = g.blobs.clone() else {

@@ -124,7 +124,11 @@ impl ModelManifest {
                 ));
             }
         }
-        if let Some(role) = self.file_sha256.keys().find(|r| !self.files.contains_key(*r)) {
+        if let Some(role) = self
+            .file_sha256
+            .keys()
+            .find(|r| !self.files.contains_key(*r))
+        {
             return Err(Error::manifest(
                 path,
                 format!("file_sha256 names {role:?}, which files does not"),
@@ -188,7 +192,9 @@ impl ModelManifest {
                 format!("the manifest names no {what} for {role:?}"),
             )
         };
-        let path = self.file_path(role).ok_or_else(|| missing("file (files)"))?;
+        let path = self
+            .file_path(role)
+            .ok_or_else(|| missing("file (files)"))?;
         let sha = self
             .file_sha256
             .get(role)

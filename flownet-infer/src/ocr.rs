@@ -114,8 +114,7 @@ impl Reader {
             id: id.to_owned(),
             reason,
         };
-        let (det_input, det_output) = match (manifest.inputs.as_slice(), manifest.outputs.first())
-        {
+        let (det_input, det_output) = match (manifest.inputs.as_slice(), manifest.outputs.first()) {
             ([input], Some(output)) if input.shape.len() == 4 && input.shape[1] == 3 => {
                 (input.name.clone(), output.name.clone())
             }
@@ -137,9 +136,7 @@ impl Reader {
             .metadata()
             .ok()
             .and_then(|m| m.custom("character"))
-            .ok_or_else(|| {
-                unsupported("the recogniser carries no `character` metadata".into())
-            })?;
+            .ok_or_else(|| unsupported("the recogniser carries no `character` metadata".into()))?;
         let mut charset = vec![String::new()];
         charset.extend(dictionary.lines().map(str::to_owned));
         charset.push(" ".into());
@@ -184,7 +181,7 @@ impl Reader {
         let mut crops: Vec<RgbImage> = boxes.iter().map(|b| crop(&image, b)).collect();
         self.upright(model_id, &mut crops)?;
         let reads = self.recognise(model_id, &crops)?;
-        let words: Vec<(Rect, String, f32)> = boxes
+        let words: Vec<Word> = boxes
             .into_iter()
             .zip(reads)
             .filter(|(_, (text, score))| *score >= TEXT_THRESHOLD && !text.trim().is_empty())
@@ -264,7 +261,14 @@ impl Reader {
         for chunk in order.chunks(BATCH) {
             let batch: Vec<&RgbImage> = chunk.iter().map(|&i| &crops[i]).collect();
             let tensor = line_batch(&batch, CLS_HEIGHT, CLS_WIDTH, CLS_WIDTH);
-            let probs = run_one(session, input, output, &tensor, model_id, "angle classifier")?;
+            let probs = run_one(
+                session,
+                input,
+                output,
+                &tensor,
+                model_id,
+                "angle classifier",
+            )?;
             let classes = probs.len() / chunk.len().max(1);
             if classes != 2 {
                 return Err(Error::Output(format!(
@@ -340,7 +344,11 @@ impl Reader {
             }
             previous = best;
         }
-        let score = if kept == 0 { 0.0 } else { (sum / kept as f64) as f32 };
+        let score = if kept == 0 {
+            0.0
+        } else {
+            (sum / kept as f64) as f32
+        };
         (text, score.clamp(0.0, 1.0))
     }
 }
@@ -573,7 +581,10 @@ fn regions(map: &[f32], w: usize, h: usize) -> Vec<Region> {
         }
         let mut sum = 0.0f64;
         for y in y0..=y1 {
-            sum += map[y * w + x0..=y * w + x1].iter().map(|&p| f64::from(p)).sum::<f64>();
+            sum += map[y * w + x0..=y * w + x1]
+                .iter()
+                .map(|&p| f64::from(p))
+                .sum::<f64>();
         }
         let score = (sum / ((x1 - x0 + 1) * (y1 - y0 + 1)) as f64) as f32;
         if score >= BOX_THRESHOLD {
@@ -589,18 +600,21 @@ fn regions(map: &[f32], w: usize, h: usize) -> Vec<Region> {
             ));
         }
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found.truncate(MAX_CANDIDATES);
     found.into_iter().map(|(_, r)| r).collect()
 }
+
+/// A read box: where, what, how sure.
+type Word = (Rect, String, f32);
 
 /// Gathers read boxes into lines: a box belongs to a line when its vertical middle
 /// lies within the line's extent or the line's middle within the box's; lines go top
 /// to bottom, boxes in a line left to right, joined by a space. A line's score is its
 /// boxes' mean, weighted by their characters.
-fn into_lines(mut words: Vec<(Rect, String, f32)>) -> Vec<Line> {
+fn into_lines(mut words: Vec<Word>) -> Vec<Line> {
     words.sort_by_key(|(r, _, _)| (r.y0 + r.y1, r.x0));
-    let mut lines: Vec<(Rect, Vec<(Rect, String, f32)>)> = Vec::new();
+    let mut lines: Vec<(Rect, Vec<Word>)> = Vec::new();
     for word in words {
         let mid = (word.0.y0 + word.0.y1) / 2;
         let found = lines.iter_mut().find(|(extent, _)| {
@@ -680,7 +694,7 @@ mod tests {
         assert!(x0 < 1.0 && y0 < 2.0 && x1 > 8.0 && y1 > 7.0);
     }
 
-    fn word(x0: u32, y0: u32, x1: u32, y1: u32, text: &str) -> (Rect, String, f32) {
+    fn word(x0: u32, y0: u32, x1: u32, y1: u32, text: &str) -> Word {
         (Rect { x0, y0, x1, y1 }, text.into(), 0.9)
     }
 
@@ -702,10 +716,26 @@ mod tests {
     fn crops_have_a_margin_and_much_taller_than_wide_ones_are_turned() {
         let image = RgbImage::new(100, 100);
         // 40 high: 6 pixels above and below, 2 to either side (cut at the edge).
-        let tall = crop(&image, &Rect { x0: 0, y0: 10, x1: 10, y1: 50 });
+        let tall = crop(
+            &image,
+            &Rect {
+                x0: 0,
+                y0: 10,
+                x1: 10,
+                y1: 50,
+            },
+        );
         assert_eq!(tall.dimensions(), (52, 12));
         // 10 high: 1.5 and 0.5 round half to even, to 2 and 0.
-        let wide = crop(&image, &Rect { x0: 20, y0: 20, x1: 60, y1: 30 });
+        let wide = crop(
+            &image,
+            &Rect {
+                x0: 20,
+                y0: 20,
+                x1: 60,
+                y1: 30,
+            },
+        );
         assert_eq!(wide.dimensions(), (40, 14));
     }
 
@@ -718,6 +748,9 @@ mod tests {
             r(300, 10, 400, 40), // far to the right: a column of its own
             r(10, 60, 100, 90),  // the next line
         ]);
-        assert_eq!(merged, [r(10, 10, 200, 40), r(300, 10, 400, 40), r(10, 60, 100, 90)]);
+        assert_eq!(
+            merged,
+            [r(10, 10, 200, 40), r(300, 10, 400, 40), r(10, 60, 100, 90)]
+        );
     }
 }

@@ -95,15 +95,17 @@ pub fn precheck(
                 }
             )))
         }
-        (TaskKind::ImageClassification | TaskKind::Ocr, Some(bytes)) => flownet_infer::check_image(bytes)
-            .map(|_| None)
-            .map_err(|e| {
-                E::InvalidInput(
-                    e.to_string()
-                        .trim_start_matches("invalid input: ")
-                        .to_owned(),
-                )
-            }),
+        (TaskKind::ImageClassification | TaskKind::Ocr, Some(bytes)) => {
+            flownet_infer::check_image(bytes)
+                .map(|_| None)
+                .map_err(|e| {
+                    E::InvalidInput(
+                        e.to_string()
+                            .trim_start_matches("invalid input: ")
+                            .to_owned(),
+                    )
+                })
+        }
         (TaskKind::Embedding, input) => {
             let source = match input {
                 Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {

@@ -376,7 +376,9 @@ fn reading(
     } else {
         let list = if out.is_instance_of::<PyDict>() {
             out.get_item("lines").map_err(|_| {
-                bad(format!("the handler of {id} returned a dict without \"lines\""))
+                bad(format!(
+                    "the handler of {id} returned a dict without \"lines\""
+                ))
             })?
         } else {
             out.clone()
@@ -419,7 +421,9 @@ fn reading(
         }
     }
     if lines.is_empty() {
-        return Err(bad(format!("the handler of {id} found no text in the image")));
+        return Err(bad(format!(
+            "the handler of {id} found no text in the image"
+        )));
     }
     let body = Reading::new(id, width, height, lines);
     let bytes = serde_json::to_vec(&body).map_err(|e| bad(e.to_string()))?;

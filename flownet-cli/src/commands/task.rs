@@ -374,11 +374,10 @@ pub(crate) async fn wait_and_save(
         .then(|| flownet_core::Embeddings::from_bytes(&bytes).ok())
         .flatten();
     // What an OCR model read is shown as its text; the boxes are in the saved file.
-    let reading = (output.mime == flownet_core::ocr::MIME
-        && generation.is_none()
-        && embeddings.is_none())
-    .then(|| flownet_core::ocr::Reading::from_bytes(&bytes).ok())
-    .flatten();
+    let reading =
+        (output.mime == flownet_core::ocr::MIME && generation.is_none() && embeddings.is_none())
+            .then(|| flownet_core::ocr::Reading::from_bytes(&bytes).ok())
+            .flatten();
     let text = (output.mime == "application/json"
         && generation.is_none()
         && embeddings.is_none()

@@ -3,8 +3,8 @@
 
 mod chat;
 mod embed;
-mod ocr;
 mod ledger_verify;
+mod ocr;
 #[cfg(feature = "flow")]
 mod sponsor_flow;
 #[cfg(feature = "flow")]

@@ -25,8 +25,14 @@ fn render(path: &Path, lines: &[(u32, &str)]) {
     for (size, text) in lines {
         cmd.arg("--line").arg(format!("{size}:{text}"));
     }
-    let out = cmd.output().expect("running the project's Python (scripts/setup.sh)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .expect("running the project's Python (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -58,7 +64,10 @@ fn a_user_pays_a_node_to_read_an_image_and_a_blank_one_is_refunded() {
 
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("page.png");
-    let lines = [(40, "Receipt 7731 from FlowNet"), (22, "two coffees, 4.60 EUR")];
+    let lines = [
+        (40, "Receipt 7731 from FlowNet"),
+        (22, "two coffees, 4.60 EUR"),
+    ];
     render(&page, &lines);
     let before = user.json("alice", &["account", "balance"]);
     let done = user.json(
@@ -75,8 +84,7 @@ fn a_user_pays_a_node_to_read_an_image_and_a_blank_one_is_refunded() {
     );
     assert_eq!(done["status"], "fulfilled", "{done}");
     assert_eq!(
-        done["text"],
-        "Receipt 7731 from FlowNet\ntwo coffees, 4.60 EUR",
+        done["text"], "Receipt 7731 from FlowNet\ntwo coffees, 4.60 EUR",
         "{done}"
     );
     assert_eq!(done["lines"].as_array().map(Vec::len), Some(2), "{done}");
@@ -86,7 +94,10 @@ fn a_user_pays_a_node_to_read_an_image_and_a_blank_one_is_refunded() {
     .unwrap();
     assert_eq!(saved.text, done["text"].as_str().unwrap());
     let task = user.json("alice", &["task", "show", &done["task"].to_string()]);
-    assert!(task["prompt"].as_str().unwrap().starts_with("sha256:"), "{task}");
+    assert!(
+        task["prompt"].as_str().unwrap().starts_with("sha256:"),
+        "{task}"
+    );
     assert_eq!(task["price"].as_u64(), Some(25_000_000), "{task}");
 
     // A file that is not an image is refused before anything is paid.
@@ -96,7 +107,14 @@ fn a_user_pays_a_node_to_read_an_image_and_a_blank_one_is_refunded() {
     assert_ne!(paid, before);
     let (kind, message) = user.fails(
         "alice",
-        &["task", "submit", "--model", MODEL, "--image", text_file.to_str().unwrap()],
+        &[
+            "task",
+            "submit",
+            "--model",
+            MODEL,
+            "--image",
+            text_file.to_str().unwrap(),
+        ],
     );
     assert_eq!(kind, "invalid_input", "{message}");
     assert_eq!(user.json("alice", &["account", "balance"]), paid);
@@ -106,18 +124,17 @@ fn a_user_pays_a_node_to_read_an_image_and_a_blank_one_is_refunded() {
     image::RgbImage::from_pixel(300, 120, image::Rgb([250, 250, 250]))
         .save(&blank)
         .unwrap();
-    let (_, message) = user.fails(
-        "alice",
-        &[
-            "task",
-            "submit",
-            "--model",
-            MODEL,
-            "--image",
-            blank.to_str().unwrap(),
-            "--wait",
-        ],
-    );
+    // (The command says on stderr that it serves the input first, so not `fails`.)
+    let out = user
+        .cmd("alice")
+        .args(["--json", "task", "submit", "--model", MODEL, "--image"])
+        .arg(&blank)
+        .arg("--wait")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = error["error"]["message"].as_str().unwrap();
     assert!(message.contains("no text"), "{message}");
     assert_eq!(user.json("alice", &["account", "balance"]), paid);
 }

@@ -69,7 +69,10 @@ fn rendered_lines_in_two_sizes_are_read_back_exactly() {
         assert!(pair[0].corners[0][1] < pair[1].corners[0][1], "{reading:?}");
     }
     let height = |i: usize| reading.lines[i].corners[2][1] - reading.lines[i].corners[0][1];
-    assert!(height(0) > height(1) && height(2) > height(3), "{reading:?}");
+    assert!(
+        height(0) > height(1) && height(2) > height(3),
+        "{reading:?}"
+    );
     for line in &reading.lines {
         assert!(line.score > 0.8, "{line:?}");
     }
@@ -114,7 +117,10 @@ fn an_image_with_no_text_or_no_image_is_refused() {
     );
 
     let err = read(b"not an image at all".to_vec()).unwrap_err();
-    assert!(matches!(err, flownet_infer::Error::InvalidInput(_)), "{err}");
+    assert!(
+        matches!(err, flownet_infer::Error::InvalidInput(_)),
+        "{err}"
+    );
 
     let err = common::engine()
         .infer_blocking(&common::request(PPOCR, "read this", json!({})))
@@ -144,11 +150,8 @@ fn the_model_digest_covers_all_three_files() {
         std::fs::copy(manifest.dir.join(name), copy.join(name)).unwrap();
     }
     std::fs::write(copy.join("rec.onnx"), b"tampered").unwrap();
-    let err = flownet_infer::OnnxEngine::load(
-        dir.path(),
-        &common::options().with_models([PPOCR]),
-    )
-    .unwrap_err();
+    let err = flownet_infer::OnnxEngine::load(dir.path(), &common::options().with_models([PPOCR]))
+        .unwrap_err();
     assert!(
         matches!(err, flownet_infer::Error::ChecksumMismatch { ref path, .. } if path.ends_with("rec.onnx")),
         "{err}"
