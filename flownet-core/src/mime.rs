@@ -7,6 +7,8 @@ pub fn sniff(bytes: &[u8]) -> &'static str {
         "image/png"
     } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
         "image/jpeg"
+    } else if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WAVE" {
+        "audio/wav"
     } else if bytes.first().is_some_and(|b| *b == b'{' || *b == b'[')
         && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
     {
@@ -24,6 +26,8 @@ pub fn extension(mime: &str) -> &'static str {
         "image/png" => "png",
         "image/jpeg" => "jpg",
         "application/json" => "json",
+        "audio/wav" => "wav",
+        "audio/pcm" => "pcm",
         m if m.starts_with("text/") => "txt",
         _ => "bin",
     }
@@ -39,6 +43,8 @@ mod tests {
         assert_eq!(extension(sniff(&[0xff, 0xd8, 0xff, 0])), "jpg");
         assert_eq!(extension(sniff(b"{\"a\":1}")), "json");
         assert_eq!(extension(sniff(b"hello")), "txt");
+        assert_eq!(extension(sniff(b"RIFF\x24\0\0\0WAVEfmt ")), "wav");
+        assert_eq!(extension("audio/pcm"), "pcm");
         assert_eq!(extension(sniff(&[0, 159, 146, 150])), "bin");
     }
 }

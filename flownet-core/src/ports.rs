@@ -128,6 +128,8 @@ pub enum TaskKind {
     Embedding,
     /// Reading the text in an image (optical character recognition).
     Ocr,
+    /// Speaking a text aloud: the output is audio.
+    TextToSpeech,
 }
 
 impl TaskKind {
@@ -154,6 +156,7 @@ impl TaskKind {
             Self::TextGeneration => "text-generation",
             Self::Embedding => "embedding",
             Self::Ocr => "ocr",
+            Self::TextToSpeech => "text-to-speech",
         }
     }
 }

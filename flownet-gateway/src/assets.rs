@@ -14,9 +14,11 @@ const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\
 <code>scripts/build-web.sh</code>, then rebuild <code>flownet</code>. The JSON API under \
 <code>/api</code> and the OpenAI-compatible API under <code>/v1</code> work without it.</p></body></html>";
 
-/// The page may load only its own scripts, styles and images and talk only to this
-/// gateway: nothing from a CDN, nothing inline.
+/// The page may load only its own scripts, styles, images and audio (outputs it
+/// fetched and checked, as `blob:` URLs) and talk only to this gateway: nothing from a
+/// CDN, nothing inline.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
+media-src blob:; \
 connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn find(path: &str) -> Option<&'static [u8]> {

@@ -1367,3 +1367,129 @@ pub async fn embeddings(
         "flownet": fields,
     })))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct SpeechRequest {
+    model: Option<String>,
+    input: Option<Value>,
+    voice: Option<Value>,
+    response_format: Option<String>,
+    speed: Option<f64>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+/// `POST /v1/audio/speech`: speaks `input` with a text-to-speech model (one task, paid
+/// per task) and answers the audio itself: `response_format` `wav` (the default here)
+/// or `pcm` (16-bit little-endian mono at the voice's rate, 22,050 Hz for Piper's). A
+/// voice is one speaker: `voice` may name it or be any of OpenAI's names (each model
+/// has one voice). The task, its output's SHA-256 and the NFT come back as
+/// `x-flownet-*` headers.
+pub async fn speech(
+    State(g): G,
+    axum::Extension(key): Key,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let req: SpeechRequest = json_body(&headers, body)?;
+    refuse_unknown(
+        &req.extra,
+        &["user", "instructions"],
+        "model, input, voice, response_format and speed",
+    )?;
+    let text = match &req.input {
+        Some(Value::String(s)) => flownet_core::speech::text_of(s).map_err(|e| {
+            ApiError::bad_request("invalid_input", e.to_string()).with_param("input")
+        })?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_input",
+                "`input` must be the text to speak",
+            )
+            .with_param("input"));
+        }
+    };
+    if req
+        .voice
+        .as_ref()
+        .is_some_and(|v| !v.is_string() && !v.is_null())
+    {
+        return Err(
+            ApiError::bad_request("invalid_voice", "`voice` must be a string").with_param("voice"),
+        );
+    }
+    let format = match req.response_format.as_deref() {
+        None | Some("wav") => "wav",
+        Some("pcm") => "pcm",
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "unsupported_response_format",
+                format!("`response_format` {other:?} is not served here: wav or pcm"),
+            )
+            .with_param("response_format"));
+        }
+    };
+    let mut params = Map::new();
+    params.insert("format".into(), json!(format));
+    if let Some(speed) = req.speed {
+        if !(0.25..=4.0).contains(&speed) {
+            return Err(ApiError::bad_request(
+                "invalid_speed",
+                format!("`speed` must be from 0.25 to 4, not {speed}"),
+            )
+            .with_param("speed"));
+        }
+        params.insert("speed".into(), json!(speed));
+    }
+    let (meta, candidates) = choose(
+        &g,
+        &key,
+        req.model.as_deref(),
+        TaskKind::TextToSpeech,
+        "/v1/audio/speech",
+    )
+    .await?;
+    let (prompt, input) = hold_input(&g, &headers, text, "input").await?;
+    let job = Job {
+        prompt: &prompt,
+        input,
+        max_units: None,
+    };
+    let params = vec![Value::Object(params).to_string()];
+    let d = run_tasks(&g, &key, &candidates, job, params)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal("running the task", "no output"))?;
+    let mime = if format == "pcm" {
+        "audio/pcm"
+    } else {
+        "audio/wav"
+    };
+    let wav_ok = format == "pcm" || flownet_core::mime::sniff(&d.bytes) == "audio/wav";
+    if !wav_ok {
+        return Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "not_audio",
+            format!("task {}'s output is not a WAV file", d.task.id),
+        ));
+    }
+    let fields = task_fields(&d.task, &meta.id);
+    let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, mime)], d.bytes).into_response();
+    for (name, value) in [
+        ("x-flownet-task-id", fields.get("task_id")),
+        ("x-flownet-sha256", fields.get("sha256")),
+        ("x-flownet-nft-id", fields.get("nft_id")),
+        ("x-flownet-model", Some(&json!(meta.id))),
+    ] {
+        let text = match value {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => continue,
+            Some(v) => v.to_string(),
+        };
+        if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    Ok(response)
+}

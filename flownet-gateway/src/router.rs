@@ -61,6 +61,7 @@ impl Gateway {
             .route("/v1/images/generations", post(openai::images))
             .route("/v1/completions", post(openai::completions))
             .route("/v1/embeddings", post(openai::embeddings))
+            .route("/v1/audio/speech", post(openai::speech))
             .route("/v1/chat/completions", post(openai::chat))
             .route_layer(middleware::from_fn_with_state(
                 self.clone(),

@@ -21,7 +21,9 @@ use crate::{
     gguf::GgufModel,
     manifest::{self, ModelFormat, ModelManifest},
     ocr::Reader,
-    runtime, terrain,
+    runtime,
+    speech::Speaker,
+    terrain,
 };
 
 /// The environment variable naming the models directory.
@@ -92,6 +94,7 @@ enum Pipeline {
     Classifier(Classifier),
     Embedder(Box<Embedder>),
     Reader(Box<Reader>),
+    Speaker(Box<Speaker>),
 }
 
 impl Pipeline {
@@ -168,6 +171,7 @@ impl Pipeline {
             TaskKind::Ocr => Ok(Self::Reader(Box::new(Reader::for_manifest(
                 manifest, session,
             )?))),
+            TaskKind::TextToSpeech => Ok(Self::Speaker(Box::new(Speaker::for_manifest(manifest)?))),
             #[allow(unreachable_patterns)]
             kind => Err(unsupported(format!(
                 "no pipeline for kind {}",
@@ -325,6 +329,11 @@ impl OnnxEngine {
                 pipeline: Pipeline::Reader(reader),
                 session,
             } => reader.infer(&model.manifest.id, session, request),
+            // The speaker phonemizes outside the lock and takes it for each sentence.
+            Runner::Onnx {
+                pipeline: Pipeline::Speaker(speaker),
+                session,
+            } => speaker.infer(&model.manifest.id, session, request),
             Runner::Onnx { pipeline, session } => {
                 // A panic in another request leaves the session usable: ONNX Runtime
                 // keeps no state between runs that a half-finished run could corrupt.
@@ -334,7 +343,9 @@ impl OnnxEngine {
                     Pipeline::Classifier(classifier) => {
                         classifier.infer(&model.manifest.id, &mut session, request)
                     }
-                    Pipeline::Embedder(_) | Pipeline::Reader(_) => unreachable!("matched above"),
+                    Pipeline::Embedder(_) | Pipeline::Reader(_) | Pipeline::Speaker(_) => {
+                        unreachable!("matched above")
+                    }
                 }
             }
         }

@@ -69,6 +69,9 @@ pub enum Error {
     /// failed.
     #[error("{0}")]
     Output(String),
+    /// The phonemizer (the espeak-ng binary) could not be run or failed.
+    #[error("{0}")]
+    Phonemizer(String),
 }
 
 impl Error {

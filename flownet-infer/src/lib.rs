@@ -82,6 +82,7 @@ pub mod ocr;
 mod params;
 pub mod rng;
 mod runtime;
+pub mod speech;
 pub mod terrain;
 
 pub use classify::{DEFAULT_TOP_K, Prediction, check_image};

@@ -63,7 +63,8 @@ pub async fn load_engine(models_dir: &Path, settings: &EngineSettings) -> Result
 /// What a requester checks before paying for `model_id`, from the model's manifest in
 /// `models_dir` when it is there (else nothing can be known here): a text-to-image
 /// model takes no input file, an image classifier or OCR model needs an image it can
-/// decode (checked from the header), within its size limits, an embedding model needs texts
+/// decode (checked from the header), within its size limits, a speech model text to
+/// say (`flownet_core::speech::text_of`), an embedding model needs texts
 /// (`flownet_core::embedding::inputs`, from the input file or the prompt). Returns the
 /// tokens to escrow for when the requester names no limit and the kind knows better
 /// than the default: an embedding model's bound on its texts' tokens
@@ -105,6 +106,17 @@ pub fn precheck(
                             .to_owned(),
                     )
                 })
+        }
+        (TaskKind::TextToSpeech, input) => {
+            let source = match input {
+                Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {
+                    E::InvalidInput(format!(
+                        "model {model_id} speaks text: its input file must be UTF-8 text"
+                    ))
+                })?,
+                None => prompt,
+            };
+            flownet_core::speech::text_of(source).map(|_| None)
         }
         (TaskKind::Embedding, input) => {
             let source = match input {

@@ -248,7 +248,7 @@ fn parse_kind(kind: &str) -> FlowResult<TaskKind> {
     serde_json::from_value(serde_json::Value::String(kind.to_owned())).map_err(|_| {
         Error::InvalidInput(format!(
             "unknown model kind {kind:?}: expected text-to-image, image-classification, \
-             text-generation, embedding or ocr"
+             text-generation, embedding, ocr or text-to-speech"
         ))
         .into()
     })
@@ -259,6 +259,7 @@ fn default_mime(kind: TaskKind) -> &'static str {
         TaskKind::TextToImage => "image/png",
         TaskKind::ImageClassification | TaskKind::Embedding | TaskKind::Ocr => "application/json",
         TaskKind::TextGeneration => "text/plain; charset=utf-8",
+        TaskKind::TextToSpeech => "audio/wav",
     }
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import math
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -258,6 +259,40 @@ def test_a_python_ocr_handler_gets_the_image_and_its_lines_become_the_reading(le
             client.submit(photo.getvalue(), "blind").wait(timeout=30)
         assert "no text" in str(e.value)
         assert alice.balance() == before
+    finally:
+        node.stop()
+        server.join(timeout=10)
+
+
+def test_a_python_speech_handler_returns_a_wav(ledger: flownet.Ledger, endpoint: str) -> None:
+    import wave
+
+    node_account = flownet.Account.create(ledger, "tts-node")
+    alice = flownet.Account.create(ledger, "tts-alice")
+    node = flownet.Node(ledger, node_account, name="python speaker", endpoint=endpoint)
+
+    @node.model("beeper", price="0.1", kind="text-to-speech")
+    def beeper(text: str, params: Dict[str, Any]) -> bytes:
+        """One 440 Hz beep of 10 ms per character."""
+        rate = 8000
+        samples = [int(10000 * math.sin(2 * math.pi * 440 * i / rate)) for i in range(len(text) * rate // 100)]
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(b"".join(s.to_bytes(2, "little", signed=True) for s in samples))
+        return buf.getvalue()
+
+    server = threading.Thread(target=node.serve, kwargs={"interval_ms": 20})
+    server.start()
+    try:
+        client = flownet.Client(ledger, alice)
+        wait_until(lambda: bool(client.nodes(model="beeper")), what="the node to register")
+        out = client.submit("ten chars!", "beeper").wait(timeout=30)
+        assert out.mime == "audio/wav"
+        with wave.open(io.BytesIO(out.bytes)) as w:
+            assert (w.getframerate(), w.getnframes()) == (8000, 800)
     finally:
         node.stop()
         server.join(timeout=10)

@@ -30,6 +30,7 @@ MODELS = os.environ.get("FLOWNET_MODELS", str(REPO / "models"))
 MODEL = "terrain-diffusion-128"
 CHAT = "smollm2-135m-instruct"
 EMBED = "all-minilm-l6-v2"
+SPEECH = "piper-joe-medium"
 
 
 def free_port() -> int:
@@ -60,7 +61,7 @@ class Market:
         self.flownet(
             "alpine", "node", "register", "--name", "Alpine node",
             "--endpoint", f"http://127.0.0.1:{node_port}", "--model", f"{MODEL}=0.5",
-            "--model", "mobilenet-v2=0.1", "--model", f"{CHAT}=0.2", "--model", f"{EMBED}=0.02",
+            "--model", "mobilenet-v2=0.1", "--model", f"{CHAT}=0.2", "--model", f"{EMBED}=0.02", "--model", f"{SPEECH}=0.05",
         )
         self.keys = {
             "rich": self.flownet("alpine", "web", "keys", "create", "--label", "rich", "--max-price", "1", "--faucet", "--rate", "600/60")["key"],
@@ -134,7 +135,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def test_models_lists_what_the_nodes_serve(market):
     ids = {m.id for m in client(market, market.keys["rich"]).models.list()}
-    assert ids == {MODEL, "mobilenet-v2", CHAT, EMBED}
+    assert ids == {MODEL, "mobilenet-v2", CHAT, EMBED, SPEECH}
     assert client(market, market.keys["rich"]).models.retrieve(MODEL).owned_by == "flownet"
 
 
@@ -257,6 +258,43 @@ def test_bad_embedding_requests_are_refused_before_payment(market):
         assert e.value.code == "invalid_input", bad
     with pytest.raises(openai.BadRequestError) as e:
         c.embeddings.create(model=CHAT, input="hello")
+    assert e.value.code == "wrong_model_kind"
+
+
+def test_speech_is_a_wav_file_and_pcm_its_samples(market):
+    c = client(market, market.keys["rich"])
+    text = "Hello from FlowNet. This sentence was spoken by a node."
+    r = c.audio.speech.create(model=SPEECH, voice="alloy", input=text, response_format="wav")
+    wav = r.read()
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE"
+    channels, rate = struct.unpack("<HI", wav[22:28])
+    assert (channels, rate) == (1, 22050)
+    seconds = (len(wav) - 44) / 2 / rate
+    assert 2.0 < seconds < 8.0, seconds
+    # The output is the task's, by its hash on the ledger.
+    task_id = int(r.response.headers["x-flownet-task-id"])
+    task = task_of(market, task_id)
+    assert task["status"] == "fulfilled" and task["model_id"] == SPEECH
+    assert task["result"]["sha256"] == hashlib.sha256(wav).hexdigest() == r.response.headers["x-flownet-sha256"]
+    # pcm: the samples alone, and faster speech is shorter.
+    pcm = c.audio.speech.create(model=SPEECH, voice="joe", input=text, response_format="pcm", speed=1.5).read()
+    assert pcm[:4] != b"RIFF" and len(pcm) % 2 == 0
+    assert len(pcm) < (len(wav) - 44) * 0.85
+
+
+def test_bad_speech_requests_are_refused_before_payment(market):
+    c = client(market, market.keys["rich"])
+    with pytest.raises(openai.BadRequestError) as e:
+        c.audio.speech.create(model=SPEECH, voice="alloy", input="  ")
+    assert e.value.code == "invalid_input"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.audio.speech.create(model=SPEECH, voice="alloy", input="hello", response_format="mp3")
+    assert e.value.code == "unsupported_response_format"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.audio.speech.create(model=SPEECH, voice="alloy", input="hello", speed=9)
+    assert e.value.code == "invalid_speed"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.audio.speech.create(model=EMBED, voice="alloy", input="hello")
     assert e.value.code == "wrong_model_kind"
 
 

@@ -70,3 +70,24 @@ export function readLabels(bytes: ArrayBuffer): Prediction[] | null {
     return null;
   }
 }
+
+/** Whether `bytes` is a WAV file (RIFF … WAVE). */
+export function isWav(bytes: Uint8Array): boolean {
+  const text = (a: number, b: number) => String.fromCharCode(...bytes.subarray(a, b));
+  return bytes.length >= 44 && text(0, 4) === "RIFF" && text(8, 12) === "WAVE";
+}
+
+/** A PCM WAV file's length in seconds, from its header (the first `fmt ` and `data`
+ * chunks). */
+export function wavSeconds(bytes: Uint8Array): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let byteRate = 0;
+  for (let at = 12; at + 8 <= bytes.length; ) {
+    const id = String.fromCharCode(...bytes.subarray(at, at + 4));
+    const size = view.getUint32(at + 4, true);
+    if (id === "fmt " && at + 16 <= bytes.length) byteRate = view.getUint32(at + 16, true);
+    if (id === "data") return byteRate > 0 ? Math.min(size, bytes.length - at - 8) / byteRate : 0;
+    at += 8 + size + (size % 2);
+  }
+  return 0;
+}

@@ -18,7 +18,7 @@ import {
 import { type Message, conversationPrompt, displayMime, meteredCost, readChatStream } from "./chat";
 import { type Embeddings, cosine, embeddingMaxUnits, embeddingPrompt, embeddingTexts, readEmbeddings } from "./embed";
 import { type Action, type InputRef, formatAmount, hex } from "./encoding";
-import { IMAGE_KINDS, type Reading, imageProblem, imageType, readLabels, readReading } from "./image";
+import { IMAGE_KINDS, type Reading, imageProblem, imageType, isWav, readLabels, readReading, wavSeconds } from "./image";
 import { proofHeader } from "./pow";
 // FCL is loaded only on Flow: the embedded ledger's page stays small.
 type FlowModule = typeof import("./flow");
@@ -282,7 +282,7 @@ function renderNodes(): void {
 }
 
 /** Kinds the form can ask for: with a text prompt, or an image (`IMAGE_KINDS`). */
-const FORM_KINDS = new Set(["text-to-image", "text-generation", "embedding", ...IMAGE_KINDS]);
+const FORM_KINDS = new Set(["text-to-image", "text-generation", "embedding", "text-to-speech", ...IMAGE_KINDS]);
 
 function renderModelChoice(): void {
   const select = $<HTMLSelectElement>("model");
@@ -320,7 +320,7 @@ function renderNodeChoice(): void {
   $("mapping").textContent = meta ? `How ${model} reads a prompt: ${meta.prompt_mapping}` : "";
   renderChatMode(model);
   const embedding = isEmbeddingModel(model);
-  $("prompt-label").textContent = embedding ? "Texts to embed (one per line)" : "Prompt";
+  $("prompt-label").textContent = embedding ? "Texts to embed (one per line)" : modelKind(model) === "text-to-speech" ? "Text to speak" : "Prompt";
   $<HTMLTextAreaElement>("prompt").rows = embedding ? 5 : 3;
   // A model that reads an image takes a file instead of a prompt.
   const image = takesImage(model);
@@ -543,7 +543,17 @@ async function showResult(task: Task): Promise<void> {
   const kind = modelKind(task.model_id);
   const reading = kind === "ocr" ? readReading(bytes) : null;
   const labels = kind === "image-classification" ? readLabels(bytes) : null;
-  if (reading) {
+  const wav = kind === "text-to-speech" && isWav(new Uint8Array(bytes));
+  if (wav) {
+    const url = URL.createObjectURL(new Blob([bytes], { type: "audio/wav" }));
+    view = el(
+      "div",
+      { class: "speech-output" },
+      el("audio", { controls: "", src: url, id: "result-audio", "aria-label": `Speech of task ${task.id}` }),
+      el("p", { class: "small", id: "result-duration" }, `${wavSeconds(new Uint8Array(bytes)).toFixed(2)} s of speech`),
+      el("a", { href: url, download: `task-${task.id}.wav` }, "Download the WAV file"),
+    );
+  } else if (reading) {
     view = readingView(reading);
   } else if (labels) {
     view = el(

@@ -4,7 +4,7 @@
 import { strict as assert } from "node:assert";
 import { test } from "node:test";
 
-import { imageProblem, imageType, readLabels, readReading } from "../src/image.js";
+import { imageProblem, imageType, isWav, readLabels, readReading, wavSeconds } from "../src/image.js";
 
 const enc = (s: string) => new TextEncoder().encode(s).buffer as ArrayBuffer;
 
@@ -33,4 +33,26 @@ test("classifier labels are read from their JSON", () => {
   const labels = readLabels(enc(JSON.stringify({ model: "m", labels: [{ index: 3, label: "cat", score: 0.7 }] })));
   assert.deepEqual(labels, [{ index: 3, label: "cat", score: 0.7 }]);
   assert.equal(readLabels(enc(JSON.stringify({ text: "x" }))), null);
+});
+
+test("a WAV file's length comes from its header", () => {
+  // flownet-infer's speech::wav: 16-bit mono at 22,050 Hz, one second of samples.
+  const samples = 22050;
+  const bytes = new Uint8Array(44 + samples * 2);
+  const view = new DataView(bytes.buffer);
+  bytes.set(new TextEncoder().encode("RIFF"), 0);
+  view.setUint32(4, 36 + samples * 2, true);
+  bytes.set(new TextEncoder().encode("WAVEfmt "), 8);
+  view.setUint32(16, 16, true);
+  view.setUint16(20, 1, true);
+  view.setUint16(22, 1, true);
+  view.setUint32(24, 22050, true);
+  view.setUint32(28, 44100, true);
+  view.setUint16(32, 2, true);
+  view.setUint16(34, 16, true);
+  bytes.set(new TextEncoder().encode("data"), 36);
+  view.setUint32(40, samples * 2, true);
+  assert.equal(isWav(bytes), true);
+  assert.equal(wavSeconds(bytes), 1);
+  assert.equal(isWav(new TextEncoder().encode("RIFF....AVI LIST")), false);
 });

@@ -5,6 +5,7 @@ mod chat;
 mod embed;
 mod ledger_verify;
 mod ocr;
+mod speech;
 #[cfg(feature = "flow")]
 mod sponsor_flow;
 #[cfg(feature = "flow")]

@@ -10,6 +10,7 @@ pub const MOBILENET: &str = "mobilenet-v2";
 pub const SMOLLM2: &str = "smollm2-135m-instruct";
 pub const MINILM: &str = "all-minilm-l6-v2";
 pub const PPOCR: &str = "pp-ocrv4";
+pub const PIPER: &str = "piper-joe-medium";
 
 const SETUP_HINT: &str = "the integration tests need the models and ONNX Runtime: run `eval \"$(scripts/setup.sh)\"` from the workspace root first";
 
@@ -54,7 +55,7 @@ pub fn engine() -> &'static OnnxEngine {
         let options = if smollm2_present() {
             options()
         } else {
-            options().with_models([TERRAIN, MOBILENET, MINILM, PPOCR])
+            options().with_models([TERRAIN, MOBILENET, MINILM, PPOCR, PIPER])
         };
         let engine = OnnxEngine::load(&dir, &options).unwrap_or_else(|e| {
             panic!(
@@ -62,7 +63,7 @@ pub fn engine() -> &'static OnnxEngine {
                 dir.display()
             )
         });
-        for id in [TERRAIN, MOBILENET, MINILM, PPOCR] {
+        for id in [TERRAIN, MOBILENET, MINILM, PPOCR, PIPER] {
             assert!(
                 engine.manifest(id).is_some(),
                 "model {id} is missing from {}; {SETUP_HINT}",

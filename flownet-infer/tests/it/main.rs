@@ -10,4 +10,5 @@ mod llm;
 mod manifest;
 mod ocr;
 mod runtime;
+mod speech;
 mod terrain;
