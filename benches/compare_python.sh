@@ -15,7 +15,8 @@ rust="$("${CARGO_TARGET_DIR:-target}"/release/infer-compare --threads "$THREADS"
 python="$(.venv/bin/python benches/python/infer_bench.py --threads "$THREADS" --iters "$ITERS")"
 python="$python
 $(.venv/bin/python benches/python/embed_ref.py --bench --threads "$THREADS" --iters "$(( ITERS < 20 ? ITERS : 20 ))")
-$(.venv/bin/python benches/python/ocr_ref.py --bench --threads "$THREADS" --iters "$(( ITERS < 10 ? ITERS : 10 ))")"
+$(.venv/bin/python benches/python/ocr_ref.py --bench --threads "$THREADS" --iters "$(( ITERS < 10 ? ITERS : 10 ))")
+$(.venv/bin/python benches/python/tts_ref.py --bench --threads "$THREADS" --iters "$(( ITERS < 5 ? ITERS : 5 ))")"
 RUST="$rust" PY="$python" .venv/bin/python - <<'PY'
 import json, os
 rust = {r["model"]: r for r in map(json.loads, os.environ["RUST"].splitlines())}
@@ -23,7 +24,7 @@ py = {r["model"]: r for r in map(json.loads, os.environ["PY"].splitlines())}
 print(f"{'model':<24}{'threads':>8}{'rust ms':>10}{'python ms':>11}{'rust/python':>13}{'rust request ms':>17}")
 for model in sorted(rust.keys() & py.keys()):
     r, p = rust[model], py[model]
-    if "sentences_per_s" in r or "images_per_s" in r:
+    if "sentences_per_s" in r or "images_per_s" in r or "real_time_factor" in r:
         continue
     ratio = r["ms_per_item_p50"] / p["ms_per_item_p50"]
     print(f"{model:<24}{r['threads']:>8}{r['ms_per_item_p50']:>10.2f}{p['ms_per_item_p50']:>11.2f}{ratio:>13.2f}{r['request_ms_p50']:>17.2f}")
@@ -39,4 +40,9 @@ for model in sorted(rust.keys() & py.keys()):
         print(f"\n{model}: {r['images']} rendered pages, {r['threads']} threads, whole pipeline "
               f"(decode, detect, classify, recognise): rust {r['images_per_s']:.2f} images/s, "
               f"python {p['images_per_s']:.2f} images/s, rust/python {ratio:.2f}x")
+    if "real_time_factor" in r:
+        ratio = p["real_time_factor"] / r["real_time_factor"]
+        print(f"\n{model}: {r['audio_s']:.2f} s of speech (python's {p['audio_s']:.2f} s; VITS samples noise), {r['threads']} threads, "
+              f"whole pipeline (phonemize, run, encode): rust real-time factor {r['real_time_factor']:.4f}, "
+              f"python {p['real_time_factor']:.4f} (lower is faster), python/rust {ratio:.2f}x")
 PY

@@ -9,6 +9,11 @@ use flownet_infer::{EngineOptions, OnnxEngine, default_models_dir};
 
 const EMBED: &str = "all-minilm-l6-v2";
 const OCR: &str = "pp-ocrv4";
+const SPEECH: &str = "piper-joe-medium";
+/// The speech benchmark's text: the one `benches/python/tts_ref.py --bench` speaks.
+const SPEECH_TEXT: &str = "FlowNet lets anyone pay a node to run a model, and get the answer back in seconds. \
+The node is paid from escrow when it delivers; if it does not, the money comes back. \
+Ratings build each node's reputation over time.";
 
 fn main() -> Result<()> {
     let mut threads = 1usize;
@@ -87,6 +92,28 @@ fn main() -> Result<()> {
                 "model": OCR, "threads": threads, "iters": times.len(),
                 "images": requests.len(),
                 "images_per_s": (requests.len() as f64 / (p50(&times) / 1000.0) * 100.0).round() / 100.0,
+            })
+        );
+    }
+    // Speech: the whole pipeline (phonemize, run each sentence, encode the WAV) over
+    // the benchmark's three sentences: compute seconds per second of audio.
+    if engine.manifest(SPEECH).is_some() {
+        let request = flownet_core::InferenceRequest {
+            model_id: SPEECH.into(),
+            prompt: SPEECH_TEXT.into(),
+            params: serde_json::Map::new(),
+            input: None,
+        };
+        let out = engine.infer_blocking(&request)?;
+        let seconds = out.metadata["seconds"].as_f64().unwrap_or(0.0);
+        anyhow::ensure!(seconds > 0.0, "the voice said nothing");
+        let times = time(iters.min(5), || engine.infer_blocking(&request).map(drop))?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": SPEECH, "threads": threads, "iters": times.len(),
+                "audio_s": (seconds * 100.0).round() / 100.0,
+                "real_time_factor": (p50(&times) / 1000.0 / seconds * 10_000.0).round() / 10_000.0,
             })
         );
     }
