@@ -683,7 +683,7 @@ pub async fn inputs(
         Err(e) if image => {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "image_too_large",
+                "request_too_large",
                 format!(
                     "this gateway holds images of at most {} bytes ({e})",
                     g.config.max_image_bytes
@@ -702,7 +702,7 @@ pub async fn inputs(
     if bytes.len() > g.config.max_body_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            "request_too_large",
             format!(
                 "a conversation held here is at most {} bytes",
                 g.config.max_body_bytes
@@ -743,7 +743,7 @@ async fn hold_image(g: &Gateway, headers: &HeaderMap, bytes: Bytes) -> ApiResult
     if bytes.len() > g.config.max_image_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "image_too_large",
+            "request_too_large",
             format!(
                 "this gateway holds images of at most {} bytes",
                 g.config.max_image_bytes

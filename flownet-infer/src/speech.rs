@@ -91,6 +91,9 @@ impl Speaker {
                 "a Piper voice takes input, input_lengths and scales, not {names:?}"
             )));
         }
+        // Without the phonemizer the voice cannot say anything: skip it at load time
+        // (with the reason) rather than fail every task.
+        espeak_version().map_err(|e| unsupported(e.to_string()))?;
         let bytes = manifest.verify_file("voice")?;
         let path = manifest.file_path("voice").unwrap_or_default();
         let config: VoiceConfig = serde_json::from_slice(&bytes)
@@ -273,15 +276,42 @@ pub fn clauses(text: &str) -> Vec<(String, Option<char>)> {
     out
 }
 
+/// The espeak-ng binary's version line, or why it cannot be run.
+pub fn espeak_version() -> Result<String> {
+    let binary = espeak_binary();
+    let out = Command::new(&binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::Phonemizer(format!(
+                "{} cannot be run ({e}): install Debian's espeak-ng (scripts/setup.sh does) or set {ESPEAK_ENV}",
+                binary.to_string_lossy()
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(Error::Phonemizer(format!(
+            "{} --version failed: {}",
+            binary.to_string_lossy(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn espeak_binary() -> std::ffi::OsString {
+    std::env::var_os(ESPEAK_ENV)
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "espeak-ng".into())
+}
+
 /// One clause's IPA from `espeak-ng -q --ipa -v <voice>` (the text on its stdin), its
 /// lines joined by spaces.
 fn espeak(clause: &str, voice: &str) -> Result<String> {
     if clause.trim().is_empty() {
         return Ok(String::new());
     }
-    let binary = std::env::var_os(ESPEAK_ENV)
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "espeak-ng".into());
+    let binary = espeak_binary();
     let mut child = Command::new(&binary)
         .args(["-q", "--ipa", "-v", voice])
         .stdin(Stdio::piped())

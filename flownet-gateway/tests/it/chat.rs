@@ -683,4 +683,37 @@ async fn the_input_store_holds_only_bounded_conversations() {
         .post_raw("/api/inputs", "application/json", conversation)
         .await;
     assert_eq!(status, 200, "{text}");
+
+    // Images for the models that read one: past the body limit (up to their own), and
+    // only what decodes.
+    let mut noise = image::RgbImage::new(200, 200);
+    for (i, p) in noise.pixels_mut().enumerate() {
+        *p = image::Rgb([(i * 7) as u8, (i * 13 / 3) as u8, (i * 31 % 251) as u8]);
+    }
+    let mut png = Vec::new();
+    noise
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    assert!(png.len() > 64 * 1024, "{} bytes", png.len());
+    let (status, text) = c.post_raw("/api/inputs", "image/png", png.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    let held: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (held["width"].as_u64(), held["height"].as_u64()),
+        (Some(200), Some(200))
+    );
+    assert_eq!(held["size"].as_u64(), Some(png.len() as u64));
+    assert_eq!(
+        held["sha256"].as_str().unwrap(),
+        flownet_core::crypto::sha256(&png).to_hex()
+    );
+    for (body, status, code) in [
+        (b"not a png".to_vec(), 400, "invalid_image"),
+        (vec![0x89; 5 * 1024 * 1024], 413, "request_too_large"),
+    ] {
+        let (got, text) = c.post_raw("/api/inputs", "image/png", body).await;
+        assert_eq!(got, status, "{text}");
+        let e: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(e["error"]["code"], code, "{text}");
+    }
 }
