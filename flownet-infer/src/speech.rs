@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn samples_are_scaled_to_the_loudest() {
         assert_eq!(to_i16(&[0.5, -0.25, 0.0]), [32767, -16383, 0]);
-        // Near silence is not blown up past x3276.7.
-        assert_eq!(to_i16(&[0.001]), [3]);
+        // Near silence is scaled by at most 32767 / 0.01, not up to full scale.
+        assert_eq!(to_i16(&[0.001]), [3276]);
     }
 }
