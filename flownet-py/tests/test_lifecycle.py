@@ -226,7 +226,7 @@ def test_a_python_ocr_handler_gets_the_image_and_its_lines_become_the_reading(le
     sizes: List[Any] = []
 
     @node.model("sizer", price="0.2", kind="ocr")
-    def sizer(image: bytes, params: Dict[str, Any]) -> List[Dict[str, Any]]:
+    def sizer(image: bytes, params: Dict[str, Any]) -> List[Any]:
         """Reads nothing: says the image's size, as a line in its top half."""
         with Image.open(io.BytesIO(image)) as im:
             sizes.append(im.size)
