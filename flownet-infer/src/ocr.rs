@@ -396,25 +396,37 @@ pub fn det_size(w: u32, h: u32) -> (u32, u32) {
 fn bgr_tensor(image: &RgbImage, width: usize) -> Array4<f32> {
     let height = image.height() as usize;
     let mut tensor = Array4::<f32>::zeros((1, 3, height, width));
-    for (x, y, p) in image.enumerate_pixels() {
-        for c in 0..3 {
-            tensor[(0, c, y as usize, x as usize)] = f32::from(p[2 - c]) / 127.5 - 1.0;
-        }
+    if let Some(out) = tensor.as_slice_mut() {
+        write_bgr(image, out, width, height);
     }
     tensor
+}
+
+/// Writes `image` into `out`, one `[3, height, row]` plane set (BGR, [-1, 1]), from
+/// its top left; the rest of each row is left as it is (the zero padding).
+fn write_bgr(image: &RgbImage, out: &mut [f32], row: usize, height: usize) {
+    let plane = height * row;
+    let w = image.width() as usize;
+    for (y, line) in image.as_raw().chunks_exact(w * 3).enumerate().take(height) {
+        for (x, p) in line.chunks_exact(3).enumerate().take(row) {
+            let at = y * row + x;
+            out[at] = f32::from(p[2]) / 127.5 - 1.0;
+            out[plane + at] = f32::from(p[1]) / 127.5 - 1.0;
+            out[2 * plane + at] = f32::from(p[0]) / 127.5 - 1.0;
+        }
+    }
 }
 
 /// Crops resized to `height` keeping their aspect (at most `max_width` wide), in BGR
 /// scaled to [-1, 1], padded with zeros on the right to `width`.
 fn line_batch(crops: &[&RgbImage], height: u32, width: u32, max_width: u32) -> Array4<f32> {
-    let mut tensor = Array4::<f32>::zeros((crops.len(), 3, height as usize, width as usize));
-    for (n, crop) in crops.iter().enumerate() {
-        let w = ((height as f32 * aspect(crop)).ceil() as u32).clamp(1, max_width);
-        let resized = image::imageops::resize(*crop, w, height, FilterType::Triangle);
-        for (x, y, p) in resized.enumerate_pixels() {
-            for c in 0..3 {
-                tensor[(n, c, y as usize, x as usize)] = f32::from(p[2 - c]) / 127.5 - 1.0;
-            }
+    let (h, w) = (height as usize, width as usize);
+    let mut tensor = Array4::<f32>::zeros((crops.len(), 3, h, w));
+    if let Some(out) = tensor.as_slice_mut() {
+        for (n, crop) in crops.iter().enumerate() {
+            let cw = ((height as f32 * aspect(crop)).ceil() as u32).clamp(1, max_width);
+            let resized = image::imageops::resize(*crop, cw, height, FilterType::Triangle);
+            write_bgr(&resized, &mut out[n * 3 * h * w..(n + 1) * 3 * h * w], w, h);
         }
     }
     tensor
@@ -656,6 +668,24 @@ fn into_lines(mut words: Vec<Word>) -> Vec<Line> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tensors_are_bgr_planes_scaled_to_plus_minus_one_and_padded() {
+        let mut image = RgbImage::new(2, 1);
+        image.put_pixel(0, 0, image::Rgb([255, 0, 51]));
+        image.put_pixel(1, 0, image::Rgb([0, 255, 102]));
+        let t = bgr_tensor(&image, 2);
+        assert_eq!(t.shape(), [1, 3, 1, 2]);
+        // Blue first: 51 -> -0.6, then green, then red.
+        assert!((t[(0, 0, 0, 0)] + 0.6).abs() < 1e-6);
+        assert_eq!(t[(0, 1, 0, 1)], 1.0);
+        assert_eq!(t[(0, 2, 0, 0)], 1.0);
+        assert_eq!(t[(0, 2, 0, 1)], -1.0);
+        // A crop narrower than the batch is padded with zeros on the right.
+        let b = line_batch(&[&image], 1, 4, 4);
+        assert_eq!(b.shape(), [1, 3, 1, 4]);
+        assert_eq!(b[(0, 0, 0, 3)], 0.0);
+    }
 
     #[test]
     fn the_detector_input_is_a_multiple_of_32_with_the_short_side_at_736() {
