@@ -3,16 +3,9 @@
 
 use std::{io::Write as _, process::Stdio};
 
-use crate::support::{Flownet, KillOnDrop, free_port};
+use crate::support::Flownet;
 
 const MODEL: &str = "smollm2-135m-instruct";
-
-fn serve(node: &Flownet) -> KillOnDrop {
-    node.spawn(
-        "node",
-        &["node", "serve", "--interval-ms", "100", "--threads", "1"],
-    )
-}
 
 fn ask(user: &Flownet, extra: &[&str]) -> serde_json::Value {
     let mut args = vec![
@@ -32,25 +25,8 @@ fn ask(user: &Flownet, extra: &[&str]) -> serde_json::Value {
 
 #[test]
 fn a_user_machine_chats_with_a_node_machine_paid_per_token() {
-    let node = Flownet::new();
-    let user = Flownet::sharing_ledger_of(&node);
-    node.json("node", &["init"]);
-    user.json("alice", &["init"]);
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
-    node.json(
-        "node",
-        &[
-            "node",
-            "register",
-            "--name",
-            "llm node",
-            "--endpoint",
-            &endpoint,
-            "--model",
-            &format!("{MODEL}=0.2"),
-        ],
-    );
-    let serving = serve(&node);
+    let (node, user) = Flownet::node_and_user("llm node", &format!("{MODEL}=0.2"));
+    let serving = node.serve_node();
 
     // One question: 16 tokens escrowed at 0.2 per 1,000, the unused ones back.
     let done = ask(&user, &["What is the capital of France?"]);
@@ -183,7 +159,7 @@ fn a_user_machine_chats_with_a_node_machine_paid_per_token() {
 
     // Reproducible: a fresh node process gives the same bytes for the same task.
     drop(serving);
-    let _serving = serve(&node);
+    let _serving = node.serve_node();
     let again = ask(&user, &["What is the capital of France?"]);
     assert_eq!(again["text"], text);
     assert_eq!(again["units"], units);

@@ -1,36 +1,16 @@
 //! Embeddings between two "machines": a node serving all-MiniLM-L6-v2 and a user with
 //! separate data dirs that reach one ledger file, paid per 1,000 tokens read.
 
-use crate::support::{Flownet, free_port};
+use crate::support::Flownet;
 
 const MODEL: &str = "all-minilm-l6-v2";
 
 #[test]
 fn a_user_embeds_texts_paid_per_token_read_with_the_rest_back() {
-    let node = Flownet::new();
-    let user = Flownet::sharing_ledger_of(&node);
-    node.json("node", &["init"]);
-    user.json("alice", &["init"]);
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
-    node.json(
-        "node",
-        &[
-            "node",
-            "register",
-            "--name",
-            "embedder",
-            "--endpoint",
-            &endpoint,
-            "--model",
-            &format!("{MODEL}=0.5"),
-        ],
-    );
+    let (node, user) = Flownet::node_and_user("embedder", &format!("{MODEL}=0.5"));
     let listed = user.json("alice", &["node", "list"]);
     assert!(listed.to_string().contains("thousand_tokens"), "{listed}");
-    let _serving = node.spawn(
-        "node",
-        &["node", "serve", "--interval-ms", "100", "--threads", "1"],
-    );
+    let _serving = node.serve_node();
 
     let texts = [
         "A man is playing a guitar.",

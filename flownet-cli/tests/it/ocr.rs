@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{Flownet, free_port};
+use crate::support::Flownet;
 
 const MODEL: &str = "pp-ocrv4";
 
@@ -37,30 +37,10 @@ fn render(path: &Path, lines: &[(u32, &str)]) {
 
 #[test]
 fn a_user_pays_a_node_to_read_an_image_and_a_blank_one_is_refunded() {
-    let node = Flownet::new();
-    let user = Flownet::sharing_ledger_of(&node);
-    node.json("node", &["init"]);
-    user.json("alice", &["init"]);
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
-    node.json(
-        "node",
-        &[
-            "node",
-            "register",
-            "--name",
-            "reader",
-            "--endpoint",
-            &endpoint,
-            "--model",
-            &format!("{MODEL}=0.25"),
-        ],
-    );
+    let (node, user) = Flownet::node_and_user("reader", &format!("{MODEL}=0.25"));
     let listed = user.json("alice", &["node", "list"]);
     assert!(listed.to_string().contains(MODEL), "{listed}");
-    let _serving = node.spawn(
-        "node",
-        &["node", "serve", "--interval-ms", "100", "--threads", "1"],
-    );
+    let _serving = node.serve_node();
 
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("page.png");

@@ -1,34 +1,14 @@
 //! Text to speech between two "machines": a node serving Piper's joe voice and a user
 //! with separate data dirs that reach one ledger file, paid per task.
 
-use crate::support::{Flownet, free_port};
+use crate::support::Flownet;
 
 const MODEL: &str = "piper-joe-medium";
 
 #[test]
 fn a_user_pays_a_node_to_speak_a_text_and_gets_a_wav() {
-    let node = Flownet::new();
-    let user = Flownet::sharing_ledger_of(&node);
-    node.json("node", &["init"]);
-    user.json("alice", &["init"]);
-    let endpoint = format!("http://127.0.0.1:{}", free_port());
-    node.json(
-        "node",
-        &[
-            "node",
-            "register",
-            "--name",
-            "speaker",
-            "--endpoint",
-            &endpoint,
-            "--model",
-            &format!("{MODEL}=0.05"),
-        ],
-    );
-    let _serving = node.spawn(
-        "node",
-        &["node", "serve", "--interval-ms", "100", "--threads", "1"],
-    );
+    let (node, user) = Flownet::node_and_user("speaker", &format!("{MODEL}=0.05"));
+    let _serving = node.serve_node();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hello.wav");
     let done = user.json(

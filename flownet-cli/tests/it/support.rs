@@ -42,6 +42,40 @@ impl Flownet {
         }
     }
 
+    /// Two "machines" on one ledger file, both initialised: a node (key `node`)
+    /// registered as `name` with the offer `offer` (`model=price`) at a free loopback
+    /// endpoint, and a user (key `alice`). Returns (node, user).
+    pub fn node_and_user(name: &str, offer: &str) -> (Self, Self) {
+        let node = Self::new();
+        let user = Self::sharing_ledger_of(&node);
+        node.json("node", &["init"]);
+        user.json("alice", &["init"]);
+        let endpoint = format!("http://127.0.0.1:{}", free_port());
+        node.json(
+            "node",
+            &[
+                "node",
+                "register",
+                "--name",
+                name,
+                "--endpoint",
+                &endpoint,
+                "--model",
+                offer,
+            ],
+        );
+        (node, user)
+    }
+
+    /// `flownet --key node node serve` on one thread, polling every 100 ms, until the
+    /// handle drops.
+    pub fn serve_node(&self) -> KillOnDrop {
+        self.spawn(
+            "node",
+            &["node", "serve", "--interval-ms", "100", "--threads", "1"],
+        )
+    }
+
     pub fn cmd(&self, key: &str) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_flownet"));
         c.arg("--data-dir")
