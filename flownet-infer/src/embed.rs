@@ -108,12 +108,7 @@ impl Embedder {
         session: &Mutex<Session>,
         request: &InferenceRequest,
     ) -> Result<InferenceOutput> {
-        let source = match &request.input {
-            Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {
-                Error::InvalidInput("the input of an embedding model must be UTF-8 text".into())
-            })?,
-            None => request.prompt.as_str(),
-        };
+        let source = crate::params::text_input(request, "an embedding model")?;
         let texts = embedding::inputs(source).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let budget = crate::params::uint(
             &request.params,

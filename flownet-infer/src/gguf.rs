@@ -213,12 +213,7 @@ impl GgufModel {
     ) -> Result<(Vec<llama_cpp_2::token::LlamaToken>, Sampling)> {
         // A conversation too long for the ledger's prompt comes as the task's input blob
         // (the same JSON, or plain text); the prompt then only labels the task.
-        let source = match &request.input {
-            Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {
-                Error::InvalidInput("the input of a language model must be UTF-8 text".into())
-            })?,
-            None => request.prompt.as_str(),
-        };
+        let source = crate::params::text_input(request, "a language model")?;
         let messages = chat::conversation(source)?;
         let sampling =
             Sampling::from_params(&request.params, &self.defaults, source, self.context_length)?;

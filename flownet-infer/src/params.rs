@@ -102,6 +102,19 @@ pub(crate) fn strings(
     Ok(Some(list))
 }
 
+/// The text a request stands for: its input blob (UTF-8, else an
+/// [`Error::InvalidInput`] naming `model`, e.g. "an embedding model"), else its prompt.
+pub(crate) fn text_input<'a>(
+    request: &'a flownet_core::InferenceRequest,
+    model: &str,
+) -> Result<&'a str> {
+    match &request.input {
+        Some(bytes) => std::str::from_utf8(bytes)
+            .map_err(|_| Error::InvalidInput(format!("the input of {model} must be UTF-8 text"))),
+        None => Ok(request.prompt.as_str()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -132,12 +132,7 @@ impl Speaker {
         session: &Mutex<Session>,
         request: &InferenceRequest,
     ) -> Result<InferenceOutput> {
-        let source = match &request.input {
-            Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {
-                Error::InvalidInput("the input of a speech model must be UTF-8 text".into())
-            })?,
-            None => request.prompt.as_str(),
-        };
+        let source = crate::params::text_input(request, "a speech model")?;
         let text = flownet_core::speech::text_of(source)
             .map_err(|e| Error::InvalidInput(e.to_string()))?;
         let speed = params::float(&request.params, "speed", 0.25..=4.0)?.unwrap_or(1.0);

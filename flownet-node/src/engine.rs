@@ -82,6 +82,16 @@ pub fn precheck(
     let Some(m) = all.iter().find(|m| m.id == model_id) else {
         return Ok(None);
     };
+    // A model that reads text reads the input file (UTF-8) when there is one, else the
+    // prompt; `verb` says what it does with it.
+    let text = |verb: &str| match input {
+        Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {
+            E::InvalidInput(format!(
+                "model {model_id} {verb} text: its input file must be UTF-8 text"
+            ))
+        }),
+        None => Ok(prompt),
+    };
     match (m.kind, input) {
         (TaskKind::TextToImage, Some(_)) => Err(E::InvalidInput(format!(
             "model {model_id} makes an image from a text prompt: it takes no input file"
@@ -107,27 +117,9 @@ pub fn precheck(
                     )
                 })
         }
-        (TaskKind::TextToSpeech, input) => {
-            let source = match input {
-                Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {
-                    E::InvalidInput(format!(
-                        "model {model_id} speaks text: its input file must be UTF-8 text"
-                    ))
-                })?,
-                None => prompt,
-            };
-            flownet_core::speech::text_of(source).map(|_| None)
-        }
-        (TaskKind::Embedding, input) => {
-            let source = match input {
-                Some(bytes) => std::str::from_utf8(bytes).map_err(|_| {
-                    E::InvalidInput(format!(
-                        "model {model_id} embeds text: its input file must be UTF-8 text"
-                    ))
-                })?,
-                None => prompt,
-            };
-            let texts = flownet_core::embedding::inputs(source)?;
+        (TaskKind::TextToSpeech, _) => flownet_core::speech::text_of(text("speaks")?).map(|_| None),
+        (TaskKind::Embedding, _) => {
+            let texts = flownet_core::embedding::inputs(text("embeds")?)?;
             Ok(Some(flownet_core::embedding::max_units(
                 &texts,
                 m.context_length.map(u64::from),
